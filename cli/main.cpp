@@ -1,0 +1,106 @@
+// wlbtune: the executable is the library plus this main(). The one place that catches errors,
+// prints them and maps them to the exit codes documented in docs/cli.md.
+#include "cli/command.hpp"
+#include "kernels/device_query.hpp"
+#include "runtime/atomic_file.hpp"
+#include "runtime/error.hpp"
+#include "runtime/provenance.hpp"
+#include "wlb/build_info.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <exception>
+#include <vector>
+
+namespace {
+
+std::string version_text() {
+    using namespace wlb::build_info;
+    std::string s = fmt::format("wlbtune {}\n", version);
+    s += fmt::format("  build: {} ({})\n", build_type, compiler);
+    if (with_cuda) {
+        s += fmt::format("  CUDA: on, toolkit {} (architectures {})\n", cuda_version,
+                         cuda_architectures);
+        s += fmt::format("  NCCL: {}\n", *nccl_version ? nccl_version : "not found");
+        s += fmt::format("  CUPTI: {}\n", *cupti_version ? cupti_version : "not found");
+    } else {
+        s += "  CUDA: off (NCCL, CUPTI: off)\n";
+    }
+    s += fmt::format("  MPI: {}\n", with_mpi ? fmt::format("on (MPI standard {})", mpi_version) : "off");
+    auto devices = wlb::kernels::query_devices();
+    if (devices.devices.empty()) {
+        s += fmt::format("  devices: none ({})\n", devices.reason);
+    } else {
+        for (const auto& d : devices.devices)
+            s += fmt::format("  device {}: {} (sm_{}{}, {:.1f} GiB, {} SMs)\n", d.index, d.name,
+                             d.compute_major, d.compute_minor,
+                             static_cast<double>(d.memory_bytes) / (1024.0 * 1024.0 * 1024.0),
+                             d.multiprocessors);
+    }
+    return s;
+}
+
+void report_error(const wlb::cli::error_sink& sink, std::string_view kind, int code,
+                  const std::string& message) {
+    fmt::print(stderr, "wlbtune: error: {}\n", message);
+    if (!sink.json_stdout && sink.json_path.empty())
+        return;
+    auto j = wlb::runtime::report_header("wlbtune.error/1", {});
+    j["error"] = {{"kind", kind}, {"exit_code", code}, {"message", message}};
+    try {
+        if (sink.json_stdout)
+            fmt::print("{}\n", j.dump(2));
+        else
+            wlb::runtime::write_file_atomic(sink.json_path, j.dump(2) + "\n");
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "wlbtune: error: could not write the error report: {}\n", e.what());
+    }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    wlb::runtime::set_command_line(argc, argv);
+    CLI::App app{"wlbtune: profile and tune workload balance of long-context LLM training with "
+                 "4D parallelism (TP, CP, PP, DP)",
+                 "wlbtune"};
+    app.footer("Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input, 4 runtime failure.\n"
+               "Run 'wlbtune <command> --help' for a command's options.");
+    bool show_version = false;
+    app.add_flag("--version", show_version, "Print the version and the build's options");
+    app.require_subcommand(0, 1);
+
+    wlb::cli::error_sink sink;
+    const std::vector<wlb::cli::registered_command> commands = {
+        wlb::cli::register_layout(app, sink),
+    };
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        int rc = app.exit(e);
+        return rc == 0 ? 0 : static_cast<int>(wlb::exit_code::usage);
+    }
+    if (show_version) {
+        fmt::print("{}", version_text());
+        return 0;
+    }
+    try {
+        for (const auto& command : commands) {
+            if (command.sub->parsed()) {
+                command.run();
+                return 0;
+            }
+        }
+        fmt::print("{}", app.help());
+        return static_cast<int>(wlb::exit_code::usage);
+    } catch (const wlb::error& e) {
+        report_error(sink, e.kind(), static_cast<int>(e.code()), e.what());
+        return static_cast<int>(e.code());
+    } catch (const std::exception& e) {
+        report_error(sink, "internal", 1, fmt::format("internal error: {}", e.what()));
+        return static_cast<int>(wlb::exit_code::internal);
+    }
+}

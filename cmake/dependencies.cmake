@@ -1,0 +1,18 @@
+# Third-party libraries, all from Debian's packages (scripts/install-deps.sh installs them).
+set(_wlb_fix "run scripts/install-deps.sh (Debian packages) and configure again")
+find_package(fmt REQUIRED)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(ZLIB REQUIRED)
+if(WLB_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+# xxHash (XXH3) hashes input files for the provenance every JSON report carries.
+find_path(XXHASH_INCLUDE_DIR xxhash.h)
+find_library(XXHASH_LIBRARY xxhash)
+if(NOT XXHASH_INCLUDE_DIR OR NOT XXHASH_LIBRARY)
+  message(FATAL_ERROR "xxHash not found. Fix: ${_wlb_fix} (libxxhash-dev)")
+endif()
+add_library(wlb_xxhash INTERFACE)
+target_include_directories(wlb_xxhash INTERFACE ${XXHASH_INCLUDE_DIR})
+target_link_libraries(wlb_xxhash INTERFACE ${XXHASH_LIBRARY})
