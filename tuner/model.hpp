@@ -1,0 +1,42 @@
+// Model shapes (design.md section 4, "Work"): presets as data, custom models from JSON.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wlb::tuner {
+
+/// A decoder-only transformer (Llama family: RMSNorm, rotary, grouped-query attention, SwiGLU).
+struct model_config {
+    std::string name;
+    int layers = 0;
+    int hidden = 0;
+    int heads = 0;
+    int kv_heads = 0;
+    int ffn = 0;          ///< MLP inner size
+    int vocab = 0;
+    bool gated_mlp = true; ///< SwiGLU: three hidden x ffn matrices instead of two
+    std::string source;    ///< where the shape comes from
+
+    [[nodiscard]] int head_dim() const noexcept { return heads > 0 ? hidden / heads : 0; }
+    /// Parameters of one transformer layer (weights only, no norms).
+    [[nodiscard]] double layer_params() const noexcept;
+    /// All parameters: layers plus input embedding and output layer (untied).
+    [[nodiscard]] double total_params() const noexcept;
+};
+
+/// Names of the built-in presets: 550m, 7b, 30b, 70b, llama3-8b, llama3-70b, llama3-405b.
+std::vector<std::string> model_preset_names();
+/// A preset by name; throws wlb::input_error listing the known names.
+model_config model_preset(std::string_view name);
+/// A preset name or a path to a JSON file with the fields of model_config.
+model_config load_model(const std::string& name_or_path);
+/// Parses and validates; `where` names the file for errors ("x.json").
+model_config model_from_json(const nlohmann::json& j, std::string_view where);
+nlohmann::json to_json(const model_config& m);
+
+} // namespace wlb::tuner
