@@ -25,9 +25,8 @@
 #include "tuner/hardware.hpp"
 #include "tuner/model.hpp"
 
-#include <nlohmann/json_fwd.hpp>
-
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 
 namespace wlb::tuner {
 
