@@ -39,9 +39,9 @@ std::string_view to_string(context_policy p) noexcept;
 struct stream_options {
     std::int64_t context_tokens = 131072; ///< the context window C, > 0
     context_policy policy = context_policy::truncate;
-    std::optional<std::uint64_t> shuffle_seed; ///< nullopt: the stored order
-    std::int64_t max_documents = 0;            ///< source documents to read; 0 = all
-    std::int64_t max_tokens = 0;               ///< emitted tokens to reach; 0 = no limit
+    std::optional<std::uint64_t> shuffle_seed = std::nullopt; ///< nullopt: the stored order
+    std::int64_t max_documents = 0;                           ///< source documents to read; 0 = all
+    std::int64_t max_tokens = 0; ///< emitted tokens to reach; 0 = no limit
 };
 
 /// What the stream has done since construction or the last rewind().

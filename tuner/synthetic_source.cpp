@@ -182,16 +182,30 @@ synthetic_source::synthetic_source(synthetic_params params)
     : m_params(params), m_engine(params.seed) {}
 
 double synthetic_source::draw() {
+    const auto max = static_cast<double>(m_params.max_tokens);
+    const auto lognormal = [&] {
+        // redrawn while above max (the lognormal truncated at max)
+        double x = max;
+        for (int tries = 0; tries < 64; ++tries) {
+            x = std::exp(m_params.mu + m_params.sigma * standard_normal(m_engine));
+            if (x < max + 0.5)
+                return x;
+        }
+        return max;
+    };
     switch (m_params.kind) {
     case synthetic_params::shape::lognormal:
-        return std::exp(m_params.mu + m_params.sigma * standard_normal(m_engine));
+        return lognormal();
     case synthetic_params::shape::mixture:
         if (uniform_unit(m_engine) < m_params.weight) {
-            // Pareto by inversion: u in (0, 1]
-            const double u = static_cast<double>((m_engine() >> 11) + 1) * 0x1.0p-53;
-            return m_params.xmin * std::pow(u, -1.0 / m_params.alpha);
+            // Pareto(xmin, alpha) truncated to [xmin, max], by inversion of its CDF
+            if (m_params.xmin >= max)
+                return max;
+            const double u = uniform_unit(m_engine);
+            const double tail_mass = 1.0 - std::pow(m_params.xmin / max, m_params.alpha);
+            return m_params.xmin * std::pow(1.0 - u * tail_mass, -1.0 / m_params.alpha);
         }
-        return std::exp(m_params.mu + m_params.sigma * standard_normal(m_engine));
+        return lognormal();
     case synthetic_params::shape::wlbllm: {
         const double u = uniform_unit(m_engine);
         const auto& k = wlbllm_knots;
@@ -199,7 +213,7 @@ double synthetic_source::draw() {
         while (i + 1 < k.size() && u >= k[i].fraction)
             ++i;
         const double t = (u - k[i - 1].fraction) / (k[i].fraction - k[i - 1].fraction);
-        return k[i - 1].tokens + t * (k[i].tokens - k[i - 1].tokens);
+        return std::min(max, k[i - 1].tokens + t * (k[i].tokens - k[i - 1].tokens));
     }
     }
     return 1;
@@ -209,12 +223,8 @@ std::optional<std::int64_t> synthetic_source::next() {
     if (m_drawn >= m_params.documents)
         return std::nullopt;
     ++m_drawn;
-    const auto max = static_cast<double>(m_params.max_tokens);
-    double x = draw();
-    for (int tries = 0; !(x < max + 0.5) && tries < 64; ++tries)
-        x = draw();
-    const std::int64_t tokens =
-        std::isfinite(x) && x < max + 0.5 ? std::llround(x) : m_params.max_tokens;
+    const double x = draw();
+    const std::int64_t tokens = std::isfinite(x) ? std::llround(x) : m_params.max_tokens;
     return std::clamp<std::int64_t>(tokens, 1, m_params.max_tokens);
 }
 

@@ -2,7 +2,7 @@
 // platforms: the random bits come from std::mt19937_64's raw output (fixed by the standard) and
 // are turned into lengths by the small generators in this file (not std:: distributions, whose
 // algorithms differ between standard libraries). The transforms use std::log, std::exp,
-// std::sqrt and std::cos; sqrt is exact in IEEE arithmetic and glibc's log/exp/cos are
+// std::pow, std::sqrt and std::cos; sqrt is exact in IEEE arithmetic and glibc's log/exp/cos are
 // correctly rounded in practice, so a different libm could at most move a length that lands
 // within one ulp of a rounding boundary.
 //
@@ -16,8 +16,11 @@
 //       a preset shaped like WLB-LLM's long-context data (the reference distribution in
 //       docs/data.md): inverse-CDF sampling of a piecewise-linear quantile function with knots
 //       read off the reference file. See wlbllm_quantile_knots().
-// Lengths are at least 1 and at most `max`: a draw above `max` is drawn again (up to 64 times,
-// then set to `max`), so the distribution is truncated, not piled up at `max`.
+// Lengths are rounded to the nearest integer and are at least 1 and at most `max`, by truncating
+// each component rather than piling lengths up at `max`: a lognormal draw above `max` is drawn
+// again (up to 64 times, then set to `max`); the Pareto tail is sampled by inverting the CDF of
+// the Pareto law truncated to [xmin, max]. So in a mixture the share of tail documents is
+// exactly `weight` whatever `max` is.
 #pragma once
 
 #include "tuner/document_source.hpp"
