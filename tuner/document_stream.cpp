@@ -124,7 +124,7 @@ std::string document_stream::describe() const {
     std::string order = m_options.shuffle_seed
                             ? fmt::format("shuffled (seed {})", *m_options.shuffle_seed)
                             : std::string("as stored");
-    return fmt::format("{}, {} order, context {} ({})", m_source->describe(), order,
+    return fmt::format("{}, order {}, context {} ({})", m_source->describe(), order,
                        m_options.context_tokens, to_string(m_options.policy));
 }
 
