@@ -39,10 +39,12 @@ std::string shown(std::string_view s) {
 }
 
 // A length from its text: an integer, or a number with a fraction/exponent whose value is
-// integral. `where` is "FILE:LINE" (plus a column) for the error.
-std::int64_t parse_length(std::string_view text, const std::string& where) {
+// integral. `where_of()` gives "FILE:LINE" (plus a column) for an error; it is only called on
+// an error, so the common path formats nothing.
+template <typename Where>
+std::int64_t parse_length(std::string_view text, const Where& where_of) {
     if (text.empty())
-        throw input_error(where, "expected a document length, found nothing");
+        throw input_error(where_of(), "expected a document length, found nothing");
     std::int64_t value = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (ec == std::errc() && end == text.data() + text.size()) {
@@ -51,30 +53,28 @@ std::int64_t parse_length(std::string_view text, const std::string& where) {
         double d = 0;
         auto [dend, dec] = std::from_chars(text.data(), text.data() + text.size(), d);
         if (dec != std::errc() || dend != text.data() + text.size() || !std::isfinite(d))
-            throw input_error(where, fmt::format("expected a document length (a positive "
-                                                 "integer), found \"{}\"",
-                                                 shown(text)));
+            throw input_error(where_of(), fmt::format("expected a document length (a positive "
+                                                      "integer), found \"{}\"",
+                                                      shown(text)));
         if (d != std::floor(d))
             throw input_error(
-                where, fmt::format("expected an integer document length, found {}", shown(text)));
+                where_of(),
+                fmt::format("expected an integer document length, found {}", shown(text)));
         if (d > static_cast<double>(max_document_tokens) || d < -1e18)
-            throw input_error(where, fmt::format("document length {} is out of range [1, {}]",
-                                                 shown(text), max_document_tokens));
+            throw input_error(where_of(), fmt::format("document length {} is out of range [1, {}]",
+                                                      shown(text), max_document_tokens));
         value = static_cast<std::int64_t>(d);
     }
     if (value < 1 || value > max_document_tokens)
-        throw input_error(where, fmt::format("document length {} is out of range [1, {}]",
-                                             shown(text), max_document_tokens));
+        throw input_error(where_of(), fmt::format("document length {} is out of range [1, {}]",
+                                                  shown(text), max_document_tokens));
     return value;
 }
 
 std::int64_t length_from_json(const nlohmann::json& v, const std::string& where) {
-    if (v.is_number_integer() || v.is_number_unsigned()) {
-        // from the text so that huge values are reported, not wrapped
-        return parse_length(v.dump(), where);
-    }
-    if (v.is_number_float())
-        return parse_length(v.dump(), where);
+    // from the text, so that huge values are reported, not wrapped
+    if (v.is_number())
+        return parse_length(v.dump(), [&] { return where; });
     throw input_error(where, fmt::format("expected a document length (a positive integer), "
                                          "found {} {}",
                                          v.type_name(), shown(v.dump())));
@@ -137,13 +137,13 @@ std::unique_ptr<document_source> open_json_lengths(const std::string& path) {
             while (i < text.size() && text[i] != ',' && text[i] != ']' && text[i] != ' ' &&
                    text[i] != '\t' && text[i] != '\r' && text[i] != '\n')
                 ++i;
-            const std::string token = text.substr(start, i - start);
+            const std::string_view token(text.data() + start, i - start);
             if (token.empty())
                 throw input_error(here(), fmt::format("element {}: expected a document length, "
                                                       "found {}",
                                                       lengths.size(), at()));
-            lengths.push_back(
-                parse_length(token, fmt::format("{} (element {})", here(), lengths.size())));
+            lengths.push_back(parse_length(
+                token, [&] { return fmt::format("{} (element {})", here(), lengths.size()); }));
             skip_ws();
             if (i < text.size() && text[i] == ',') {
                 ++i;
@@ -173,7 +173,7 @@ std::unique_ptr<document_source> open_text_lengths(const std::string& path) {
         s = trim(s);
         if (s.empty())
             return;
-        lengths.push_back(parse_length(s, fmt::format("{}:{}", path, line)));
+        lengths.push_back(parse_length(s, [&] { return fmt::format("{}:{}", path, line); }));
     });
     return std::make_unique<vector_source>(std::move(lengths), "text:" + path);
 }
@@ -287,7 +287,7 @@ std::unique_ptr<document_source> open_csv_lengths(const std::string& path,
         if (index >= fields.size())
             throw input_error(cell_where, fmt::format("the row has {} fields; expected at least {}",
                                                       fields.size(), index + 1));
-        lengths.push_back(parse_length(fields[index], cell_where));
+        lengths.push_back(parse_length(fields[index], [&] { return cell_where; }));
     });
     if (header.empty())
         throw input_error(path, "empty CSV file: expected a header row");
