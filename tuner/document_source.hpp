@@ -13,6 +13,11 @@
 
 namespace wlb::tuner {
 
+/// The longest document length any source accepts (2^31 - 1 tokens, so a length fits an int32
+/// as Megatron stores it). Longer, zero or negative lengths in a lengths file are input errors;
+/// a Megatron .idx may hold empty documents (length 0), which document_stream skips and counts.
+inline constexpr std::int64_t max_document_tokens = 2147483647;
+
 /// A source of document lengths in tokens, in stored order.
 class document_source {
 public:
