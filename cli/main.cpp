@@ -76,6 +76,7 @@ int main(int argc, char** argv) {
     const std::vector<wlb::cli::registered_command> commands = {
         wlb::cli::register_layout(app, sink),
         wlb::cli::register_data(app, sink),
+        wlb::cli::register_pack(app, sink),
     };
 
     try {

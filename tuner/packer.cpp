@@ -1,9 +1,13 @@
 #include "tuner/packer.hpp"
 
 #include "runtime/error.hpp"
+#include "runtime/token_count.hpp"
 #include "tuner/cost_model.hpp"
 
+#include <algorithm>
 #include <array>
+#include <cmath>
+#include <cstdlib>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
@@ -147,6 +151,72 @@ packing_config packing_config_from_json(const nlohmann::json& j, std::string_vie
         throw input_error(where, e.what());
     }
     return c;
+}
+
+std::int64_t parse_smax(std::string_view text, std::int64_t context_tokens) {
+    if (text.empty() || text == "0")
+        return context_tokens;
+    if (text.back() == 'x' || text.back() == 'X') {
+        const std::string number(text.substr(0, text.size() - 1));
+        char* end = nullptr;
+        const double factor = std::strtod(number.c_str(), &end);
+        if (number.empty() || end != number.c_str() + number.size() || !(factor >= 1.0) ||
+            factor > 64.0)
+            throw input_error(fmt::format("--smax \"{}\": expected a multiple of the context "
+                                          "between 1x and 64x (e.g. 1.5x) or a token count",
+                                          text));
+        return static_cast<std::int64_t>(factor * static_cast<double>(context_tokens));
+    }
+    const auto tokens = runtime::parse_token_count(text, "--smax");
+    if (tokens < context_tokens)
+        throw input_error(fmt::format("--smax {} is below the context {}: S_max must hold a "
+                                      "whole context-length document",
+                                      tokens, context_tokens));
+    return tokens;
+}
+
+std::vector<std::int64_t> parse_thresholds(std::string_view text) {
+    std::vector<std::int64_t> out;
+    std::size_t pos = 0;
+    while (pos <= text.size()) {
+        auto comma = text.find(',', pos);
+        if (comma == std::string_view::npos)
+            comma = text.size();
+        out.push_back(runtime::parse_token_count(
+            text.substr(pos, comma - pos), fmt::format("--thresholds item {}", out.size() + 1)));
+        pos = comma + 1;
+    }
+    for (std::size_t i = 1; i < out.size(); ++i)
+        if (out[i] <= out[i - 1])
+            throw input_error(fmt::format("--thresholds \"{}\": thresholds must increase", text));
+    return out;
+}
+
+std::vector<std::int64_t> default_thresholds(int queues, std::int64_t context_tokens) {
+    const auto c = context_tokens;
+    switch (queues) {
+    case 0:
+        return {};
+    case 1:
+        return {c / 4};
+    case 2:
+        return {c * 3 / 16, c / 2};
+    case 3:
+        return {c / 8, c / 4, c / 2};
+    default:
+        break;
+    }
+    if (queues < 0)
+        throw input_error(fmt::format("--queues must be >= 0, found {}", queues));
+    std::vector<std::int64_t> out;
+    for (int i = 0; i < queues; ++i) {
+        const double f = std::exp2(-3.0 + 3.0 * i / queues); // C/8 .. below C
+        const auto t =
+            std::max<std::int64_t>(1, static_cast<std::int64_t>(f * static_cast<double>(c)));
+        if (out.empty() || t > out.back())
+            out.push_back(t);
+    }
+    return out;
 }
 
 std::unique_ptr<packer> make_packer(const packing_config& config, const cost_model& costs) {

@@ -87,6 +87,21 @@ nlohmann::json to_json(const packing_config& c);
 /// The inverse; `where` names the file and JSON path for errors.
 packing_config packing_config_from_json(const nlohmann::json& j, std::string_view where);
 
+/// --smax: "1.5x" (a multiple of the context, >= 1) or a token count ("192k"); "" or "0" means
+/// the context. Throws wlb::input_error naming --smax.
+std::int64_t parse_smax(std::string_view text, std::int64_t context_tokens);
+/// --thresholds: "16k,48k" (token counts, increasing). Throws wlb::input_error naming the item.
+std::vector<std::int64_t> parse_thresholds(std::string_view text);
+/// Default wlb queue thresholds for `queues` queues (1, 2 or 3), as fractions of the context
+/// placed from the length quantiles of the WLB-LLM-shaped sample (docs/benchmarks.md): 1 queue
+/// C/4 (32K at 128K); 2 queues 3C/16, C/2 (24K, 64K); 3 queues C/8, C/4, C/2 (16K, 32K, 64K).
+/// More queues split [C/8, C) evenly in log2. 0 queues: none.
+std::vector<std::int64_t> default_thresholds(int queues, std::int64_t context_tokens);
+/// Default S_max for varlen and wlb: 1.5 x the context.
+[[nodiscard]] constexpr std::int64_t default_smax(std::int64_t context_tokens) noexcept {
+    return context_tokens * 3 / 2;
+}
+
 /// Where a packer draws documents from: returns the next document of the stream stamped with
 /// `drawn_step`, or nullopt at its end (tuner::document_stream::next has this shape).
 using document_pull = std::function<std::optional<runtime::document>(std::int64_t drawn_step)>;

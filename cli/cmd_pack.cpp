@@ -1,0 +1,195 @@
+#include "cli/command.hpp"
+#include "reports/pack_report.hpp"
+#include "runtime/atomic_file.hpp"
+#include "runtime/error.hpp"
+#include "runtime/layout.hpp"
+#include "runtime/token_count.hpp"
+#include "tuner/cost_model.hpp"
+#include "tuner/document_stream.hpp"
+#include "tuner/open_document_source.hpp"
+#include "tuner/pack_run.hpp"
+#include "tuner/plan_io.hpp"
+
+#include <fmt/format.h>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+namespace wlb::cli {
+namespace {
+
+struct pack_options {
+    std::string data = "default";
+    std::string model = "7b";
+    std::string hardware = "h100-sxm";
+    std::string layout = "tp=8,cp=2,pp=4,dp=1";
+    std::string order = std::string(runtime::layout::default_order);
+    std::string context = "128k";
+    std::string context_policy = "truncate";
+    std::optional<std::uint64_t> shuffle_seed;
+    std::string policy = "wlb";
+    int queues = 2;
+    std::string thresholds;
+    std::string smax = "1.5x";
+    int window = 1;
+    int micro_batches = 0;
+    std::int64_t steps = 0;
+    std::string plan_path;
+    std::string json_path;
+    bool json_steps = false;
+    std::vector<std::string> compare;
+};
+
+void run_pack(const pack_options& o) {
+    const auto context = runtime::parse_token_count(o.context, "--context");
+    const auto layout = runtime::layout::parse(o.layout, o.order);
+    const tuner::cost_model costs(tuner::load_model(o.model), tuner::load_hardware(o.hardware),
+                                  layout);
+
+    tuner::packing_config base;
+    base.policy = tuner::parse_packing_policy(o.policy);
+    base.context_tokens = context;
+    base.replicas = layout.dp();
+    base.micro_batches = o.micro_batches > 0 ? o.micro_batches : layout.pp();
+    base.smax_tokens = tuner::parse_smax(o.smax, context);
+    base.thresholds = o.thresholds.empty() ? tuner::default_thresholds(o.queues, context)
+                                           : tuner::parse_thresholds(o.thresholds);
+    base.window = o.window;
+    tuner::validate(base);
+    std::vector<tuner::packing_policy> compare; // checked before anything is written
+    for (const auto& name : o.compare)
+        compare.push_back(tuner::parse_packing_policy(name));
+
+    tuner::stream_options so;
+    so.context_tokens = context;
+    so.policy = tuner::parse_context_policy(o.context_policy);
+    so.shuffle_seed = o.shuffle_seed;
+    const auto spec = tuner::parse_source_spec(o.data);
+    const auto inputs = tuner::source_inputs(spec);
+    tuner::document_stream stream(tuner::open_document_source(o.data), so);
+
+    std::vector<tuner::pack_result> results;
+    std::int64_t documents_read = 0;
+    { // the chosen policy, written to the plan
+        std::unique_ptr<tuner::plan_writer> writer;
+        if (!o.plan_path.empty()) {
+            tuner::plan_header h;
+            h.inputs = inputs;
+            h.layout_spec = layout.spec();
+            h.layout_order = layout.order_string();
+            h.context_tokens = context;
+            h.model = costs.model();
+            h.hardware = costs.hardware();
+            h.data = stream.describe();
+            h.packing = base;
+            writer = std::make_unique<tuner::plan_writer>(o.plan_path, h);
+        }
+        std::vector<runtime::document> waiting;
+        tuner::step_sink sink;
+        if (writer)
+            sink = [&](const runtime::global_batch& b) {
+                writer->write(b);
+            };
+        results.push_back(tuner::pack_stream(stream, base, costs, o.steps, sink, &waiting));
+        documents_read = stream.stats().documents;
+        if (writer)
+            writer->finish(waiting);
+    }
+    for (const auto policy : compare) {
+        auto c = base;
+        c.policy = policy;
+        if (c.policy == base.policy)
+            continue;
+        results.push_back(tuner::pack_stream(stream, c, costs, o.steps));
+        documents_read = std::max(documents_read, stream.stats().documents);
+    }
+
+    reports::pack_context ctx{stream.describe(),     layout.spec(), costs.model().name,
+                              costs.hardware().name, context,       documents_read};
+    if (o.json_path != "-")
+        fmt::print("{}", reports::pack_text(ctx, results));
+    if (!o.json_path.empty())
+        runtime::write_file_atomic(
+            o.json_path, reports::pack_json(ctx, results, inputs, o.json_steps).dump(2) + "\n");
+}
+
+} // namespace
+
+registered_command register_pack(CLI::App& app, error_sink& sink) {
+    auto o = std::make_shared<pack_options>();
+    auto* sub = app.add_subcommand(
+        "pack", "Pack a document stream into training steps under a packing policy, write the "
+                "plan and report predicted imbalance, delay and packing time");
+    sub->add_option("-d,--data", o->data,
+                    std::string("Document source:\n") + std::string(tuner::source_spec_help()))
+        ->capture_default_str();
+    sub->add_option("-m,--model", o->model,
+                    "Model preset (550m, 7b, 30b, 70b, llama3-8b, llama3-70b, llama3-405b) or a "
+                    "model JSON file")
+        ->capture_default_str();
+    sub->add_option("--hardware", o->hardware, "Hardware preset (h100-sxm, h200) or a JSON file")
+        ->capture_default_str();
+    sub->add_option("-l,--layout", o->layout, "Parallel degrees, e.g. tp=8,cp=2,pp=4,dp=1")
+        ->capture_default_str();
+    sub->add_option("--order", o->order, "Axis order, innermost first")->capture_default_str();
+    sub->add_option("-c,--context", o->context, "Sequence length C in tokens (128k = 131072)")
+        ->capture_default_str();
+    sub->add_option("--context-policy", o->context_policy,
+                    "A document longer than the context: truncate or split")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"truncate", "split"}));
+    sub->add_option("--shuffle", o->shuffle_seed,
+                    "Shuffle the dataloader order with this seed (default: stored order)");
+    sub->add_option("-p,--policy", o->policy,
+                    "Packing policy: plain (Megatron fixed-length, documents cut at boundaries), "
+                    "fixed-greedy (fixed-length, balanced over --window steps), varlen (WLB-LLM "
+                    "Algorithm 1 without queues), wlb (with outlier-delay queues), ffd "
+                    "(first-fit-decreasing, NeMo)")
+        ->capture_default_str();
+    sub->add_option("--queues", o->queues,
+                    "wlb: number of outlier queues, thresholds placed by default at C/4 (1), "
+                    "3C/16,C/2 (2) or C/8,C/4,C/2 (3); ignored with --thresholds")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    sub->add_option("--thresholds", o->thresholds,
+                    "wlb: queue lower bounds L1<...<Ln, e.g. 24k,64k (a document of length in "
+                    "[Li, Li+1) waits in queue i)");
+    sub->add_option("--smax", o->smax,
+                    "varlen/wlb: most tokens per micro-batch, a multiple of the context (1.5x) "
+                    "or a token count")
+        ->capture_default_str();
+    sub->add_option("--window", o->window, "fixed-greedy: global batches per packing window")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    sub->add_option("--micro-batches", o->micro_batches,
+                    "Micro-batches per DP replica per step (0: the layout's pp, as WLB-LLM)")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    sub->add_option("-n,--steps", o->steps, "Steps to pack (0: until the data ends)")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    sub->add_option("-o,--output", o->plan_path,
+                    "Write the plan (wlbtune.plan/1 JSON Lines, gzip if it ends in .gz) of "
+                    "--policy to this file ('-' for stdout)");
+    sub->add_option("--json", o->json_path,
+                    "Write the summary as versioned JSON (wlbtune.pack/1) to this file ('-' for "
+                    "stdout)");
+    sub->add_flag("--json-steps", o->json_steps, "Include per-step measures in the JSON summary");
+    sub->add_option("--compare", o->compare,
+                    "Also run these policies on the same documents and print them side by side, "
+                    "e.g. plain,fixed-greedy,varlen,wlb")
+        ->delimiter(',');
+    sub->footer("Examples:\n"
+                "  wlbtune pack --steps 200 --compare plain,fixed-greedy,varlen,wlb\n"
+                "  wlbtune pack --data json:lengths.json --policy wlb --thresholds 24k,64k "
+                "-o plan.jsonl.gz --json summary.json");
+    return {sub, [o, &sink] {
+                sink.json_path = o->json_path == "-" ? "" : o->json_path;
+                sink.json_stdout = o->json_path == "-";
+                if (o->json_path == "-" && o->plan_path == "-")
+                    throw usage_error("--json - and -o - cannot both write to standard output");
+                run_pack(*o);
+            }};
+}
+
+} // namespace wlb::cli
