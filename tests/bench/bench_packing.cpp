@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
     };
     auto none = [](tuner::packing_config&) {
     };
-    const std::int64_t default_smax = smax > 0 ? smax : context * 3 / 2;
+    const std::int64_t default_smax = smax > 0 ? smax : tuner::default_smax(context);
     add("plain", tuner::packing_policy::plain, none);
     for (int w : {1, 2, 4, 8})
         add(fmt::format("fixed-greedy W={}", w), tuner::packing_policy::fixed_greedy,
@@ -124,7 +124,8 @@ int main(int argc, char** argv) {
     if (!thresholds.empty())
         queue_sets = {thresholds};
     else
-        queue_sets = {{32768}, {16384, 49152}, {16384, 32768, 65536}};
+        queue_sets = {tuner::default_thresholds(1, context), tuner::default_thresholds(2, context),
+                      tuner::default_thresholds(3, context)};
     for (const auto& t : queue_sets) {
         std::string names;
         for (auto x : t)
