@@ -86,7 +86,7 @@ run_result run(const packing_config& c, const std::vector<std::int64_t>& lengths
     return r;
 }
 
-std::string describe(const packing_config& c) {
+std::string config_text(const packing_config& c) {
     return fmt::format("{} dp={} mb={} smax={} window={} queues={}", to_string(c.policy),
                        c.replicas, c.micro_batches, c.micro_batch_limit(), c.window,
                        c.thresholds.size());
@@ -155,8 +155,8 @@ TEST_P(PackerProperties, EveryDocumentOnceWithinLimitsAndDelaysAddUp) {
         const auto c = random_config(rng, GetParam());
         const auto lengths = random_lengths(rng, 50 + rng() % 400);
         const auto max_steps = static_cast<std::int64_t>(rng() % 3 == 0 ? 0 : 1 + rng() % 12);
-        SCOPED_TRACE(fmt::format("seed {} {} docs={} steps={}", seed, describe(c), lengths.size(),
-                                 max_steps));
+        SCOPED_TRACE(fmt::format("seed {} {} docs={} steps={}", seed, config_text(c),
+                                 lengths.size(), max_steps));
         const auto r = run(c, lengths, max_steps);
         check_invariants(c, lengths, r, max_steps == 0);
         if (max_steps > 0 && r.pulled < static_cast<std::int64_t>(lengths.size())) {
