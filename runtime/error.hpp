@@ -12,9 +12,8 @@
 //   included (the edges), while this header includes no CUDA, NCCL, CUPTI or MPI header.
 #pragma once
 
-#include <fmt/format.h>
-
 #include <cstdint>
+#include <fmt/format.h>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -33,8 +32,7 @@ enum class exit_code : int {
 /// Base of every wlbtune exception.
 class error : public std::runtime_error {
 public:
-    error(exit_code code, const std::string& message)
-        : std::runtime_error(message), m_code(code) {}
+    error(exit_code code, const std::string& message) : std::runtime_error(message), m_code(code) {}
     [[nodiscard]] exit_code code() const noexcept { return m_code; }
     /// Short machine-readable kind: "usage", "bad_input", "runtime", "internal".
     [[nodiscard]] std::string_view kind() const noexcept;
@@ -81,49 +79,49 @@ namespace detail {
 
 } // namespace wlb
 
-#define WLB_EXPECTS(cond, ...)                                                                    \
-    do {                                                                                          \
-        if (!(cond)) [[unlikely]]                                                                 \
+#define WLB_EXPECTS(cond, ...)                                                                     \
+    do {                                                                                           \
+        if (!(cond)) [[unlikely]]                                                                  \
             ::wlb::detail::expects_failure(#cond, ::fmt::format(__VA_ARGS__), __FILE__, __LINE__); \
     } while (0)
 
-#define WLB_CUDA_CHECK(call)                                                                      \
-    do {                                                                                          \
-        const auto wlb_status_ = (call);                                                          \
-        if (wlb_status_ != cudaSuccess) [[unlikely]]                                              \
-            ::wlb::detail::api_failure("CUDA", static_cast<long long>(wlb_status_),               \
-                                       cudaGetErrorString(wlb_status_), #call, __FILE__,          \
-                                       __LINE__);                                                 \
+#define WLB_CUDA_CHECK(call)                                                                       \
+    do {                                                                                           \
+        const auto wlb_status_ = (call);                                                           \
+        if (wlb_status_ != cudaSuccess) [[unlikely]]                                               \
+            ::wlb::detail::api_failure("CUDA", static_cast<long long>(wlb_status_),                \
+                                       cudaGetErrorString(wlb_status_), #call, __FILE__,           \
+                                       __LINE__);                                                  \
     } while (0)
 
-#define WLB_NCCL_CHECK(call)                                                                      \
-    do {                                                                                          \
-        const auto wlb_status_ = (call);                                                          \
-        if (wlb_status_ != ncclSuccess) [[unlikely]]                                              \
-            ::wlb::detail::api_failure("NCCL", static_cast<long long>(wlb_status_),               \
-                                       ncclGetErrorString(wlb_status_), #call, __FILE__,          \
-                                       __LINE__);                                                 \
+#define WLB_NCCL_CHECK(call)                                                                       \
+    do {                                                                                           \
+        const auto wlb_status_ = (call);                                                           \
+        if (wlb_status_ != ncclSuccess) [[unlikely]]                                               \
+            ::wlb::detail::api_failure("NCCL", static_cast<long long>(wlb_status_),                \
+                                       ncclGetErrorString(wlb_status_), #call, __FILE__,           \
+                                       __LINE__);                                                  \
     } while (0)
 
-#define WLB_CUPTI_CHECK(call)                                                                     \
-    do {                                                                                          \
-        const auto wlb_status_ = (call);                                                          \
-        if (wlb_status_ != CUPTI_SUCCESS) [[unlikely]] {                                          \
-            const char* wlb_text_ = nullptr;                                                      \
-            cuptiGetResultString(wlb_status_, &wlb_text_);                                        \
-            ::wlb::detail::api_failure("CUPTI", static_cast<long long>(wlb_status_),              \
-                                       wlb_text_ ? wlb_text_ : "unknown", #call, __FILE__,        \
-                                       __LINE__);                                                 \
-        }                                                                                         \
+#define WLB_CUPTI_CHECK(call)                                                                      \
+    do {                                                                                           \
+        const auto wlb_status_ = (call);                                                           \
+        if (wlb_status_ != CUPTI_SUCCESS) [[unlikely]] {                                           \
+            const char* wlb_text_ = nullptr;                                                       \
+            cuptiGetResultString(wlb_status_, &wlb_text_);                                         \
+            ::wlb::detail::api_failure("CUPTI", static_cast<long long>(wlb_status_),               \
+                                       wlb_text_ ? wlb_text_ : "unknown", #call, __FILE__,         \
+                                       __LINE__);                                                  \
+        }                                                                                          \
     } while (0)
 
-#define WLB_MPI_CHECK(call)                                                                       \
-    do {                                                                                          \
-        const int wlb_status_ = (call);                                                           \
-        if (wlb_status_ != MPI_SUCCESS) [[unlikely]] {                                            \
-            char wlb_text_[MPI_MAX_ERROR_STRING] = {};                                            \
-            int wlb_len_ = 0;                                                                     \
-            MPI_Error_string(wlb_status_, wlb_text_, &wlb_len_);                                  \
-            ::wlb::detail::api_failure("MPI", wlb_status_, wlb_text_, #call, __FILE__, __LINE__); \
-        }                                                                                         \
+#define WLB_MPI_CHECK(call)                                                                        \
+    do {                                                                                           \
+        const int wlb_status_ = (call);                                                            \
+        if (wlb_status_ != MPI_SUCCESS) [[unlikely]] {                                             \
+            char wlb_text_[MPI_MAX_ERROR_STRING] = {};                                             \
+            int wlb_len_ = 0;                                                                      \
+            MPI_Error_string(wlb_status_, wlb_text_, &wlb_len_);                                   \
+            ::wlb::detail::api_failure("MPI", wlb_status_, wlb_text_, #call, __FILE__, __LINE__);  \
+        }                                                                                          \
     } while (0)

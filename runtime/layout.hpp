@@ -82,9 +82,9 @@ public:
     friend bool operator==(const layout&, const layout&) = default;
 
 private:
-    std::array<int, 4> m_degree{};  // indexed by axis
-    std::array<int, 4> m_stride{};  // indexed by axis: rank stride of one step along the axis
-    std::array<axis, 4> m_order{};  // innermost first
+    std::array<int, 4> m_degree{}; // indexed by axis
+    std::array<int, 4> m_stride{}; // indexed by axis: rank stride of one step along the axis
+    std::array<axis, 4> m_order{}; // innermost first
     int m_vpp = 1;
     int m_world = 1;
 };
