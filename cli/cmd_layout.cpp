@@ -4,9 +4,8 @@
 #include "runtime/layout.hpp"
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
-
 #include <memory>
+#include <nlohmann/json.hpp>
 
 namespace wlb::cli {
 namespace {
@@ -21,9 +20,9 @@ struct layout_options {
 void run_layout(const layout_options& o) {
     auto l = runtime::layout::parse(o.layout, o.order);
     if (o.world_size != 0 && o.world_size != l.world_size())
-        throw input_error(fmt::format(
-            "layout {} has world size {} (tp*cp*pp*dp) but --world-size is {}", l.spec(),
-            l.world_size(), o.world_size));
+        throw input_error(
+            fmt::format("layout {} has world size {} (tp*cp*pp*dp) but --world-size is {}",
+                        l.spec(), l.world_size(), o.world_size));
     if (o.json)
         fmt::print("{}\n", reports::layout_json(l).dump(2));
     else

@@ -7,11 +7,10 @@
 #include "runtime/provenance.hpp"
 #include "wlb/build_info.hpp"
 
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
 #include <exception>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 namespace {
@@ -28,7 +27,8 @@ std::string version_text() {
     } else {
         s += "  CUDA: off (NCCL, CUPTI: off)\n";
     }
-    s += fmt::format("  MPI: {}\n", with_mpi ? fmt::format("on (MPI standard {})", mpi_version) : "off");
+    s += fmt::format("  MPI: {}\n",
+                     with_mpi ? fmt::format("on (MPI standard {})", mpi_version) : "off");
     auto devices = wlb::kernels::query_devices();
     if (devices.devices.empty()) {
         s += fmt::format("  devices: none ({})\n", devices.reason);

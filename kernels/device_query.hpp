@@ -19,11 +19,11 @@ struct device_info {
 };
 
 struct device_report {
-    bool cuda_built = false;  ///< this binary was built with CUDA
-    int runtime_version = 0;  ///< CUDA runtime version (1000*major + 10*minor), 0 if unknown
-    int driver_version = 0;   ///< CUDA driver version, 0 when no driver is installed
+    bool cuda_built = false; ///< this binary was built with CUDA
+    int runtime_version = 0; ///< CUDA runtime version (1000*major + 10*minor), 0 if unknown
+    int driver_version = 0;  ///< CUDA driver version, 0 when no driver is installed
     std::vector<device_info> devices;
-    std::string reason;       ///< why there are no devices, when there are none
+    std::string reason; ///< why there are no devices, when there are none
 };
 
 device_report query_devices();

@@ -5,7 +5,6 @@
 #include "runtime/layout.hpp"
 
 #include <nlohmann/json_fwd.hpp>
-
 #include <string>
 
 namespace wlb::reports {

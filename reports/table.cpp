@@ -2,9 +2,8 @@
 
 #include "runtime/error.hpp"
 
-#include <fmt/format.h>
-
 #include <algorithm>
+#include <fmt/format.h>
 
 namespace wlb::reports {
 
@@ -23,7 +22,9 @@ void table::add_row(std::vector<std::string> cells) {
     m_rows.push_back(std::move(cells));
 }
 
-void table::add_rule() { m_rows.emplace_back(); }
+void table::add_rule() {
+    m_rows.emplace_back();
+}
 
 std::string table::render() const {
     std::vector<std::size_t> width(m_header.size());

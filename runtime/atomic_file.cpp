@@ -2,12 +2,11 @@
 
 #include "runtime/error.hpp"
 
+#include <cerrno>
+#include <cstring>
 #include <fmt/format.h>
 #include <unistd.h>
 #include <zlib.h>
-
-#include <cerrno>
-#include <cstring>
 
 namespace wlb::runtime {
 
@@ -23,11 +22,13 @@ atomic_writer::atomic_writer(std::string path, bool gzip) : m_path(std::move(pat
     if (gzip) {
         m_gz = gzopen(m_tmp.c_str(), "wb6");
         if (!m_gz)
-            throw runtime_failure(fmt::format("{}: cannot create: {}", m_tmp, std::strerror(errno)));
+            throw runtime_failure(
+                fmt::format("{}: cannot create: {}", m_tmp, std::strerror(errno)));
     } else {
         m_file = std::fopen(m_tmp.c_str(), "wb");
         if (!m_file)
-            throw runtime_failure(fmt::format("{}: cannot create: {}", m_tmp, std::strerror(errno)));
+            throw runtime_failure(
+                fmt::format("{}: cannot create: {}", m_tmp, std::strerror(errno)));
     }
 }
 
@@ -51,7 +52,8 @@ void atomic_writer::write(std::string_view bytes) {
             throw runtime_failure(fmt::format("{}: write failed", m_path));
     } else if (m_file) {
         if (std::fwrite(bytes.data(), 1, bytes.size(), m_file) != bytes.size())
-            throw runtime_failure(fmt::format("{}: write failed: {}", m_path, std::strerror(errno)));
+            throw runtime_failure(
+                fmt::format("{}: write failed: {}", m_path, std::strerror(errno)));
     } else {
         throw internal_error(fmt::format("{}: write after commit", m_path));
     }
@@ -72,11 +74,12 @@ void atomic_writer::commit() {
         int rc = std::fclose(m_file);
         m_file = nullptr;
         if (rc != 0)
-            throw runtime_failure(fmt::format("{}: close failed: {}", m_path, std::strerror(errno)));
+            throw runtime_failure(
+                fmt::format("{}: close failed: {}", m_path, std::strerror(errno)));
     }
     if (std::rename(m_tmp.c_str(), m_path.c_str()) != 0)
-        throw runtime_failure(
-            fmt::format("{}: cannot rename {} into place: {}", m_path, m_tmp, std::strerror(errno)));
+        throw runtime_failure(fmt::format("{}: cannot rename {} into place: {}", m_path, m_tmp,
+                                          std::strerror(errno)));
     m_tmp.clear();
 }
 

@@ -20,10 +20,10 @@ std::string_view error::kind() const noexcept {
 
 namespace detail {
 
-void api_failure(std::string_view api, long long code, std::string_view text,
-                 std::string_view call, const char* file, int line) {
-    throw runtime_failure(
-        fmt::format("{} call `{}` failed at {}:{}: code {} ({})", api, call, file, line, code, text));
+void api_failure(std::string_view api, long long code, std::string_view text, std::string_view call,
+                 const char* file, int line) {
+    throw runtime_failure(fmt::format("{} call `{}` failed at {}:{}: code {} ({})", api, call, file,
+                                      line, code, text));
 }
 
 void expects_failure(std::string_view condition, const std::string& message, const char* file,

@@ -2,9 +2,8 @@
 
 #include "runtime/error.hpp"
 
-#include <fmt/format.h>
-
 #include <charconv>
+#include <fmt/format.h>
 #include <optional>
 
 namespace wlb::runtime {
@@ -56,8 +55,8 @@ int parse_degree(std::string_view spec, std::string_view name, std::string_view 
     if (v < 1)
         bad_layout(spec, fmt::format("{}={} must be a positive integer (at least 1)", name, value));
     if (v > max_world_size)
-        bad_layout(spec, fmt::format("{}={} is too large (at most {})", name, value,
-                                     max_world_size));
+        bad_layout(spec,
+                   fmt::format("{}={} is too large (at most {})", name, value, max_world_size));
     return static_cast<int>(v);
 }
 
@@ -91,15 +90,17 @@ int& coords::operator[](axis a) noexcept {
     return dp;
 }
 
-int coords::operator[](axis a) const noexcept { return const_cast<coords&>(*this)[a]; }
+int coords::operator[](axis a) const noexcept {
+    return const_cast<coords&>(*this)[a];
+}
 
 std::array<axis, 4> parse_order(std::string_view order) {
     const auto parts = split(order, "-,");
     auto bad = [&](std::string_view why) {
-        throw input_error(fmt::format(
-            "bad order \"{}\": {} (expected a permutation of tp, cp, pp, dp such as "
-            "tp-cp-pp-dp or tp-cp-dp-pp, innermost first)",
-            order, why));
+        throw input_error(
+            fmt::format("bad order \"{}\": {} (expected a permutation of tp, cp, pp, dp such as "
+                        "tp-cp-pp-dp or tp-cp-dp-pp, innermost first)",
+                        order, why));
     };
     if (parts.size() != 4)
         bad(fmt::format("it has {} axes, not 4", parts.size()));

@@ -3,14 +3,13 @@
 #include "runtime/error.hpp"
 #include "wlb/build_info.hpp"
 
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
-#include <xxhash.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fmt/format.h>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <xxhash.h>
 
 namespace wlb::runtime {
 namespace {
@@ -26,7 +25,7 @@ std::string hash_bytes(std::string_view bytes) {
 
 input_identity identify_file(const std::string& path) {
     std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
-                                                          &std::fclose);
+                                                         &std::fclose);
     if (!file)
         throw input_error(path, fmt::format("cannot open: {}", std::strerror(errno)));
     std::unique_ptr<XXH3_state_t, XXH_errorcode (*)(XXH3_state_t*)> state(XXH3_createState(),
@@ -56,7 +55,9 @@ void set_command_line(int argc, const char* const* argv) {
     args.assign(argv, argv + argc);
 }
 
-const std::vector<std::string>& command_line() { return stored_command_line(); }
+const std::vector<std::string>& command_line() {
+    return stored_command_line();
+}
 
 nlohmann::json report_header(std::string_view schema, const std::vector<input_identity>& inputs) {
     nlohmann::json j;

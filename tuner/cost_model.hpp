@@ -25,9 +25,8 @@
 #include "tuner/hardware.hpp"
 #include "tuner/model.hpp"
 
-#include <nlohmann/json_fwd.hpp>
-
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 
 namespace wlb::tuner {
 
@@ -71,8 +70,22 @@ public:
     /// Output layer (logits) and loss for `tokens` tokens, forward, on the last stage.
     [[nodiscard]] double output_layer_fwd_seconds(std::int64_t tokens) const;
 
+    // ---- communication inside a layer, per layer, per rank ----
+    /// TP collectives of one layer's forward with sequence parallelism (Megatron): two
+    /// all-gathers and two reduce-scatters of a [tokens, hidden] bf16 activation. Backward: the
+    /// same again. `tokens` is this CP rank's token count.
+    [[nodiscard]] double tp_comm_fwd_seconds(std::int64_t tokens) const;
+    /// CP all-gather of K and V in one layer's forward (Llama 3, WLB-LLM): every rank gathers
+    /// the K and V of all `total_tokens` of the micro-batch (this rank's KV heads only).
+    /// Backward: a reduce-scatter of dK and dV of the same size.
+    [[nodiscard]] double cp_comm_fwd_seconds(std::int64_t total_tokens) const;
+    /// Whether the groups of kind `a` fit inside one node (ranks fill nodes in order).
+    [[nodiscard]] bool intra_node(runtime::axis a) const;
+
     // ---- packing-level predictions (cp = 1 view: the micro-batch on one TP group) ----
-    /// W_a(d) + W_l(d), forward, per layer, for a whole document on one TP group.
+    /// W_a(d) + W_l(d), forward, per layer, for a whole document on one TP group with cp = 1
+    /// (GEMMs, element-wise, TP collectives and attention). Packers compare micro-batches by
+    /// it; it is not divided by cp, since every micro-batch is divided alike.
     [[nodiscard]] double document_fwd_seconds(std::int64_t tokens) const;
     /// Sum of document_fwd_seconds over a micro-batch's documents (what the packers balance).
     [[nodiscard]] double micro_batch_fwd_seconds(const runtime::micro_batch& mb) const;

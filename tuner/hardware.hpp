@@ -3,9 +3,8 @@
 // custom hardware comes from JSON (and a later calibration on a real GPU replaces the tables).
 #pragma once
 
-#include <nlohmann/json_fwd.hpp>
-
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,18 +18,18 @@ struct rate_point {
 
 struct hardware_config {
     std::string name;
-    double peak_bf16_tflops = 0.0;    ///< dense peak
-    double gemm_tflops = 0.0;         ///< achieved on the large GEMMs of a transformer layer
+    double peak_bf16_tflops = 0.0;         ///< dense peak
+    double gemm_tflops = 0.0;              ///< achieved on the large GEMMs of a transformer layer
     std::vector<rate_point> attention_fwd; ///< ascending query_tokens; forward kernel
     double attention_bwd_rate_ratio = 0.0; ///< backward kernel's achieved rate / forward's
-    int attention_tile = 128;         ///< query tile of the kernel; chunks are padded to it
-    double hbm_gbytes_per_s = 0.0;    ///< memory bandwidth, for element-wise work
-    double nvlink_gbytes_per_s = 0.0; ///< per-GPU collective bus bandwidth inside a node
-    double nvlink_latency_us = 0.0;   ///< per collective step inside a node
-    double network_gbytes_per_s = 0.0; ///< per-GPU bus bandwidth between nodes
+    int attention_tile = 128;              ///< query tile of the kernel; chunks are padded to it
+    double hbm_gbytes_per_s = 0.0;         ///< memory bandwidth, for element-wise work
+    double nvlink_gbytes_per_s = 0.0;      ///< per-GPU collective bus bandwidth inside a node
+    double nvlink_latency_us = 0.0;        ///< per collective step inside a node
+    double network_gbytes_per_s = 0.0;     ///< per-GPU bus bandwidth between nodes
     double network_latency_us = 0.0;
     int gpus_per_node = 8;
-    double memory_gbytes = 0.0;       ///< device memory
+    double memory_gbytes = 0.0;                 ///< device memory
     std::map<std::string, std::string> sources; ///< field -> where the number comes from
 
     /// Achieved forward attention TFLOP/s for a query chunk of `query_tokens` (already padded

@@ -1,9 +1,8 @@
 // Model shapes (design.md section 4, "Work"): presets as data, custom models from JSON.
 #pragma once
 
-#include <nlohmann/json_fwd.hpp>
-
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,7 +16,7 @@ struct model_config {
     int hidden = 0;
     int heads = 0;
     int kv_heads = 0;
-    int ffn = 0;          ///< MLP inner size
+    int ffn = 0; ///< MLP inner size
     int vocab = 0;
     bool gated_mlp = true; ///< SwiGLU: three hidden x ffn matrices instead of two
     std::string source;    ///< where the shape comes from

@@ -1,9 +1,8 @@
 #include "runtime/error.hpp"
 #include "runtime/layout.hpp"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
+#include <gtest/gtest.h>
 #include <random>
 #include <set>
 
