@@ -309,8 +309,14 @@ private:
                     t.exposed_comm_seconds += span - work;
                     break;
                 }
+                case op_kind::recv: {
+                    // Waiting before the sender started is a bubble; the transfer is exposed.
+                    const double send_start = m_r.start_seconds[static_cast<std::size_t>(op.peer)];
+                    t.exposed_comm_seconds += std::max(
+                        0.0, m_r.end_seconds[i] - std::max(m_r.start_seconds[i], send_start));
+                    break;
+                }
                 case op_kind::send:
-                case op_kind::recv:
                 case op_kind::collective:
                     t.exposed_comm_seconds += span;
                     break;

@@ -175,11 +175,11 @@ step_plan build_step_plan(const layout& l, const sharded_step& batch, const dura
                 double cp_seconds = 0.0;
                 const double kv_bytes = static_cast<double>(mb_tokens) * shape.kv_bytes_per_token;
                 if (cp > 1) {
-                    cp_seconds =
-                        model.collective_seconds(collective_kind::all_gather, kv_bytes, cp_members);
-                    if (!fwd)
-                        cp_seconds += model.collective_seconds(collective_kind::reduce_scatter,
-                                                               kv_bytes, cp_members);
+                    // Forward gathers keys and values; backward reduce-scatters their
+                    // gradients (the gathered K and V are kept from the forward).
+                    cp_seconds = model.collective_seconds(fwd ? collective_kind::all_gather
+                                                              : collective_kind::reduce_scatter,
+                                                          kv_bytes, cp_members);
                 }
                 const int group = static_cast<int>(plan.groups.size());
                 plan.groups.emplace_back();

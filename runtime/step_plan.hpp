@@ -11,7 +11,8 @@
 //
 // Aggregation: per stage, with the CP synchronization of per-layer all-gathers kept exact.
 // A stage's L identical layers on one micro-batch become one `layers` operation per CP rank,
-// joined in a group with its CP peers. Every layer starts with an all-gather of keys and values
+// joined in a group with its CP peers. Every layer starts with a CP collective (forward: an
+// all-gather of keys and values; backward: a reduce-scatter of their gradients)
 // across the CP group, which no CP rank can finish before the slowest peer arrives; after the
 // first layer the peers therefore advance at the pace of the slowest one:
 //     T0     = latest arrival of a CP peer at the stage's first all-gather
@@ -89,7 +90,7 @@ struct plan_op {
     int layers = 0;         ///< kind layers: number of identical layers
     int cost = -1;          ///< kind layers: index into step_plan::costs
     /// compute / send / collective: the duration; layers: the per-layer CP collective time
-    /// (all-gather of keys and values forward; all-gather plus reduce-scatter backward).
+    /// (all-gather of keys and values forward; reduce-scatter of their gradients backward).
     double seconds = 0.0;
     int group = -1; ///< layers / collective: index into step_plan::groups
     /// A cross-stream dependency: recv -> its send; DP bucket -> the layers op whose gradients

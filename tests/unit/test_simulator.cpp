@@ -183,7 +183,7 @@ TEST(Simulator, CpGroupPacedBySlowestPeerEveryLayer) {
         for (const auto& s : mb.ranks)
             wf = std::max(wf, model.attention_fwd_seconds(s));
         const double c = model.collective_seconds_each;
-        expected += model.layers * (c + wf) + model.layers * (2 * c + model.bwd_ratio * wf);
+        expected += model.layers * (c + wf) + model.layers * (c + model.bwd_ratio * wf);
     }
     EXPECT_NEAR(r.step_seconds, expected, 1e-9);
     check_invariants(plan, r);
