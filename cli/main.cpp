@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
         wlb::cli::register_layout(app, sink),
         wlb::cli::register_data(app, sink),
         wlb::cli::register_pack(app, sink),
+        wlb::cli::register_simulate(app, sink),
     };
 
     try {

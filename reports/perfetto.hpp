@@ -1,0 +1,26 @@
+// Perfetto / Chrome trace export (the JSON object format that ui.perfetto.dev and
+// chrome://tracing load). Rules every exported file keeps (reports/perfetto_check.hpp checks
+// them):
+//   - one process per rank (pid = rank), named "rank 5 tp1 cp0 pp1 dp0", sorted by rank;
+//   - one thread per lane (tid = lane + 1), named "compute", "tp", "cp", "pp", "dp", "host";
+//   - complete events ("ph": "X") with "ts" and "dur" in microseconds (ns precision), and args
+//     step, micro_batch, stage, virtual_stage, phase (and bytes, flops when known);
+//   - never two overlapping slices on one thread (touching is fine);
+//   - a flow arrow ("s" -> "f", binding to the enclosing slice) from every PP send to its
+//     receive.
+// Written through runtime::atomic_writer: gzip-compressed when the path ends in ".gz".
+#pragma once
+
+#include "runtime/trace.hpp"
+
+#include <string>
+
+namespace wlb::reports {
+
+/// Writes `t` to `path`. `label` goes into the file's otherData (e.g. "simulated").
+void write_perfetto(const runtime::trace& t, const std::string& path, const std::string& label);
+
+/// "rank 5 tp1 cp0 pp1 dp0".
+std::string rank_process_name(const runtime::layout& l, int rank);
+
+} // namespace wlb::reports
