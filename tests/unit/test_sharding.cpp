@@ -7,6 +7,7 @@
 #include "tuner/shard_metrics.hpp"
 #include "tuner/shard_per_doc.hpp"
 #include "tuner/shard_per_seq.hpp"
+#include "tuner/shard_run.hpp"
 #include "tuner/sharding.hpp"
 
 #include <algorithm>
@@ -386,6 +387,47 @@ TEST(ShardingSpec, NamesAndJsonRoundTrip) {
         EXPECT_NE(std::string(e.what()).find("plan.jsonl:1:$.sharding"), std::string::npos);
         EXPECT_NE(std::string(e.what()).find("found -3"), std::string::npos);
     }
+}
+
+TEST(ShardRun, SummaryAggregatesEveryMicroBatchOfEveryReplica) {
+    std::mt19937_64 rng(11);
+    const int cp = 4;
+    const auto cost = make_cost(cp);
+    auto adaptive = tuner::make_sharder({sharding_policy::adaptive, {}}, cost);
+    runtime::global_batch step;
+    step.step = 3;
+    step.replicas.resize(2);
+    for (auto& rep : step.replicas)
+        for (int i = 0; i < 5; ++i)
+            rep.micro_batches.push_back(random_mb(rng, cp));
+    tuner::shard_run_accumulator acc;
+    std::vector<tuner::shard_record> seen;
+    tuner::shard_step(step, *adaptive, cost, acc,
+                      [&](const tuner::shard_record& r) { seen.push_back(r); });
+    const auto s = acc.summary();
+    ASSERT_EQ(seen.size(), 10u);
+    EXPECT_EQ(s.micro_batches, 10);
+    double imbalance_sum = 0.0, worst = 0.0, seconds = 0.0;
+    std::int64_t tokens = 0;
+    for (const auto& r : seen) {
+        EXPECT_EQ(r.step, 3);
+        const auto& mb = step.replicas[static_cast<std::size_t>(r.replica)]
+                             .micro_batches[static_cast<std::size_t>(r.micro_batch)];
+        EXPECT_EQ(r.tokens, mb.tokens());
+        const auto m = tuner::measure_sharding(adaptive->shard(mb).sharded, cost);
+        EXPECT_DOUBLE_EQ(r.metrics.attention_imbalance, m.attention_imbalance);
+        imbalance_sum += m.attention_imbalance;
+        worst = std::max(worst, m.attention_imbalance);
+        seconds += m.predicted_seconds;
+        tokens += mb.tokens();
+    }
+    EXPECT_DOUBLE_EQ(s.mean_attention_imbalance, imbalance_sum / 10.0);
+    EXPECT_DOUBLE_EQ(s.worst_attention_imbalance, worst);
+    EXPECT_NEAR(s.predicted_seconds, seconds, 1e-12);
+    EXPECT_EQ(s.tokens, tokens);
+    EXPECT_GE(s.weighted_attention_imbalance, 1.0);
+    EXPECT_LE(s.weighted_attention_imbalance, s.worst_attention_imbalance);
+    EXPECT_EQ(s.applied[0] + s.applied[1], 10); // adaptive applies per-seq or per-doc only
 }
 
 } // namespace
