@@ -13,7 +13,8 @@
 namespace wlb::tuner {
 
 runtime::sharded_micro_batch shard_hybrid(const runtime::micro_batch& mb,
-                                          std::int64_t threshold_tokens, const cost_model& cost) {
+                                          std::int64_t threshold_tokens, const cost_model& cost,
+                                          double max_token_imbalance) {
     const int cp = cost.layout().cp();
     runtime::sharded_micro_batch out;
     out.ranks.resize(static_cast<std::size_t>(cp));
@@ -36,14 +37,23 @@ runtime::sharded_micro_batch shard_hybrid(const runtime::micro_batch& mb,
         }
     }
 
+    const std::int64_t total = mb.tokens();
+    const std::int64_t cap =
+        std::max((total + cp - 1) / cp,
+                 static_cast<std::int64_t>(static_cast<double>(total) / cp * max_token_imbalance));
+
     // Longest first (stable: equal lengths keep the packed order).
     std::stable_sort(whole.begin(), whole.end(),
                      [](const auto* a, const auto* b) { return a->tokens > b->tokens; });
     for (const auto* d : whole) {
         const double doc_attention = chunk_attention_seconds(cost, d->tokens, 0);
-        std::size_t best = 0;
+        // Fewest tokens: where the document goes if no rank can take it within the cap.
+        std::size_t best = static_cast<std::size_t>(std::min_element(tokens.begin(), tokens.end()) -
+                                                    tokens.begin());
         double best_seconds = std::numeric_limits<double>::infinity();
         for (std::size_t r = 0; r < out.ranks.size(); ++r) {
+            if (tokens[r] + d->tokens > cap)
+                continue;
             const double seconds =
                 attention[r] + doc_attention + rank_linear_seconds(cost, tokens[r] + d->tokens);
             if (seconds < best_seconds || (seconds == best_seconds && tokens[r] < tokens[best])) {
@@ -64,9 +74,10 @@ shard_decision hybrid_sharder::shard(const runtime::micro_batch& mb) const {
     double best_seconds = std::numeric_limits<double>::infinity();
     auto consider = [&](std::optional<std::int64_t> threshold) {
         const std::int64_t t = threshold.value_or(std::numeric_limits<std::int64_t>::max());
-        auto layout = shard_hybrid(mb, t, m_cost);
-        const double seconds = measure_sharding(layout, m_cost).predicted_seconds;
-        if (seconds < best_seconds) {
+        auto layout = shard_hybrid(mb, t, m_cost, m_max_token_imbalance);
+        const auto m = measure_sharding(layout, m_cost);
+        const double seconds = m.predicted_seconds;
+        if (m.token_imbalance <= m_max_token_imbalance && seconds < best_seconds) {
             best_seconds = seconds;
             best = {std::move(layout), sharding_policy::hybrid, threshold, false};
         }

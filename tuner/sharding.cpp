@@ -61,6 +61,7 @@ nlohmann::json to_json(const sharding_spec& s) {
             j["hybrid_threshold_tokens"] = *s.hybrid_threshold_tokens;
         else
             j["hybrid_threshold_tokens"] = "auto";
+        j["hybrid_max_token_imbalance"] = s.hybrid_max_token_imbalance;
     }
     return j;
 }
@@ -84,6 +85,13 @@ sharding_spec sharding_spec_from_json(const nlohmann::json& j, std::string_view 
                                                  "be a positive integer or \"auto\", found {}",
                                                  t->dump()));
     }
+    if (auto t = j.find("hybrid_max_token_imbalance"); t != j.end()) {
+        if (!t->is_number() || !(t->get<double>() >= 1.0))
+            throw input_error(where, fmt::format("sharding field \"hybrid_max_token_imbalance\" "
+                                                 "must be a number >= 1, found {}",
+                                                 t->dump()));
+        s.hybrid_max_token_imbalance = t->get<double>();
+    }
     return s;
 }
 
@@ -97,7 +105,8 @@ std::unique_ptr<sharder> make_sharder(const sharding_spec& spec, const cost_mode
     case sharding_policy::adaptive:
         return std::make_unique<adaptive_sharder>(cost);
     case sharding_policy::hybrid:
-        return std::make_unique<hybrid_sharder>(cost, spec.hybrid_threshold_tokens);
+        return std::make_unique<hybrid_sharder>(cost, spec.hybrid_threshold_tokens,
+                                                spec.hybrid_max_token_imbalance);
     }
     throw internal_error("unknown sharding policy");
 }

@@ -47,10 +47,14 @@ struct sharding_spec {
     /// ones are kept whole. std::nullopt = auto: per micro-batch, try every distinct document
     /// length of the micro-batch (and "none") as the threshold and keep the best prediction.
     std::optional<std::int64_t> hybrid_threshold_tokens;
+    /// hybrid only: the token balance (max over ranks / mean tokens) its own layout may reach;
+    /// whole documents are placed only on ranks that stay within it (memory: activations grow
+    /// with a rank's tokens), and a layout beyond it is never chosen.
+    double hybrid_max_token_imbalance = 1.05;
 };
 
-/// {"policy": "hybrid", "hybrid_threshold_tokens": 8192 | "auto"} (the threshold only for
-/// hybrid).
+/// {"policy": "hybrid", "hybrid_threshold_tokens": 8192 | "auto",
+/// "hybrid_max_token_imbalance": 1.05} (the hybrid fields only for hybrid).
 nlohmann::json to_json(const sharding_spec& s);
 /// Throws wlb::input_error naming `where` (file and JSON path) on a bad object.
 sharding_spec sharding_spec_from_json(const nlohmann::json& j, std::string_view where);

@@ -153,7 +153,11 @@ TEST(Sharding, RandomMicroBatchesKeepEveryPolicysContract) {
             SCOPED_TRACE(tuner::to_json(spec).dump());
             const auto decision = tuner::make_sharder(spec, cost)->shard(mb);
             expect_every_token_held_once(mb, decision.sharded);
-            EXPECT_LE(tuner::measure_sharding(decision.sharded, cost).predicted_seconds, better);
+            const auto m = tuner::measure_sharding(decision.sharded, cost);
+            EXPECT_LE(m.predicted_seconds, better);
+            if (decision.applied == sharding_policy::hybrid) {
+                EXPECT_LE(m.token_imbalance, spec.hybrid_max_token_imbalance);
+            }
         }
     }
 }
@@ -371,10 +375,11 @@ TEST(ShardingSpec, NamesAndJsonRoundTrip) {
     }
     for (auto spec : {tuner::sharding_spec{sharding_policy::per_doc, {}},
                       tuner::sharding_spec{sharding_policy::hybrid, {}},
-                      tuner::sharding_spec{sharding_policy::hybrid, 8192}}) {
+                      tuner::sharding_spec{sharding_policy::hybrid, 8192, 1.25}}) {
         auto back = tuner::sharding_spec_from_json(tuner::to_json(spec), "plan.jsonl:1");
         EXPECT_EQ(back.policy, spec.policy);
         EXPECT_EQ(back.hybrid_threshold_tokens, spec.hybrid_threshold_tokens);
+        EXPECT_EQ(back.hybrid_max_token_imbalance, spec.hybrid_max_token_imbalance);
     }
     EXPECT_EQ(tuner::parse_hybrid_threshold("8k", "--hybrid-threshold"), 8192);
     EXPECT_EQ(tuner::parse_hybrid_threshold("auto", "--hybrid-threshold"), std::nullopt);
