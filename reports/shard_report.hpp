@@ -1,0 +1,41 @@
+// The `wlbtune shard` report: per micro-batch and over the run, the CP imbalance (max over CP
+// ranks / mean of predicted attention seconds) and the token balance, as terminal text or JSON
+// (schema "wlbtune.shard/1"; docs/formats.md). Every second in it is predicted by the cost
+// model, not measured, and labelled so.
+#pragma once
+
+#include "tuner/shard_run.hpp"
+
+#include <cstdint>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+
+namespace wlb::reports {
+
+inline constexpr const char* shard_schema = "wlbtune.shard/1";
+
+/// "per-seq", "per-doc", "hybrid (>= 8192)", "hybrid (all whole)", "per-doc (hybrid fell back)".
+std::string applied_text(const tuner::shard_decision& d);
+
+/// One micro-batch: ids, the applied layout, imbalances and per rank {tokens, causal_pairs,
+/// predicted attention/linear seconds, and with `shapes` cu_seqlens_q, cu_seqlens_k and the
+/// chunks [doc_id, q_offset, q_tokens]}.
+nlohmann::json shard_record_json(const tuner::shard_record& r, bool shapes);
+nlohmann::json shard_summary_json(const tuner::shard_run_summary& s);
+
+/// The terminal table: one row per micro-batch (at most `max_rows`; the rest are counted),
+/// then the run's summary.
+class shard_text_report {
+public:
+    explicit shard_text_report(std::int64_t max_rows) : m_max_rows(max_rows) {}
+    void add(const tuner::shard_record& r);
+    [[nodiscard]] std::string render(const tuner::shard_run_summary& s,
+                                     const tuner::sharding_spec& spec, int cp) const;
+
+private:
+    std::int64_t m_max_rows;
+    std::int64_t m_left_out = 0;
+    std::vector<std::vector<std::string>> m_rows;
+};
+
+} // namespace wlb::reports

@@ -1,0 +1,56 @@
+#include "tuner/shard_run.hpp"
+
+#include <algorithm>
+
+namespace wlb::tuner {
+
+void shard_run_accumulator::add(const shard_record& r) {
+    const auto& m = r.metrics;
+    m_sum.micro_batches += 1;
+    m_sum.tokens += r.tokens;
+    m_sum.worst_attention_imbalance =
+        std::max(m_sum.worst_attention_imbalance, m.attention_imbalance);
+    m_sum.worst_token_imbalance = std::max(m_sum.worst_token_imbalance, m.token_imbalance);
+    m_sum.predicted_seconds += m.predicted_seconds;
+    m_sum.applied[static_cast<std::size_t>(r.decision.applied)] += 1;
+    m_sum.fell_back += r.decision.fell_back ? 1 : 0;
+    m_attention_imbalance_sum += m.attention_imbalance;
+    m_token_imbalance_sum += m.token_imbalance;
+    m_max_attention_sum += m.max_attention_seconds;
+    if (m.attention_imbalance > 0.0)
+        m_mean_attention_sum += m.max_attention_seconds / m.attention_imbalance;
+}
+
+shard_run_summary shard_run_accumulator::summary() const {
+    shard_run_summary s = m_sum;
+    if (s.micro_batches > 0) {
+        const double n = static_cast<double>(s.micro_batches);
+        s.mean_attention_imbalance = m_attention_imbalance_sum / n;
+        s.mean_token_imbalance = m_token_imbalance_sum / n;
+    }
+    if (m_mean_attention_sum > 0.0)
+        s.weighted_attention_imbalance = m_max_attention_sum / m_mean_attention_sum;
+    return s;
+}
+
+void shard_step(const runtime::global_batch& batch, const sharder& s, const cost_model& cost,
+                shard_run_accumulator& acc, const shard_record_sink& sink) {
+    for (std::size_t rep = 0; rep < batch.replicas.size(); ++rep) {
+        const auto& mbs = batch.replicas[rep].micro_batches;
+        for (std::size_t i = 0; i < mbs.size(); ++i) {
+            shard_record r;
+            r.step = batch.step;
+            r.replica = static_cast<int>(rep);
+            r.micro_batch = static_cast<int>(i);
+            r.documents = static_cast<std::int64_t>(mbs[i].docs.size());
+            r.tokens = mbs[i].tokens();
+            r.decision = s.shard(mbs[i]);
+            r.metrics = measure_sharding(r.decision.sharded, cost);
+            acc.add(r);
+            if (sink)
+                sink(r);
+        }
+    }
+}
+
+} // namespace wlb::tuner
