@@ -23,5 +23,6 @@ struct registered_command {
 };
 
 registered_command register_layout(CLI::App& app, error_sink& sink);
+registered_command register_shard(CLI::App& app, error_sink& sink);
 
 } // namespace wlb::cli

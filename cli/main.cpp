@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
     wlb::cli::error_sink sink;
     const std::vector<wlb::cli::registered_command> commands = {
         wlb::cli::register_layout(app, sink),
+        wlb::cli::register_shard(app, sink),
     };
 
     try {
