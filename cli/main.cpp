@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
         wlb::cli::register_data(app, sink),
         wlb::cli::register_pack(app, sink),
         wlb::cli::register_simulate(app, sink),
+        wlb::cli::register_shard(app, sink),
     };
 
     try {
