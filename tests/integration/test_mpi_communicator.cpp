@@ -1,0 +1,39 @@
+// The MPI communicator under mpirun: collectives on every group of a layout, and the watchdog
+// ending a job in which one rank stops participating. Skipped when MPI is not built in.
+#include "support/mpi_runner.hpp"
+
+#include <gtest/gtest.h>
+
+namespace {
+
+using wlb::test::run_mpi;
+
+TEST(MpiCommunicator, CollectivesOnEveryGroupOfA3DLayout) {
+    WLB_SKIP_WITHOUT_MPI();
+    auto r = run_mpi(8, "collectives tp=2,cp=2,dp=2");
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("collectives ok on 8 ranks"), std::string::npos) << r.out;
+}
+
+TEST(MpiCommunicator, CollectivesOnPipelineGroups) {
+    WLB_SKIP_WITHOUT_MPI();
+    auto r = run_mpi(4, "collectives cp=2,pp=2");
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+}
+
+TEST(MpiWatchdog, SilentRankMakesEveryRankExitNonZeroNamingOperationGroupAndPeer) {
+    WLB_SKIP_WITHOUT_MPI();
+    // Rank 2 sleeps instead of entering the all_reduce; the others must abort the whole job
+    // (rank 2 included) after the 1.5 s watchdog, long before the 60 s hang guard of run_mpi.
+    auto r = run_mpi(3, "watchdog 1.5 2");
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.exit_code, wlb::test::hang_exit_code) << "the job hung until the guard killed it";
+    EXPECT_NE(r.err.find("watchdog: all_reduce on world group [0, 1, 2] did not complete within "
+                         "1.5 s"),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("missing peers (world ranks): [2]"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("the silent rank was not aborted"), std::string::npos) << r.err;
+}
+
+} // namespace
