@@ -1,0 +1,271 @@
+// The decoder step with TP, CP and DP over the fake communicator: the loss and every parameter
+// gradient equal a single-rank run on the same global batch (1e-5 relative in double; the
+// observed error is rounding), for per-sequence and per-document CP chunk lists built by hand.
+#include "runtime/decoder.hpp"
+#include "runtime/decoder_step.hpp"
+#include "runtime/error.hpp"
+#include "runtime/fake_communicator.hpp"
+#include "runtime/layout.hpp"
+
+#include <cmath>
+#include <gtest/gtest.h>
+#include <mutex>
+
+using namespace wlb::runtime;
+
+namespace {
+
+// Four micro-batches of documents of mixed lengths (one of a single token: no label).
+std::vector<micro_batch> test_micro_batches() {
+    const std::vector<std::vector<std::int64_t>> lengths = {
+        {13, 2, 7}, {21}, {1, 9, 5, 4}, {3, 16}};
+    std::vector<micro_batch> out;
+    std::int64_t id = 100;
+    for (const auto& mb : lengths) {
+        micro_batch m;
+        for (auto n : mb)
+            m.docs.push_back({id++, n, 0});
+        out.push_back(m);
+    }
+    return out;
+}
+
+global_batch split_over_replicas(const std::vector<micro_batch>& mbs, int dp) {
+    global_batch b;
+    b.replicas.resize(static_cast<std::size_t>(dp));
+    const std::size_t per = mbs.size() / static_cast<std::size_t>(dp);
+    for (std::size_t m = 0; m < mbs.size(); ++m)
+        b.replicas[m / per].micro_batches.push_back(mbs[m]);
+    return b;
+}
+
+// Half-open piece p of [0, n) cut into k near-equal pieces.
+std::pair<std::int64_t, std::int64_t> piece(std::int64_t n, int k, int p) {
+    return {n * p / k, n * (p + 1) / k};
+}
+
+// Per-document sharding (WLB-LLM): every document cut into 2*cp pieces; CP rank i takes pieces
+// i and 2*cp-1-i of each document.
+sharded_micro_batch per_doc(const micro_batch& mb, int cp) {
+    sharded_micro_batch s;
+    s.ranks.resize(static_cast<std::size_t>(cp));
+    for (int r = 0; r < cp; ++r)
+        for (const auto& d : mb.docs)
+            for (int p : {r, 2 * cp - 1 - r}) {
+                auto [b, e] = piece(d.tokens, 2 * cp, p);
+                if (e > b)
+                    s.ranks[static_cast<std::size_t>(r)].chunks.push_back({d.id, b, e - b});
+            }
+    return s;
+}
+
+// Per-sequence sharding (Llama 3): the packed sequence cut into 2*cp pieces; CP rank i takes
+// pieces i and 2*cp-1-i, each becoming the chunks of the documents it crosses.
+sharded_micro_batch per_seq(const micro_batch& mb, int cp) {
+    sharded_micro_batch s;
+    s.ranks.resize(static_cast<std::size_t>(cp));
+    for (int r = 0; r < cp; ++r)
+        for (int p : {r, 2 * cp - 1 - r}) {
+            auto [b, e] = piece(mb.tokens(), 2 * cp, p);
+            std::int64_t start = 0;
+            for (const auto& d : mb.docs) {
+                const std::int64_t lo = std::max(b, start), hi = std::min(e, start + d.tokens);
+                if (hi > lo)
+                    s.ranks[static_cast<std::size_t>(r)].chunks.push_back(
+                        {d.id, lo - start, hi - lo});
+                start += d.tokens;
+            }
+        }
+    return s;
+}
+
+enum class policy { per_seq, per_doc };
+
+batch_shards shard_batch(const global_batch& b, int cp, policy pol) {
+    batch_shards out;
+    for (const auto& r : b.replicas) {
+        out.emplace_back();
+        for (const auto& mb : r.micro_batches)
+            out.back().push_back(pol == policy::per_doc ? per_doc(mb, cp) : per_seq(mb, cp));
+    }
+    return out;
+}
+
+const decoder_config& test_config() {
+    static const decoder_config c = [] {
+        decoder_config d;
+        d.vocab = 24;
+        d.hidden = 16;
+        d.heads = 4;
+        d.ffn = 24;
+        d.layers = 2;
+        return d;
+    }();
+    return c;
+}
+
+template <typename T>
+step_gradients<T> single_rank(const decoder_params<T>& full) {
+    const auto b = split_over_replicas(test_micro_batches(), 1);
+    batch_shards shards(1);
+    for (const auto& mb : b.replicas[0].micro_batches)
+        shards[0].push_back(whole_documents(mb));
+    fake_world world(1);
+    auto c = world.communicator_for(0);
+    return compute_step_gradients<T>(test_config(), full, b, shards, {*c, *c, *c});
+}
+
+template <typename T>
+std::vector<step_gradients<T>> parallel_run(const decoder_params<T>& full, const layout& l,
+                                            policy pol) {
+    const auto b = split_over_replicas(test_micro_batches(), l.dp());
+    const auto shards = shard_batch(b, l.cp(), pol);
+    std::vector<step_gradients<T>> results(static_cast<std::size_t>(l.world_size()));
+    fake_world::run(l.world_size(), 30.0, [&](communicator& world) {
+        auto g = make_group_communicators(world, l);
+        const auto local = shard_decoder_params(test_config(), full, l.tp(), g.tp->rank());
+        results[static_cast<std::size_t>(world.rank())] =
+            compute_step_gradients<T>(test_config(), local, b, shards, {*g.tp, *g.cp, *g.dp});
+    });
+    return results;
+}
+
+template <typename T>
+void expect_equal_params(const decoder_params<T>& got, const decoder_params<T>& want, double rel,
+                         const std::string& where, double floor = 1e-11) {
+    std::vector<std::pair<std::string, const std::vector<T>*>> w;
+    want.for_each([&](const std::string& n, const std::vector<T>& t) { w.emplace_back(n, &t); });
+    std::size_t i = 0;
+    got.for_each([&](const std::string& name, const std::vector<T>& t) {
+        const auto& ref = *w[i++].second;
+        ASSERT_EQ(t.size(), ref.size()) << where << " " << name;
+        double scale = 0;
+        for (auto v : ref)
+            scale = std::max(scale, std::abs(static_cast<double>(v)));
+        ASSERT_GT(scale, 0.0) << where << " " << name << ": an all-zero gradient tests nothing";
+        for (std::size_t j = 0; j < t.size(); ++j)
+            ASSERT_NEAR(static_cast<double>(t[j]), static_cast<double>(ref[j]),
+                        rel * std::abs(static_cast<double>(ref[j])) + floor * scale)
+                << where << " " << name << "[" << j << "]";
+    });
+}
+
+struct layout_case {
+    int tp, cp, dp;
+};
+
+class DecoderParallel : public ::testing::TestWithParam<std::tuple<layout_case, policy>> {};
+
+TEST_P(DecoderParallel, LossAndEveryGradientEqualTheSingleRankRunInDouble) {
+    const auto [lc, pol] = GetParam();
+    const layout l(lc.tp, lc.cp, 1, lc.dp);
+    const auto full = init_decoder_params<double>(test_config(), 7);
+    const auto ref = single_rank(full);
+    const auto results = parallel_run(full, l, pol);
+    for (int r = 0; r < l.world_size(); ++r) {
+        const auto& got = results[static_cast<std::size_t>(r)];
+        const std::string where = fmt::format("{} rank {}", l.spec(), r);
+        EXPECT_NEAR(got.loss, ref.loss, 1e-5 * ref.loss) << where;
+        EXPECT_EQ(got.labelled_tokens, ref.labelled_tokens);
+        const auto want = shard_decoder_params(test_config(), ref.grads, l.tp(), l.coords_of(r).tp);
+        expect_equal_params(got.grads, want, 1e-5, where);
+    }
+}
+
+std::string case_name(const ::testing::TestParamInfo<std::tuple<layout_case, policy>>& info) {
+    const auto& [lc, pol] = info.param;
+    return fmt::format("tp{}_cp{}_dp{}_{}", lc.tp, lc.cp, lc.dp,
+                       pol == policy::per_doc ? "per_doc" : "per_seq");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Layouts, DecoderParallel,
+    ::testing::Combine(::testing::Values(layout_case{1, 1, 1}, layout_case{2, 1, 1},
+                                         layout_case{1, 2, 1}, layout_case{1, 1, 2},
+                                         layout_case{2, 2, 1}, layout_case{2, 1, 2},
+                                         layout_case{1, 2, 2}, layout_case{2, 2, 2},
+                                         layout_case{1, 4, 1}, layout_case{2, 4, 1},
+                                         layout_case{1, 4, 2}),
+                       ::testing::Values(policy::per_seq, policy::per_doc)),
+    case_name);
+
+template <typename To, typename From>
+std::vector<To> cast(const std::vector<From>& v) {
+    return {v.begin(), v.end()};
+}
+
+template <typename To, typename From>
+decoder_params<To> cast(const decoder_params<From>& p) {
+    decoder_params<To> out;
+    out.embed = cast<To>(p.embed);
+    for (const auto& l : p.layers)
+        out.layers.push_back({cast<To>(l.norm1), cast<To>(l.wqkv), cast<To>(l.wo),
+                              cast<To>(l.norm2), cast<To>(l.w_gate), cast<To>(l.w_up),
+                              cast<To>(l.w_down)});
+    out.final_norm = cast<To>(p.final_norm);
+    out.lm_head = cast<To>(p.lm_head);
+    return out;
+}
+
+TEST(DecoderParallelFloat, MatchesTheDoubleSingleRankRunToFloatPrecision) {
+    const auto full = init_decoder_params<double>(test_config(), 7);
+    const auto ref = single_rank(full);
+    const auto full_f = cast<float>(full);
+    const layout l(2, 2, 1, 2);
+    const auto results = parallel_run(full_f, l, policy::per_doc);
+    const auto ref_f = cast<float>(ref.grads);
+    // Stated float32 tolerance: 1e-3 relative to the element plus 1e-5 of the tensor's largest
+    // gradient (float rounding through 2 layers of a few hundred operations per value; elements
+    // near zero are sums that cancel, so their error is relative to the tensor's scale).
+    for (int r = 0; r < l.world_size(); ++r) {
+        EXPECT_NEAR(results[static_cast<std::size_t>(r)].loss, ref.loss, 1e-5 * ref.loss);
+        const auto want = shard_decoder_params(test_config(), ref_f, l.tp(), l.coords_of(r).tp);
+        expect_equal_params(results[static_cast<std::size_t>(r)].grads, want, 1e-3,
+                            fmt::format("float rank {}", r), 1e-5);
+    }
+}
+
+TEST(DecoderParams, UnshardInvertsShard) {
+    const auto full = init_decoder_params<double>(test_config(), 3);
+    for (int tp : {1, 2, 4}) {
+        std::vector<decoder_params<double>> shards;
+        for (int t = 0; t < tp; ++t)
+            shards.push_back(shard_decoder_params(test_config(), full, tp, t));
+        expect_equal_params(unshard_decoder_params(test_config(), shards), full, 0.0,
+                            fmt::format("tp={}", tp), 0.0);
+    }
+}
+
+TEST(DecoderStep, SgdStepAfterTheReductionLowersTheLoss) {
+    auto params = init_decoder_params<double>(test_config(), 11);
+    const auto before = single_rank(params);
+    apply_sgd(params, before.grads, 0.05);
+    const auto after = single_rank(params);
+    EXPECT_LT(after.loss, before.loss);
+    // First order: the decrease is about lr * |g|^2.
+    double g2 = 0;
+    before.grads.for_each([&](const std::string&, const std::vector<double>& t) {
+        for (double v : t)
+            g2 += v * v;
+    });
+    EXPECT_NEAR(before.loss - after.loss, 0.05 * g2, 0.25 * 0.05 * g2);
+}
+
+TEST(DecoderStep, ChunksThatDoNotTileTheirDocumentAreRefused) {
+    micro_batch mb;
+    mb.docs = {{1, 10, 0}, {2, 4, 0}};
+    sharded_micro_batch s;
+    s.ranks.resize(2);
+    s.ranks[0].chunks = {{1, 0, 6}, {2, 0, 4}};
+    s.ranks[1].chunks = {{1, 5, 5}}; // overlaps token 5
+    EXPECT_THROW(validate_shard(mb, s, 2, "mb"), wlb::input_error);
+    s.ranks[1].chunks = {{1, 6, 3}}; // leaves token 9
+    EXPECT_THROW(validate_shard(mb, s, 2, "mb"), wlb::input_error);
+    s.ranks[1].chunks = {{1, 6, 4}, {3, 0, 1}}; // document 3 is not in the micro-batch
+    EXPECT_THROW(validate_shard(mb, s, 2, "mb"), wlb::input_error);
+    s.ranks[1].chunks = {{1, 6, 4}};
+    EXPECT_NO_THROW(validate_shard(mb, s, 2, "mb"));
+    EXPECT_THROW(validate_shard(mb, s, 4, "mb"), wlb::input_error);
+}
+
+} // namespace
