@@ -36,4 +36,20 @@ TEST(MpiWatchdog, SilentRankMakesEveryRankExitNonZeroNamingOperationGroupAndPeer
     EXPECT_EQ(r.err.find("the silent rank was not aborted"), std::string::npos) << r.err;
 }
 
+// The decoder step across MPI processes equals the single-rank run (the probe checks every
+// gradient element of every rank against it within 1e-5 relative, in double).
+TEST(MpiDecoder, TensorContextAndDataParallelStepEqualsSingleRank) {
+    WLB_SKIP_WITHOUT_MPI();
+    auto r = run_mpi(8, "decoder tp=2,cp=2,dp=2 per_doc");
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("decoder ok on 8 ranks"), std::string::npos) << r.out;
+}
+
+TEST(MpiDecoder, FourWayContextParallelPerSequenceEqualsSingleRank) {
+    WLB_SKIP_WITHOUT_MPI();
+    auto r = run_mpi(4, "decoder cp=4 per_seq");
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("decoder ok on 4 ranks"), std::string::npos) << r.out;
+}
+
 } // namespace

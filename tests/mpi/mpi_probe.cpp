@@ -4,12 +4,18 @@
 //                               LAYOUT against its closed form; send/recv around the world
 //   watchdog SECONDS SILENT     every world rank but SILENT enters a world all_reduce; SILENT
 //                               sleeps, so the watchdog must abort the job within SECONDS
+//   decoder LAYOUT POLICY       one decoder step (double) with TP, CP and DP of LAYOUT (pp=1) and
+//                               per_seq or per_doc chunks; every rank's loss and gradient shard
+//                               must equal a single-rank run within 1e-5 relative
 // Exit code 0 when every check held; a failed check prints "wlb_mpi_probe: FAIL ..." and exits 1.
 #include "runtime/communicator.hpp"
 #include "runtime/error.hpp"
 #include "runtime/layout.hpp"
+#include "support/hand_shards.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fmt/format.h>
 #include <string>
@@ -97,6 +103,49 @@ int collectives(const std::string& spec) {
     return 0;
 }
 
+int decoder(const std::string& spec, const std::string& policy_name) {
+    auto world = make_world_communicator({.watchdog_seconds = 20.0});
+    const layout l = layout::parse(spec);
+    if (l.pp() != 1 || (policy_name != "per_seq" && policy_name != "per_doc"))
+        fail("decoder needs pp=1 and per_seq or per_doc");
+    const auto pol =
+        policy_name == "per_doc" ? wlb::test::policy::per_doc : wlb::test::policy::per_seq;
+    auto groups = make_group_communicators(*world, l);
+    const auto& config = wlb::test::test_config();
+    const auto full = init_decoder_params<double>(config, 7);
+    const auto ref = wlb::test::single_rank(full);
+    const auto batch = wlb::test::split_over_replicas(wlb::test::test_micro_batches(), l.dp());
+    const auto shards = wlb::test::shard_batch(batch, l.cp(), pol);
+    const auto local = shard_decoder_params(config, full, l.tp(), groups.tp->rank());
+    const auto got = compute_step_gradients<double>(config, local, batch, shards,
+                                                    {*groups.tp, *groups.cp, *groups.dp});
+    double worst = std::abs(got.loss - ref.loss) / std::abs(ref.loss);
+    const auto want = shard_decoder_params(config, ref.grads, l.tp(), groups.tp->rank());
+    std::vector<const std::vector<double>*> w;
+    want.for_each([&](const std::string&, const std::vector<double>& t) { w.push_back(&t); });
+    std::size_t i = 0;
+    got.grads.for_each([&](const std::string& name, const std::vector<double>& t) {
+        const auto& ref_t = *w[i++];
+        double scale = 0;
+        for (double v : ref_t)
+            scale = std::max(scale, std::abs(v));
+        for (std::size_t j = 0; j < t.size(); ++j) {
+            const double err = std::abs(t[j] - ref_t[j]) / (std::abs(ref_t[j]) + 1e-6 * scale);
+            worst = std::max(worst, err);
+            if (err > 1e-5)
+                fail(fmt::format("world rank {}: {}[{}] = {} but the single-rank run has {}",
+                                 world->rank(), name, j, t[j], ref_t[j]));
+        }
+    });
+    std::vector<double> max_err = {worst};
+    world->all_reduce(std::span<double>(max_err)); // a sum bounds the max from above
+    if (world->rank() == 0)
+        fmt::print("decoder ok on {} ranks, layout {}, {}: loss {:.12f}, worst relative error "
+                   "(summed over ranks) {:.3g}\n",
+                   world->size(), l.spec(), policy_name, got.loss, max_err[0]);
+    return 0;
+}
+
 int watchdog(double seconds, int silent) {
     auto world = make_world_communicator({.watchdog_seconds = seconds});
     if (world->rank() == silent) {
@@ -115,9 +164,14 @@ int main(int argc, char** argv) {
         const std::string scenario = argc > 1 ? argv[1] : "";
         if (scenario == "collectives" && argc == 3)
             return collectives(argv[2]);
+        if (scenario == "decoder" && argc == 4)
+            return decoder(argv[2], argv[3]);
         if (scenario == "watchdog" && argc == 4)
             return watchdog(std::stod(argv[2]), std::stoi(argv[3]));
-        fmt::print(stderr, "usage: wlb_mpi_probe collectives LAYOUT | watchdog SECONDS SILENT\n");
+        fmt::print(
+            stderr,
+            "usage: wlb_mpi_probe collectives LAYOUT | watchdog SECONDS SILENT | decoder LAYOUT "
+            "per_seq|per_doc\n");
         return 2;
     } catch (const wlb::error& e) {
         fmt::print(stderr, "wlb_mpi_probe: error: {}\n", e.what());
