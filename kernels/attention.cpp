@@ -1,7 +1,10 @@
 // Causal attention under the document mask over variable-length chunks (kernels/ops.hpp), on the
-// CPU: exact two-pass softmax per query row (scores, then max-shifted exponentials), the saved
-// log-sum-exp replaying the probabilities in the backward as FlashAttention does. Scores and
-// sums are accumulated in double for both element types. O(pairs * head_dim) work per head.
+// CPU. Per chunk and head, blocks of 64 queries: the score block against every key the block's
+// last query sees comes from one GEMM, the causal mask zeroes the probabilities past each
+// query's position, and the outputs (forward) or the gradients (backward: dV, dP, dQ, dK) are
+// GEMMs again. The softmax is exact per row (max-shifted, sums in double); the backward replays
+// the probabilities from the saved log-sum-exp as FlashAttention does. Work is the causal pairs
+// plus at most 64 x 64 / 2 masked pairs per block, times head_dim.
 #include "kernels/ops.hpp"
 #include "runtime/error.hpp"
 
@@ -31,12 +34,35 @@ void attention_chunks::validate() const {
 
 namespace {
 
+/// Query rows per block: the score block is block_rows x (keys of the block's last query).
+constexpr index block_rows = 64;
+
 template <typename T>
 double dot(const T* a, const T* b, index n) {
     double s = 0;
     for (index i = 0; i < n; ++i)
         s += static_cast<double>(a[i]) * static_cast<double>(b[i]);
     return s;
+}
+
+/// One block of queries [i0, i1) of a chunk and one head: pointers at the head's columns of the
+/// block's first query row and of the chunk's first key row.
+template <typename T>
+struct block_view {
+    index i0, rows, keys, offset; // keys = offset + i1: the keys the block's last query sees
+    const T* q;
+    const T* k;
+    const T* v;
+};
+
+/// scores[r, j] = scale * q_r . k_j for j < keys, then the causal mask (j > offset + i0 + r)
+/// applied as probability 0 after the softmax by the callers.
+template <typename T>
+void block_scores(const block_view<T>& b, index d, index ldq, index ldk, double scale,
+                  std::vector<T>& scores) {
+    scores.resize(static_cast<std::size_t>(b.rows * b.keys));
+    gemm<T>(false, true, b.rows, b.keys, d, static_cast<T>(scale), b.q, ldq, b.k, ldk, T(0),
+            scores.data(), b.keys);
 }
 
 } // namespace
@@ -46,37 +72,42 @@ void attention_forward(const attention_chunks& ch, const T* q, index ldq, const 
                        const T* v, index ldv, T* out, index ldo, T* lse) {
     ch.validate();
     const index d = ch.head_dim;
-    std::vector<double> scores;
-    std::vector<double> acc(static_cast<std::size_t>(d));
+    std::vector<T> p;
     for (index c = 0; c < ch.chunk_count(); ++c) {
         const auto cu = static_cast<std::size_t>(c);
         const index q0 = ch.cu_seqlens_q[cu];
         const index nq = ch.cu_seqlens_q[cu + 1] - q0;
         const index k0 = ch.cu_seqlens_k[cu];
+        const index off = ch.q_offsets[cu];
         for (index h = 0; h < ch.heads; ++h) {
-            for (index i = 0; i < nq; ++i) {
-                const index keys = ch.q_offsets[cu] + i + 1;
-                const T* qi = q + (q0 + i) * ldq + h * d;
-                scores.resize(static_cast<std::size_t>(keys));
-                double mx = -INFINITY;
-                for (index j = 0; j < keys; ++j) {
-                    const double s = ch.scale * dot(qi, k + (k0 + j) * ldk + h * d, d);
-                    scores[static_cast<std::size_t>(j)] = s;
-                    mx = std::max(mx, s);
+            for (index i0 = 0; i0 < nq; i0 += block_rows) {
+                const index rows = std::min(block_rows, nq - i0);
+                const block_view<T> b{i0,
+                                      rows,
+                                      off + i0 + rows,
+                                      off,
+                                      q + (q0 + i0) * ldq + h * d,
+                                      k + k0 * ldk + h * d,
+                                      v + k0 * ldv + h * d};
+                block_scores(b, d, ldq, ldk, ch.scale, p);
+                for (index r = 0; r < rows; ++r) {
+                    T* row = p.data() + r * b.keys;
+                    const index valid = off + i0 + r + 1;
+                    const double mx = static_cast<double>(*std::max_element(row, row + valid));
+                    double sum = 0;
+                    for (index j = 0; j < valid; ++j) {
+                        const double e = std::exp(static_cast<double>(row[j]) - mx);
+                        row[j] = static_cast<T>(e);
+                        sum += e;
+                    }
+                    const double inv = 1.0 / sum;
+                    for (index j = 0; j < valid; ++j)
+                        row[j] = static_cast<T>(static_cast<double>(row[j]) * inv);
+                    std::fill(row + valid, row + b.keys, T(0));
+                    lse[(q0 + i0 + r) * ch.heads + h] = static_cast<T>(mx + std::log(sum));
                 }
-                double sum = 0;
-                std::fill(acc.begin(), acc.end(), 0.0);
-                for (index j = 0; j < keys; ++j) {
-                    const double p = std::exp(scores[static_cast<std::size_t>(j)] - mx);
-                    sum += p;
-                    const T* vj = v + (k0 + j) * ldv + h * d;
-                    for (index e = 0; e < d; ++e)
-                        acc[static_cast<std::size_t>(e)] += p * static_cast<double>(vj[e]);
-                }
-                T* oi = out + (q0 + i) * ldo + h * d;
-                for (index e = 0; e < d; ++e)
-                    oi[e] = static_cast<T>(acc[static_cast<std::size_t>(e)] / sum);
-                lse[(q0 + i) * ch.heads + h] = static_cast<T>(mx + std::log(sum));
+                gemm<T>(false, false, rows, d, b.keys, T(1), p.data(), b.keys, b.v, ldv, T(0),
+                        out + (q0 + i0) * ldo + h * d, ldo);
             }
         }
     }
@@ -87,53 +118,66 @@ void attention_backward(const attention_chunks& ch, const T* q, index ldq, const
                         const T* v, index ldv, const T* out, index ldo, const T* dout, index lddo,
                         const T* lse, T* dq, index lddq, T* dk, index lddk, T* dv, index lddv) {
     // Every query row lies in exactly one chunk (cu_seqlens_q partitions [0, total_q)), so dq is
-    // written row by row; key rows outside every chunk's causal range get zero.
+    // written block by block; dk and dv accumulate over the blocks and start from zero.
     ch.validate();
     const index d = ch.head_dim;
     const index width = ch.heads * d;
     const index total_k = ch.cu_seqlens_k.back();
-    // Accumulate the key-side gradients in double: many queries add into one key row.
-    std::vector<double> dk_acc(static_cast<std::size_t>(total_k * width), 0.0);
-    std::vector<double> dv_acc(static_cast<std::size_t>(total_k * width), 0.0);
-    std::vector<double> dq_acc(static_cast<std::size_t>(d));
+    for (index t = 0; t < total_k; ++t) {
+        std::fill_n(dk + t * lddk, width, T(0));
+        std::fill_n(dv + t * lddv, width, T(0));
+    }
+    std::vector<T> p, dp;
     for (index c = 0; c < ch.chunk_count(); ++c) {
         const auto cu = static_cast<std::size_t>(c);
         const index q0 = ch.cu_seqlens_q[cu];
         const index nq = ch.cu_seqlens_q[cu + 1] - q0;
         const index k0 = ch.cu_seqlens_k[cu];
+        const index off = ch.q_offsets[cu];
         for (index h = 0; h < ch.heads; ++h) {
-            for (index i = 0; i < nq; ++i) {
-                const index keys = ch.q_offsets[cu] + i + 1;
-                const T* qi = q + (q0 + i) * ldq + h * d;
-                const T* doi = dout + (q0 + i) * lddo + h * d;
-                const double row_lse = static_cast<double>(lse[(q0 + i) * ch.heads + h]);
-                const double di = dot(doi, out + (q0 + i) * ldo + h * d, d);
-                std::fill(dq_acc.begin(), dq_acc.end(), 0.0);
-                for (index j = 0; j < keys; ++j) {
-                    const T* kj = k + (k0 + j) * ldk + h * d;
-                    const T* vj = v + (k0 + j) * ldv + h * d;
-                    const double p = std::exp(ch.scale * dot(qi, kj, d) - row_lse);
-                    const double ds = p * (dot(doi, vj, d) - di) * ch.scale;
-                    double* dkj = dk_acc.data() + (k0 + j) * width + h * d;
-                    double* dvj = dv_acc.data() + (k0 + j) * width + h * d;
-                    for (index e = 0; e < d; ++e) {
-                        const auto ue = static_cast<std::size_t>(e);
-                        dq_acc[ue] += ds * static_cast<double>(kj[e]);
-                        dkj[e] += ds * static_cast<double>(qi[e]);
-                        dvj[e] += p * static_cast<double>(doi[e]);
-                    }
+            for (index i0 = 0; i0 < nq; i0 += block_rows) {
+                const index rows = std::min(block_rows, nq - i0);
+                const block_view<T> b{i0,
+                                      rows,
+                                      off + i0 + rows,
+                                      off,
+                                      q + (q0 + i0) * ldq + h * d,
+                                      k + k0 * ldk + h * d,
+                                      v + k0 * ldv + h * d};
+                const T* dob = dout + (q0 + i0) * lddo + h * d;
+                // P from the saved log-sum-exp.
+                block_scores(b, d, ldq, ldk, ch.scale, p);
+                for (index r = 0; r < rows; ++r) {
+                    T* row = p.data() + r * b.keys;
+                    const index valid = off + i0 + r + 1;
+                    const double row_lse = static_cast<double>(lse[(q0 + i0 + r) * ch.heads + h]);
+                    for (index j = 0; j < valid; ++j)
+                        row[j] = static_cast<T>(std::exp(static_cast<double>(row[j]) - row_lse));
+                    std::fill(row + valid, row + b.keys, T(0));
                 }
-                T* dqi = dq + (q0 + i) * lddq + h * d;
-                for (index e = 0; e < d; ++e)
-                    dqi[e] = static_cast<T>(dq_acc[static_cast<std::size_t>(e)]);
+                // dV += P^T dO;  dP = dO V^T
+                gemm<T>(true, false, b.keys, d, rows, T(1), p.data(), b.keys, dob, lddo, T(1),
+                        dv + k0 * lddv + h * d, lddv);
+                dp.resize(p.size());
+                gemm<T>(false, true, rows, b.keys, d, T(1), dob, lddo, b.v, ldv, T(0), dp.data(),
+                        b.keys);
+                // dS = scale * P * (dP - rowsum(dO * O)), written over dP.
+                for (index r = 0; r < rows; ++r) {
+                    const double di = dot(dob + r * lddo, out + (q0 + i0 + r) * ldo + h * d, d);
+                    T* ds = dp.data() + r * b.keys;
+                    const T* pr = p.data() + r * b.keys;
+                    for (index j = 0; j < b.keys; ++j)
+                        ds[j] = static_cast<T>(ch.scale * static_cast<double>(pr[j]) *
+                                               (static_cast<double>(ds[j]) - di));
+                }
+                // dQ = dS K;  dK += dS^T Q
+                gemm<T>(false, false, rows, d, b.keys, T(1), dp.data(), b.keys, b.k, ldk, T(0),
+                        dq + (q0 + i0) * lddq + h * d, lddq);
+                gemm<T>(true, false, b.keys, d, rows, T(1), dp.data(), b.keys, b.q, ldq, T(1),
+                        dk + k0 * lddk + h * d, lddk);
             }
         }
     }
-    for (index t = 0; t < total_k; ++t)
-        for (index e = 0; e < width; ++e) {
-            dk[t * lddk + e] = static_cast<T>(dk_acc[static_cast<std::size_t>(t * width + e)]);
-            dv[t * lddv + e] = static_cast<T>(dv_acc[static_cast<std::size_t>(t * width + e)]);
-        }
 }
 
 #define WLB_INSTANTIATE(T)                                                                         \

@@ -244,8 +244,7 @@ whole_docs whole_document_chunks(const attention_case& c) {
     return w;
 }
 
-TEST(KernelsAttention, ForwardMatchesDenseMaskedReference) {
-    attention_case c;
+void check_forward_against_reference(const attention_case& c) {
     const auto n = static_cast<std::size_t>(c.total() * c.ld);
     auto q = random_vector(n, 20), kk = random_vector(n, 21), v = random_vector(n, 22);
     auto w = whole_document_chunks(c);
@@ -267,9 +266,15 @@ TEST(KernelsAttention, ForwardMatchesDenseMaskedReference) {
         EXPECT_NEAR(outf[i], ref[i], 1e-5) << i;
 }
 
-TEST(KernelsAttention, BackwardMatchesFiniteDifferences) {
-    attention_case c;
-    c.doc_tokens = {3, 1, 4};
+TEST(KernelsAttention, ForwardMatchesDenseMaskedReference) {
+    check_forward_against_reference(attention_case{});
+    // Documents longer than one 64-query block, and one of exactly a block.
+    attention_case long_docs;
+    long_docs.doc_tokens = {150, 64, 5, 70};
+    check_forward_against_reference(long_docs);
+}
+
+void check_backward_by_finite_differences(const attention_case& c) {
     const auto n = static_cast<std::size_t>(c.total() * c.ld);
     auto q = random_vector(n, 30), kk = random_vector(n, 31), v = random_vector(n, 32);
     auto w = whole_document_chunks(c);
@@ -293,9 +298,17 @@ TEST(KernelsAttention, BackwardMatchesFiniteDifferences) {
     expect_gradient(v, loss, dv, "attention dv");
 }
 
-TEST(KernelsAttention, ChunkedLikeContextParallelEqualsWholeDocuments) {
+TEST(KernelsAttention, BackwardMatchesFiniteDifferences) {
     attention_case c;
-    c.doc_tokens = {11, 4, 9};
+    c.doc_tokens = {3, 1, 4};
+    check_backward_by_finite_differences(c);
+    c.doc_tokens = {70, 2}; // two 64-query blocks
+    c.heads = 1;
+    c.ld = c.d + 1;
+    check_backward_by_finite_differences(c);
+}
+
+void check_chunked_equals_whole(const attention_case& c, ix chunk_tokens) {
     const ix width = c.heads * c.d;
     const auto n = static_cast<std::size_t>(c.total() * c.ld);
     auto q = random_vector(n, 40), kk = random_vector(n, 41), v = random_vector(n, 42);
@@ -310,8 +323,8 @@ TEST(KernelsAttention, ChunkedLikeContextParallelEqualsWholeDocuments) {
                                   out.data(), width, g.data(), width, lse.data(), dq.data(), c.ld,
                                   dk.data(), c.ld, dv.data(), c.ld);
 
-    // Split every document into chunks of at most 3 queries, in reverse order (a CP rank's
-    // layout need not follow the document order); each chunk's key segment is a copy of its
+    // Split every document into chunks of at most chunk_tokens queries, in reverse order (a CP
+    // rank's layout need not follow the document order); each chunk's key segment is a copy of its
     // document's prefix [0, offset + n), as a CP rank builds from the all-gathered keys.
     struct piece {
         ix doc_start, offset, tokens;
@@ -319,8 +332,8 @@ TEST(KernelsAttention, ChunkedLikeContextParallelEqualsWholeDocuments) {
     std::vector<piece> pieces;
     ix start = 0;
     for (auto len : c.doc_tokens) {
-        for (ix off = 0; off < len; off += 3)
-            pieces.push_back({start, off, std::min<ix>(3, len - off)});
+        for (ix off = 0; off < len; off += chunk_tokens)
+            pieces.push_back({start, off, std::min<ix>(chunk_tokens, len - off)});
         start += len;
     }
     std::reverse(pieces.begin(), pieces.end());
@@ -372,6 +385,15 @@ TEST(KernelsAttention, ChunkedLikeContextParallelEqualsWholeDocuments) {
             EXPECT_NEAR(sdk[t * c.ld + e], dk[t * c.ld + e], 1e-12);
             EXPECT_NEAR(sdv[t * c.ld + e], dv[t * c.ld + e], 1e-12);
         }
+}
+
+TEST(KernelsAttention, ChunkedLikeContextParallelEqualsWholeDocuments) {
+    attention_case c;
+    c.doc_tokens = {11, 4, 9};
+    check_chunked_equals_whole(c, 3);
+    // Chunks spanning several 64-query blocks at offsets that are not block multiples.
+    c.doc_tokens = {200, 3, 90};
+    check_chunked_equals_whole(c, 70);
 }
 
 TEST(KernelsAttention, ShortKeySegmentIsRefused) {
