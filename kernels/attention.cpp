@@ -96,9 +96,10 @@ void attention_forward(const attention_chunks& ch, const T* q, index ldq, const 
                     const double mx = static_cast<double>(*std::max_element(row, row + valid));
                     double sum = 0;
                     for (index j = 0; j < valid; ++j) {
-                        const double e = std::exp(static_cast<double>(row[j]) - mx);
-                        row[j] = static_cast<T>(e);
-                        sum += e;
+                        // exp in T: float rows use the float exp (the sum stays in double).
+                        const T e = std::exp(row[j] - static_cast<T>(mx));
+                        row[j] = e;
+                        sum += static_cast<double>(e);
                     }
                     const double inv = 1.0 / sum;
                     for (index j = 0; j < valid; ++j)
@@ -152,7 +153,7 @@ void attention_backward(const attention_chunks& ch, const T* q, index ldq, const
                     const index valid = off + i0 + r + 1;
                     const double row_lse = static_cast<double>(lse[(q0 + i0 + r) * ch.heads + h]);
                     for (index j = 0; j < valid; ++j)
-                        row[j] = static_cast<T>(std::exp(static_cast<double>(row[j]) - row_lse));
+                        row[j] = std::exp(row[j] - static_cast<T>(row_lse));
                     std::fill(row + valid, row + b.keys, T(0));
                 }
                 // dV += P^T dO;  dP = dO V^T
