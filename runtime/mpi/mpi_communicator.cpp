@@ -31,7 +31,13 @@ class mpi_session {
 public:
     mpi_session() {
         int initialized = 0;
+        int finalized = 0;
         WLB_MPI_CHECK(MPI_Initialized(&initialized));
+        WLB_MPI_CHECK(MPI_Finalized(&finalized));
+        if (finalized)
+            throw runtime_failure("MPI was finalized when the last communicator of this process "
+                                  "was destroyed; create the world communicator once per process "
+                                  "and keep it for the whole job");
         if (!initialized) {
             int provided = 0;
             WLB_MPI_CHECK(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided));

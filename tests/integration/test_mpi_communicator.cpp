@@ -33,7 +33,22 @@ TEST(MpiWatchdog, SilentRankMakesEveryRankExitNonZeroNamingOperationGroupAndPeer
               std::string::npos)
         << r.err;
     EXPECT_NE(r.err.find("missing peers (world ranks): [2]"), std::string::npos) << r.err;
-    EXPECT_EQ(r.err.find("the silent rank was not aborted"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("FAIL"), std::string::npos) << r.err;
+}
+
+TEST(MpiWatchdog, SilentRankInASubGroupIsNamedWithItsGroup) {
+    WLB_SKIP_WITHOUT_MPI();
+    // cp groups of tp=2,cp=2: [0, 2] and [1, 3]. World rank 3 is silent: its CP peer 1 times out
+    // in the cp all_reduce and aborts the job; ranks 0 and 2 pass theirs and wait in a world
+    // barrier.
+    auto r = run_mpi(4, "watchdog 1.5 3 tp=2,cp=2");
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.exit_code, wlb::test::hang_exit_code) << "the job hung until the guard killed it";
+    EXPECT_NE(r.err.find("watchdog: all_reduce on cp group [1, 3] did not complete within 1.5 s "
+                         "on world rank 1; missing peers (world ranks): [3]"),
+              std::string::npos)
+        << r.err;
+    EXPECT_EQ(r.err.find("FAIL"), std::string::npos) << r.err;
 }
 
 // The decoder step across MPI processes equals the single-rank run (the probe checks every

@@ -2,8 +2,10 @@
 // the communicator seam. Scenarios (argv[1]):
 //   collectives LAYOUT          every collective on the world and on each TP/CP/PP/DP group of
 //                               LAYOUT against its closed form; send/recv around the world
-//   watchdog SECONDS SILENT     every world rank but SILENT enters a world all_reduce; SILENT
-//                               sleeps, so the watchdog must abort the job within SECONDS
+//   watchdog SECONDS SILENT [LAYOUT]
+//                               every world rank but SILENT enters an all_reduce (on the world,
+//                               or on its CP group of LAYOUT); SILENT sleeps, so the watchdog
+//                               must abort the job within SECONDS
 //   decoder LAYOUT POLICY       one decoder step (double) with TP, CP and DP of LAYOUT (pp=1) and
 //                               per_seq or per_doc chunks; every rank's loss and gradient shard
 //                               must equal a single-rank run within 1e-5 relative
@@ -146,15 +148,24 @@ int decoder(const std::string& spec, const std::string& policy_name) {
     return 0;
 }
 
-int watchdog(double seconds, int silent) {
+int watchdog(double seconds, int silent, const std::string& spec) {
     auto world = make_world_communicator({.watchdog_seconds = seconds});
+    group_communicators groups;
+    if (!spec.empty())
+        groups = make_group_communicators(*world, layout::parse(spec));
     if (world->rank() == silent) {
         std::this_thread::sleep_for(std::chrono::duration<double>(10 * seconds + 30));
         fail("the silent rank was not aborted");
     }
     std::vector<double> x(16, 1.0);
-    world->all_reduce(std::span<double>(x));
-    fail("the all_reduce completed without the silent rank");
+    if (spec.empty())
+        world->all_reduce(std::span<double>(x));
+    else
+        groups.cp->all_reduce(std::span<double>(x));
+    // Ranks whose group does not hold the silent rank get here; the world barrier cannot
+    // complete without it either.
+    world->barrier();
+    fail("the job completed without the silent rank");
 }
 
 } // namespace
@@ -166,12 +177,11 @@ int main(int argc, char** argv) {
             return collectives(argv[2]);
         if (scenario == "decoder" && argc == 4)
             return decoder(argv[2], argv[3]);
-        if (scenario == "watchdog" && argc == 4)
-            return watchdog(std::stod(argv[2]), std::stoi(argv[3]));
-        fmt::print(
-            stderr,
-            "usage: wlb_mpi_probe collectives LAYOUT | watchdog SECONDS SILENT | decoder LAYOUT "
-            "per_seq|per_doc\n");
+        if (scenario == "watchdog" && (argc == 4 || argc == 5))
+            return watchdog(std::stod(argv[2]), std::stoi(argv[3]), argc == 5 ? argv[4] : "");
+        fmt::print(stderr, "usage: wlb_mpi_probe collectives LAYOUT | watchdog SECONDS SILENT "
+                           "[LAYOUT] | decoder LAYOUT "
+                           "per_seq|per_doc\n");
         return 2;
     } catch (const wlb::error& e) {
         fmt::print(stderr, "wlb_mpi_probe: error: {}\n", e.what());
