@@ -1,13 +1,15 @@
 // bench_cpu_runtime: measured (not simulated) figures of the CPU runtime's foundations.
 //   1. GEMM throughput (OpenBLAS, one thread) in float and double.
 //   2. Attention forward + backward on one document, per causal (query, key) pair.
-//   3. A decoder step with cp=2 (two ranks as threads of one process over the in-process
-//      communicator) on a long-document-heavy micro-batch, per-sequence against per-document
-//      CP chunks, measured in the same run; with the attention pairs each CP rank holds.
-// Usage: bench_cpu_runtime [--quick|--full] [--default-malloc]
+//   3. A decoder step with cp=2 on a long-document-heavy micro-batch, per-sequence against
+//      per-document CP chunks, measured in the same run; with the attention pairs each CP rank
+//      holds. Started by mpirun with 2 ranks, the ranks are MPI processes (wlb::mpi); otherwise
+//      two threads of this process over the in-process communicator.
+// Usage: [mpirun -np 2] bench_cpu_runtime [--quick|--full] [--default-malloc]
 //   --quick: smaller sizes, for a smoke run; --default-malloc: skip retain_freed_memory()
 #include "kernels/ops.hpp"
 #include "runtime/batch.hpp"
+#include "runtime/communicator.hpp"
 #include "runtime/decoder.hpp"
 #include "runtime/decoder_step.hpp"
 #include "runtime/fake_communicator.hpp"
@@ -18,6 +20,7 @@
 #include <cmath>
 #include <cstring>
 #include <fmt/format.h>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -129,7 +132,7 @@ sharded_micro_batch per_doc(const micro_batch& mb, int cp) {
     return s;
 }
 
-void bench_cp_step(bool quick) {
+void bench_cp_step(bool quick, communicator* mpi_world) {
     decoder_config config;
     config.vocab = 512;
     config.hidden = 256;
@@ -153,17 +156,25 @@ void bench_cp_step(bool quick) {
             for (const auto& c : shard.ranks[static_cast<std::size_t>(r)].chunks)
                 pairs[static_cast<std::size_t>(r)] += causal_pairs(c.q_tokens, c.q_offset);
         const batch_shards shards = {{shard}};
+        auto step = [&](communicator& world) {
+            fake_world solo(1);
+            auto one = solo.communicator_for(0);
+            (void)compute_step_gradients<float>(config, params, batch, shards, {*one, world, *one});
+        };
         const double s = median_seconds(quick ? 1 : 3, [&] {
-            fake_world::run(cp, 600.0, [&](communicator& world) {
-                fake_world solo(1);
-                auto one = solo.communicator_for(0);
-                (void)compute_step_gradients<float>(config, params, batch, shards,
-                                                    {*one, world, *one});
-            });
+            if (mpi_world != nullptr) {
+                mpi_world->barrier();
+                step(*mpi_world); // ends in collectives: rank 0 finishes after every rank
+            } else {
+                fake_world::run(cp, 600.0, step);
+            }
         });
-        fmt::print("| decoder step cp=2 (2 threads), {} tokens, {} | float | {:.3f} s | "
+        if (mpi_world != nullptr && mpi_world->rank() != 0)
+            continue;
+        fmt::print("| decoder step cp=2 ({}), {} tokens, {} | float | {:.3f} s | "
                    "causal pairs per CP rank {} / {} (max/mean {:.2f}) |\n",
-                   mb.tokens(), name, s, pairs[0], pairs[1],
+                   mpi_world != nullptr ? "2 MPI ranks" : "2 threads", mb.tokens(), name, s,
+                   pairs[0], pairs[1],
                    2.0 * static_cast<double>(std::max(pairs[0], pairs[1])) /
                        static_cast<double>(pairs[0] + pairs[1]));
     }
@@ -172,16 +183,32 @@ void bench_cp_step(bool quick) {
 } // namespace
 
 int main(int argc, char** argv) {
-    const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
+    bool quick = false;
+    bool default_malloc = false;
+    for (int i = 1; i < argc; ++i) {
+        quick = quick || std::strcmp(argv[i], "--quick") == 0;
+        default_malloc = default_malloc || std::strcmp(argv[i], "--default-malloc") == 0;
+    }
     k::set_blas_threads(1);
-    const bool retained =
-        !(argc > 2 && std::strcmp(argv[2], "--default-malloc") == 0) && retain_freed_memory();
-    fmt::print("allocator: {}\n\n",
-               retained ? "freed memory retained (retain_freed_memory)" : "C library defaults");
-    fmt::print("| what | type | median time | figure |\n|---|---|---|---|\n");
-    bench_gemm<float>(quick ? 128 : 512, "float");
-    bench_gemm<double>(quick ? 128 : 512, "double");
-    bench_attention(quick ? 256 : 2048, 4, 64);
-    bench_cp_step(quick);
+    const bool retained = !default_malloc && retain_freed_memory();
+    std::unique_ptr<communicator> mpi_world;
+    if (detect_launch().size > 1) {
+        mpi_world = make_world_communicator({.watchdog_seconds = 600.0});
+        if (mpi_world->size() != 2) {
+            fmt::print(stderr, "bench_cpu_runtime: start it with 2 MPI ranks (or none)\n");
+            return 2;
+        }
+    }
+    if (mpi_world == nullptr || mpi_world->rank() == 0) {
+        fmt::print("allocator: {}\n\n",
+                   retained ? "freed memory retained (retain_freed_memory)" : "C library defaults");
+        fmt::print("| what | type | median time | figure |\n|---|---|---|---|\n");
+    }
+    if (mpi_world == nullptr) {
+        bench_gemm<float>(quick ? 128 : 512, "float");
+        bench_gemm<double>(quick ? 128 : 512, "double");
+        bench_attention(quick ? 256 : 2048, 4, 64);
+    }
+    bench_cp_step(quick, mpi_world.get());
     return 0;
 }
