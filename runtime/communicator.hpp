@@ -88,8 +88,10 @@ public:
     void all_reduce(std::span<T> data) {
         do_all_reduce(data.data(), data.size(), element_type_of<T>());
     }
-    /// Sends `data` to group member `peer` (not the caller). May return before the peer
-    /// receives it; the buffer may be reused on return.
+    /// Sends `data` to group member `peer` (not the caller). Buffered: returns once the data is
+    /// copied, never waiting for the receiver, so two ranks may send to each other before either
+    /// receives (pipeline stages do). Pending sends complete at barrier() and at destruction,
+    /// under the watchdog.
     template <typename T>
     void send(std::span<const T> data, int peer, int tag) {
         check_peer(peer, tag, "send");

@@ -3,12 +3,14 @@
 //
 // Watchdog. Every operation is nonblocking (MPI_Iallgather, MPI_Ireduce_scatter_block,
 // MPI_Iallreduce, MPI_Ibarrier, MPI_Isend, MPI_Irecv) and polled with MPI_Test against a
-// deadline. To name the peers that never arrived at a collective, each member, on entering its
-// n-th collective of a group, sends the number n to every other member on a duplicate of the
-// group's communicator (the arrival protocol) and posts a receive for theirs; a peer whose
-// arrival message is still outstanding at the deadline is missing. A point-to-point transfer's
-// missing peer is its partner. On a timeout the rank prints the message on stderr and calls
-// MPI_Abort on MPI_COMM_WORLD, which ends every rank of the job (exit code 4, "runtime").
+// deadline. Sends are buffered (copied, started, completed later: at barrier() and when the
+// communicator is destroyed, under the same watchdog). To name the peers that never arrived at a
+// collective, each member, on entering its n-th collective of a group, sends the number n to every
+// other member on a duplicate of the group's communicator (the arrival protocol) and posts a
+// receive for theirs; a peer whose arrival message is still outstanding at the deadline is missing.
+// A point-to-point transfer's missing peer is its partner. On a timeout the rank prints the message
+// on stderr and calls MPI_Abort on MPI_COMM_WORLD, which ends every rank of the job (exit code 4,
+// "runtime").
 #include "runtime/communicator.hpp"
 #include "runtime/error.hpp"
 
@@ -16,6 +18,7 @@
 #include <chrono>
 #include <climits>
 #include <cstdio>
+#include <list>
 #include <mpi.h>
 #include <mutex>
 #include <sched.h>
@@ -106,6 +109,11 @@ public:
         WLB_MPI_CHECK(MPI_Comm_dup(m_comm, &m_arrival_comm));
     }
     ~mpi_communicator() override {
+        try {
+            flush_sends(); // under the watchdog: a receiver that never comes aborts the job
+        } catch (...) {
+            // Destructors never throw; the peers' watchdogs report the stall.
+        }
         MPI_Comm_free(&m_arrival_comm);
         if (m_owned)
             MPI_Comm_free(&m_comm);
@@ -116,6 +124,7 @@ public:
     const group_desc& group() const noexcept override { return m_group; }
 
     void barrier() override {
+        flush_sends();
         collective("barrier", [&](MPI_Request* r) { WLB_MPI_CHECK(MPI_Ibarrier(m_comm, r)); });
     }
 
@@ -167,11 +176,16 @@ protected:
 
     void do_send(const void* data, std::size_t count, element_type type, int peer,
                  int tag) override {
-        MPI_Request r = MPI_REQUEST_NULL;
-        WLB_MPI_CHECK(MPI_Isend(data, mpi_count(count), mpi_type(type), peer, tag, m_comm, &r));
-        MPI_Status status;
-        if (!poll(r, status))
-            abort(watchdog_message(fmt::format("send(tag {})", tag), m_watchdog_seconds, {peer}));
+        // Buffered: copy, start, return. A blocking send could deadlock two pipeline stages that
+        // send to each other at once (1F1B's steady state) once messages exceed the eager size.
+        progress_sends();
+        const auto* p = static_cast<const std::byte*>(data);
+        auto& s = m_pending.emplace_back();
+        s.data.assign(p, p + count * element_bytes(type));
+        s.peer = peer;
+        s.tag = tag;
+        WLB_MPI_CHECK(MPI_Isend(s.data.data(), mpi_count(count), mpi_type(type), peer, tag, m_comm,
+                                &s.request));
     }
 
     void do_recv(void* data, std::size_t count, element_type type, int peer, int tag) override {
@@ -192,6 +206,41 @@ private:
         return std::chrono::steady_clock::now() +
                std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                    std::chrono::duration<double>(m_watchdog_seconds));
+    }
+
+    struct pending_send {
+        std::vector<std::byte> data;
+        MPI_Request request = MPI_REQUEST_NULL;
+        int peer = 0;
+        int tag = 0;
+    };
+
+    /// Drops the buffered sends that have completed.
+    void progress_sends() {
+        for (auto it = m_pending.begin(); it != m_pending.end();) {
+            int done = 0;
+            WLB_MPI_CHECK(MPI_Test(&it->request, &done, MPI_STATUS_IGNORE));
+            it = done ? m_pending.erase(it) : std::next(it);
+        }
+    }
+
+    /// Completes every buffered send, or aborts naming the receivers that never took theirs.
+    void flush_sends() {
+        const auto until = deadline();
+        for (int polls = 0; !m_pending.empty(); ++polls) {
+            progress_sends();
+            if (m_pending.empty())
+                break;
+            if (std::chrono::steady_clock::now() > until) {
+                std::vector<int> missing;
+                for (const auto& s : m_pending)
+                    if (std::find(missing.begin(), missing.end(), s.peer) == missing.end())
+                        missing.push_back(s.peer);
+                abort(watchdog_message(fmt::format("send(tag {})", m_pending.front().tag),
+                                       m_watchdog_seconds, missing));
+            }
+            backoff(polls);
+        }
     }
 
     /// Polls one request until it completes (true) or the watchdog deadline passes (false).
@@ -263,6 +312,7 @@ private:
     int m_rank = 0;
     int m_size = 1;
     std::uint64_t m_seq = 0;
+    std::list<pending_send> m_pending; // stable addresses: MPI reads the buffers until done
 };
 
 } // namespace

@@ -83,6 +83,13 @@ void check_collectives(communicator& c) {
         for (std::size_t i = 0; i < block; ++i)
             if (got[i] != value<T>(prev, i))
                 fail(fmt::format("send/recv on {}", c.group().describe()));
+        // Every rank sends a message far above the eager size before anyone receives: only a
+        // buffered send gets through this ring without a deadlock.
+        std::vector<T> big(std::size_t{1} << 20, static_cast<T>(me));
+        c.send(std::span<const T>(big), next, 12);
+        c.recv(std::span<T>(big), prev, 12);
+        if (big.front() != static_cast<T>(prev) || big.back() != static_cast<T>(prev))
+            fail(fmt::format("large send/recv on {}", c.group().describe()));
     }
     c.barrier();
 }
