@@ -193,6 +193,26 @@ decoder_params<T> unshard_decoder_params(const decoder_config& c,
 }
 
 template <typename T>
+decoder_params<T> stage_decoder_params(const decoder_params<T>& params, int pp, int s) {
+    const auto layers = static_cast<int>(params.layers.size());
+    if (pp < 1 || layers < pp)
+        throw input_error(
+            fmt::format("model: {} layers cannot fill pp={} pipeline stages", layers, pp));
+    WLB_EXPECTS(s >= 0 && s < pp, "stage {} of {}", s, pp);
+    decoder_params<T> out;
+    if (s == 0)
+        out.embed = params.embed;
+    const auto begin = static_cast<std::ptrdiff_t>(layers * s / pp);
+    const auto end = static_cast<std::ptrdiff_t>(layers * (s + 1) / pp);
+    out.layers.assign(params.layers.begin() + begin, params.layers.begin() + end);
+    if (s == pp - 1) {
+        out.final_norm = params.final_norm;
+        out.lm_head = params.lm_head;
+    }
+    return out;
+}
+
+template <typename T>
 void apply_sgd(decoder_params<T>& params, const decoder_params<T>& grads, double learning_rate) {
     std::vector<const std::vector<T>*> g;
     grads.for_each([&](const std::string&, const std::vector<T>& t) { g.push_back(&t); });
@@ -223,7 +243,8 @@ std::int32_t document_token(std::int64_t doc_id, std::int64_t position, std::int
                                                        const decoder_params<T>&, int, int);        \
     template decoder_params<T> unshard_decoder_params<T>(const decoder_config&,                    \
                                                          const std::vector<decoder_params<T>>&);   \
-    template void apply_sgd<T>(decoder_params<T>&, const decoder_params<T>&, double);
+    template void apply_sgd<T>(decoder_params<T>&, const decoder_params<T>&, double);              \
+    template decoder_params<T> stage_decoder_params<T>(const decoder_params<T>&, int, int);
 WLB_INSTANTIATE(float)
 WLB_INSTANTIATE(double)
 #undef WLB_INSTANTIATE

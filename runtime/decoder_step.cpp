@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <unordered_map>
 
 namespace wlb::runtime {
@@ -98,18 +99,30 @@ public:
           m_heads(config.heads / m_tp), m_d(config.head_dim()), m_hl(m_heads * m_d),
           m_fl(config.ffn / m_tp) {}
 
-    /// Forward and backward of one micro-batch; accumulates into grads; returns the loss sum.
-    double micro_batch(const micro_batch& mb, const sharded_micro_batch& shard, double grad_scale,
-                       decoder_params<T>& grads) {
-        const token_map tm = map_tokens(m_config, mb, shard, m_g.cp.rank());
+    /// Forward of micro-batch `m` through this pipeline stage's layers: the embedding on the
+    /// first stage, else the activations received from the previous stage; on the last stage the
+    /// head, the loss and the head's backward, else the activations sent to the next stage.
+    /// Returns the loss sum of the micro-batch's local tokens (0 except on the last stage).
+    double forward(int m, const micro_batch& mb, const sharded_micro_batch& shard,
+                   double grad_scale, decoder_params<T>& grads) {
+        auto& st = m_in_flight[m];
+        st.tokens = map_tokens(m_config, mb, shard, m_g.cp.rank());
+        const token_map& tm = st.tokens;
         const index n = static_cast<index>(tm.ids.size());
         const index h = m_h, vocab = m_config.vocab;
-        std::vector<layer_cache<T>> caches(m_p.layers.size());
+        st.caches.resize(m_p.layers.size());
         std::vector<T> x = sized<T>(n * h);
-        kernels::embedding_forward<T>(m_p.embed.data(), tm.ids.data(), n, h, x.data());
+        if (first_stage())
+            kernels::embedding_forward<T>(m_p.embed.data(), tm.ids.data(), n, h, x.data());
+        else
+            m_g.pp->recv(std::span<T>(x), m_g.pp->rank() - 1, tag(m, false));
         for (std::size_t l = 0; l < m_p.layers.size(); ++l)
-            x = layer_forward(tm, m_p.layers[l], caches[l], std::move(x));
-        // Head: final norm, LM head, loss.
+            x = layer_forward(tm, m_p.layers[l], st.caches[l], std::move(x));
+        if (!last_stage()) {
+            m_g.pp->send(std::span<const T>(x), m_g.pp->rank() + 1, tag(m, false));
+            return 0;
+        }
+        // Head: final norm, LM head, loss, and at once their backward.
         std::vector<T> y = sized<T>(n * h), rstd = sized<T>(n), logits = sized<T>(n * vocab);
         kernels::rms_norm_forward<T>(x.data(), m_p.final_norm.data(), n, h, eps(), y.data(),
                                      rstd.data());
@@ -118,17 +131,58 @@ public:
         const double loss = kernels::cross_entropy<T>(logits.data(), tm.labels.data(), n, vocab,
                                                       static_cast<T>(grad_scale), dlogits.data());
         matmul_at_acc(y.data(), dlogits.data(), grads.lm_head.data(), n, h, vocab);
-        std::vector<T> dy = sized<T>(n * h), dx = sized<T>(n * h);
+        std::vector<T> dy = sized<T>(n * h);
+        st.d_top = sized<T>(n * h);
         matmul_bt(dlogits.data(), m_p.lm_head.data(), dy.data(), n, h, vocab);
         kernels::rms_norm_backward<T>(x.data(), m_p.final_norm.data(), rstd.data(), dy.data(), n, h,
-                                      dx.data(), grads.final_norm.data());
-        for (std::size_t l = m_p.layers.size(); l-- > 0;)
-            dx = layer_backward(tm, m_p.layers[l], caches[l], grads.layers[l], std::move(dx));
-        kernels::embedding_backward<T>(dx.data(), tm.ids.data(), n, h, grads.embed.data());
+                                      st.d_top.data(), grads.final_norm.data());
         return loss;
     }
 
+    /// Backward of micro-batch `m` (after its forward) through this stage's layers, from the
+    /// head's gradient on the last stage or the gradient received from the next stage; ends in
+    /// the embedding's backward on the first stage, else sends the gradient to the previous one.
+    void backward(int m, decoder_params<T>& grads) {
+        auto it = m_in_flight.find(m);
+        WLB_EXPECTS(it != m_in_flight.end(), "backward of micro-batch {} before its forward", m);
+        auto& st = it->second;
+        const token_map& tm = st.tokens;
+        const index n = static_cast<index>(tm.ids.size());
+        std::vector<T> dx;
+        if (last_stage()) {
+            dx = std::move(st.d_top);
+        } else {
+            dx = sized<T>(n * m_h);
+            m_g.pp->recv(std::span<T>(dx), m_g.pp->rank() + 1, tag(m, true));
+        }
+        for (std::size_t l = m_p.layers.size(); l-- > 0;)
+            dx = layer_backward(tm, m_p.layers[l], st.caches[l], grads.layers[l], std::move(dx));
+        if (first_stage())
+            kernels::embedding_backward<T>(dx.data(), tm.ids.data(), n, m_h, grads.embed.data());
+        else
+            m_g.pp->send(std::span<const T>(dx), m_g.pp->rank() - 1, tag(m, true));
+        m_in_flight.erase(it);
+    }
+
+    [[nodiscard]] bool idle() const noexcept { return m_in_flight.empty(); }
+
 private:
+    struct micro_batch_state {
+        token_map tokens;
+        std::vector<layer_cache<T>> caches;
+        std::vector<T> d_top; // last stage: gradient at the top of the stage's layers
+    };
+
+    bool first_stage() const noexcept { return m_g.pp == nullptr || m_g.pp->rank() == 0; }
+    bool last_stage() const noexcept {
+        return m_g.pp == nullptr || m_g.pp->rank() == m_g.pp->size() - 1;
+    }
+    /// Forward activations and backward gradients of one micro-batch travel on distinct tags;
+    /// messages of one (peer, tag) pair arrive in order, so the wrap-around is harmless.
+    static int tag(int m, bool backward) noexcept {
+        return (2 * m + (backward ? 1 : 0)) % (max_tag + 1);
+    }
+
     T eps() const { return static_cast<T>(m_config.norm_eps); }
 
     kernels::attention_chunks chunks(const token_map& tm) const {
@@ -287,6 +341,7 @@ private:
     const decoder_config& m_config;
     const decoder_params<T>& m_p;
     const parallel_groups& m_g;
+    std::map<int, micro_batch_state> m_in_flight; // forwarded, not yet backwarded
     int m_tp;
     index m_h, m_heads, m_d, m_hl, m_fl;
 };
@@ -363,11 +418,46 @@ sharded_micro_batch whole_documents(const micro_batch& mb) {
     return s;
 }
 
+std::vector<stage_op> all_forward_all_backward(int micro_batches) {
+    std::vector<stage_op> order;
+    for (int m = 0; m < micro_batches; ++m)
+        order.push_back({stage_op::kind::forward, m});
+    for (int m = micro_batches; m-- > 0;)
+        order.push_back({stage_op::kind::backward, m});
+    return order;
+}
+
+namespace {
+
+void validate_order(const std::vector<stage_op>& order, int micro_batches, std::int64_t step) {
+    std::vector<int> state(static_cast<std::size_t>(micro_batches), 0); // 0 new, 1 fwd, 2 done
+    for (std::size_t i = 0; i < order.size(); ++i) {
+        const auto& op = order[i];
+        const bool fwd = op.op == stage_op::kind::forward;
+        if (op.micro_batch < 0 || op.micro_batch >= micro_batches)
+            throw input_error(fmt::format("step {}: pipeline op {} names micro-batch {} of {}",
+                                          step, i, op.micro_batch, micro_batches));
+        int& st = state[static_cast<std::size_t>(op.micro_batch)];
+        if (st != (fwd ? 0 : 1))
+            throw input_error(fmt::format("step {}: pipeline op {} is a {} of micro-batch {} {}",
+                                          step, i, fwd ? "forward" : "backward", op.micro_batch,
+                                          fwd ? "already forwarded" : "not forwarded or done"));
+        ++st;
+    }
+    for (int m = 0; m < micro_batches; ++m)
+        if (state[static_cast<std::size_t>(m)] != 2)
+            throw input_error(
+                fmt::format("step {}: the pipeline order never {} micro-batch {}", step,
+                            state[static_cast<std::size_t>(m)] == 0 ? "forwards" : "backwards", m));
+}
+
+} // namespace
+
 template <typename T>
 step_gradients<T> compute_step_gradients(const decoder_config& config,
                                          const decoder_params<T>& local, const global_batch& batch,
-                                         const batch_shards& shards,
-                                         const parallel_groups& groups) {
+                                         const batch_shards& shards, const parallel_groups& groups,
+                                         const std::vector<stage_op>& order) {
     config.validate(groups.tp.size());
     if (static_cast<int>(batch.replicas.size()) != groups.dp.size() ||
         shards.size() != batch.replicas.size())
@@ -396,12 +486,25 @@ step_gradients<T> compute_step_gradients(const decoder_config& config,
     const auto replica = static_cast<std::size_t>(groups.dp.rank());
     double loss_sum = 0;
     const auto& mbs = batch.replicas[replica].micro_batches;
-    for (std::size_t m = 0; m < mbs.size(); ++m)
-        loss_sum += runner.micro_batch(mbs[m], shards[replica][m], grad_scale, out.grads);
-    // Every TP rank holds the same loss; CP ranks and replicas hold parts of it.
+    const int count = static_cast<int>(mbs.size());
+    const auto ops = order.empty() ? all_forward_all_backward(count) : order;
+    validate_order(ops, count, batch.step);
+    for (const auto& op : ops) {
+        const auto m = static_cast<std::size_t>(op.micro_batch);
+        if (op.op == stage_op::kind::forward)
+            loss_sum +=
+                runner.forward(op.micro_batch, mbs[m], shards[replica][m], grad_scale, out.grads);
+        else
+            runner.backward(op.micro_batch, out.grads);
+    }
+    WLB_EXPECTS(runner.idle(), "micro-batches left in flight after the step");
+    // Every TP rank of the last stage holds the same loss; CP ranks and replicas hold parts of
+    // it; the other stages hold none.
     std::vector<double> loss = {loss_sum};
     groups.cp.all_reduce(std::span<double>(loss));
     groups.dp.all_reduce(std::span<double>(loss));
+    if (groups.pp != nullptr)
+        groups.pp->all_reduce(std::span<double>(loss));
     out.loss = loss[0] * grad_scale;
     all_reduce_params(groups.cp, out.grads);
     all_reduce_params(groups.dp, out.grads);
@@ -410,9 +513,11 @@ step_gradients<T> compute_step_gradients(const decoder_config& config,
 
 template step_gradients<float>
 compute_step_gradients<float>(const decoder_config&, const decoder_params<float>&,
-                              const global_batch&, const batch_shards&, const parallel_groups&);
+                              const global_batch&, const batch_shards&, const parallel_groups&,
+                              const std::vector<stage_op>&);
 template step_gradients<double>
 compute_step_gradients<double>(const decoder_config&, const decoder_params<double>&,
-                               const global_batch&, const batch_shards&, const parallel_groups&);
+                               const global_batch&, const batch_shards&, const parallel_groups&,
+                               const std::vector<stage_op>&);
 
 } // namespace wlb::runtime

@@ -11,8 +11,11 @@
 //   rank's rows padded to the longest rank's), every local chunk attends the keys [0, q_offset +
 //   q_tokens) of its document, and in backward the key and value gradients of all ranks are
 //   reduce-scattered back to the ranks that hold those tokens.
-// - DP: replica d of the global batch runs on DP rank d; gradients and the loss are summed over
-//   CP and DP.
+// - PP: stage s holds the layers [s*L/PP, (s+1)*L/PP) (stage_decoder_params), the first stage
+//   the embedding, the last the final norm and LM head; activations go forward and gradients
+//   back between neighbouring stages by send/recv, in the order of the stage's op list.
+// - DP: replica d of the global batch runs on DP rank d; gradients are summed over CP and DP,
+//   the loss over CP, DP and PP (only the last stage computes it).
 // The loss is the mean next-token cross-entropy over every labelled token of the global batch
 // (each document's last token has no label), so any layout computes the same number.
 #pragma once
@@ -25,12 +28,27 @@
 
 namespace wlb::runtime {
 
-/// The communicators of one rank; any of them may have size 1.
+/// The communicators of one rank; any of them may have size 1. pp may be null (one stage).
 struct parallel_groups {
     communicator& tp;
     communicator& cp;
     communicator& dp;
+    communicator* pp = nullptr;
 };
+
+/// One operation of a pipeline stage's order: the forward or the backward of one micro-batch
+/// (an index into the stage's replica's micro-batches). The [simulator] issue's schedules (1F1B,
+/// interleaved) are lists of these per stage; executing a list is this file's job, choosing it
+/// is theirs.
+struct stage_op {
+    enum class kind : std::uint8_t { forward, backward };
+    kind op = kind::forward;
+    int micro_batch = 0;
+    friend bool operator==(const stage_op&, const stage_op&) = default;
+};
+
+/// All forwards, then all backwards in reverse order (GPipe): valid for any stage.
+[[nodiscard]] std::vector<stage_op> all_forward_all_backward(int micro_batches);
 
 template <typename T>
 struct step_gradients {
@@ -42,15 +60,19 @@ struct step_gradients {
 /// shards[d][m] is the CP sharding of micro-batch m of replica d of the batch.
 using batch_shards = std::vector<std::vector<sharded_micro_batch>>;
 
-/// Forward and backward of a global batch. Collective over tp, cp and dp: every rank passes the
-/// same batch and shards; `local` is this rank's TP shard (shard_decoder_params with tp.rank()).
-/// Throws wlb::input_error when the batch does not fit the groups (replicas != dp.size(), a
-/// shard with another CP degree, or chunks that do not tile their documents).
+/// Forward and backward of a global batch. Collective over tp, cp, dp and pp: every rank passes
+/// the same batch and shards; `local` is this rank's part of the parameters:
+/// stage_decoder_params(shard_decoder_params(full, TP, tp.rank()), PP, pp.rank()). `order` is
+/// this stage's op list over its replica's micro-batches (empty: all_forward_all_backward); the
+/// stages' lists must agree on the order of forwards and of backwards, as every pipeline
+/// schedule does. Throws wlb::input_error when the batch does not fit the groups (replicas !=
+/// dp.size(), a shard with another CP degree, chunks that do not tile their documents) or the
+/// order is not a forward then a backward of every micro-batch.
 template <typename T>
 [[nodiscard]] step_gradients<T>
 compute_step_gradients(const decoder_config& config, const decoder_params<T>& local,
                        const global_batch& batch, const batch_shards& shards,
-                       const parallel_groups& groups);
+                       const parallel_groups& groups, const std::vector<stage_op>& order = {});
 
 /// Checks that the CP ranks' chunks of `shard` tile every document of `mb` exactly once and name
 /// no other document. Throws wlb::input_error naming `where`, the document and the gap/overlap.

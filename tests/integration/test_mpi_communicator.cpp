@@ -67,4 +67,12 @@ TEST(MpiDecoder, FourWayContextParallelPerSequenceEqualsSingleRank) {
     EXPECT_NE(r.out.find("decoder ok on 4 ranks"), std::string::npos) << r.out;
 }
 
+TEST(MpiDecoder, PipelineOneFOneBWithTensorAndContextParallelEqualsSingleRank) {
+    WLB_SKIP_WITHOUT_MPI();
+    auto r = run_mpi(8, "decoder tp=2,cp=2,pp=2 per_seq");
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("decoder ok on 8 ranks, layout tp=2,cp=2,pp=2,dp=1"), std::string::npos)
+        << r.out;
+}
+
 } // namespace

@@ -6,9 +6,9 @@
 //                               every world rank but SILENT enters an all_reduce (on the world,
 //                               or on its CP group of LAYOUT); SILENT sleeps, so the watchdog
 //                               must abort the job within SECONDS
-//   decoder LAYOUT POLICY       one decoder step (double) with TP, CP and DP of LAYOUT (pp=1) and
-//                               per_seq or per_doc chunks; every rank's loss and gradient shard
-//                               must equal a single-rank run within 1e-5 relative
+//   decoder LAYOUT POLICY       one decoder step (double) with TP, CP, PP (1F1B order) and DP of
+//                               LAYOUT and per_seq or per_doc chunks; every rank's loss and
+//                               gradient part must equal a single-rank run within 1e-5 relative
 // Exit code 0 when every check held; a failed check prints "wlb_mpi_probe: FAIL ..." and exits 1.
 #include "runtime/communicator.hpp"
 #include "runtime/error.hpp"
@@ -115,8 +115,8 @@ int collectives(const std::string& spec) {
 int decoder(const std::string& spec, const std::string& policy_name) {
     auto world = make_world_communicator({.watchdog_seconds = 20.0});
     const layout l = layout::parse(spec);
-    if (l.pp() != 1 || (policy_name != "per_seq" && policy_name != "per_doc"))
-        fail("decoder needs pp=1 and per_seq or per_doc");
+    if (policy_name != "per_seq" && policy_name != "per_doc")
+        fail("decoder needs per_seq or per_doc");
     const auto pol =
         policy_name == "per_doc" ? wlb::test::policy::per_doc : wlb::test::policy::per_seq;
     auto groups = make_group_communicators(*world, l);
@@ -125,11 +125,18 @@ int decoder(const std::string& spec, const std::string& policy_name) {
     const auto ref = wlb::test::single_rank(full);
     const auto batch = wlb::test::split_over_replicas(wlb::test::test_micro_batches(), l.dp());
     const auto shards = wlb::test::shard_batch(batch, l.cp(), pol);
-    const auto local = shard_decoder_params(config, full, l.tp(), groups.tp->rank());
-    const auto got = compute_step_gradients<double>(config, local, batch, shards,
-                                                    {*groups.tp, *groups.cp, *groups.dp});
+    const int stage = groups.pp->rank();
+    const auto local = stage_decoder_params(
+        shard_decoder_params(config, full, l.tp(), groups.tp->rank()), l.pp(), stage);
+    // Pipeline stages run the 1F1B order (the default all-forward-all-backward is unit-tested).
+    const int micro_batches = static_cast<int>(
+        batch.replicas[static_cast<std::size_t>(groups.dp->rank())].micro_batches.size());
+    const auto got = compute_step_gradients<double>(
+        config, local, batch, shards, {*groups.tp, *groups.cp, *groups.dp, groups.pp.get()},
+        wlb::test::one_f_one_b(l.pp(), stage, micro_batches));
     double worst = std::abs(got.loss - ref.loss) / std::abs(ref.loss);
-    const auto want = shard_decoder_params(config, ref.grads, l.tp(), groups.tp->rank());
+    const auto want = stage_decoder_params(
+        shard_decoder_params(config, ref.grads, l.tp(), groups.tp->rank()), l.pp(), stage);
     std::vector<const std::vector<double>*> w;
     want.for_each([&](const std::string&, const std::vector<double>& t) { w.push_back(&t); });
     std::size_t i = 0;

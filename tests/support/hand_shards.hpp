@@ -104,6 +104,23 @@ inline const decoder_config& test_config() {
     return c;
 }
 
+/// 1F1B order of one pipeline stage over m micro-batches (warm-up forwards, then one forward and
+/// one backward alternately, then the remaining backwards), written out for the tests; the
+/// schedules themselves belong to the [simulator] issue.
+inline std::vector<stage_op> one_f_one_b(int pp, int stage, int m) {
+    std::vector<stage_op> ops;
+    int f = 0, b = 0;
+    for (int i = 0; i < std::min(pp - stage - 1, m); ++i)
+        ops.push_back({stage_op::kind::forward, f++});
+    while (f < m) {
+        ops.push_back({stage_op::kind::forward, f++});
+        ops.push_back({stage_op::kind::backward, b++});
+    }
+    while (b < m)
+        ops.push_back({stage_op::kind::backward, b++});
+    return ops;
+}
+
 /// The reference: the whole global batch (every replica's micro-batches) on one rank, whole
 /// documents, no parallelism.
 template <typename T>
