@@ -193,18 +193,23 @@ decoder_params<T> unshard_decoder_params(const decoder_config& c,
 }
 
 template <typename T>
-decoder_params<T> stage_decoder_params(const decoder_params<T>& params, int pp, int s) {
+decoder_params<T> stage_decoder_params(const decoder_params<T>& params, int pp, int s, int vpp) {
     const auto layers = static_cast<int>(params.layers.size());
-    if (pp < 1 || layers < pp)
-        throw input_error(
-            fmt::format("model: {} layers cannot fill pp={} pipeline stages", layers, pp));
+    if (pp < 1 || vpp < 1 || layers < pp * vpp)
+        throw input_error(fmt::format("model: {} layers cannot fill pp={} x vpp={} model chunks",
+                                      layers, pp, vpp));
     WLB_EXPECTS(s >= 0 && s < pp, "stage {} of {}", s, pp);
     decoder_params<T> out;
     if (s == 0)
         out.embed = params.embed;
-    const auto begin = static_cast<std::ptrdiff_t>(layers * s / pp);
-    const auto end = static_cast<std::ptrdiff_t>(layers * (s + 1) / pp);
-    out.layers.assign(params.layers.begin() + begin, params.layers.begin() + end);
+    const int chunks = pp * vpp;
+    for (int v = 0; v < vpp; ++v) {
+        const int c = v * pp + s;
+        const auto begin = static_cast<std::ptrdiff_t>(layers * c / chunks);
+        const auto end = static_cast<std::ptrdiff_t>(layers * (c + 1) / chunks);
+        out.layers.insert(out.layers.end(), params.layers.begin() + begin,
+                          params.layers.begin() + end);
+    }
     if (s == pp - 1) {
         out.final_norm = params.final_norm;
         out.lm_head = params.lm_head;
@@ -244,7 +249,7 @@ std::int32_t document_token(std::int64_t doc_id, std::int64_t position, std::int
     template decoder_params<T> unshard_decoder_params<T>(const decoder_config&,                    \
                                                          const std::vector<decoder_params<T>>&);   \
     template void apply_sgd<T>(decoder_params<T>&, const decoder_params<T>&, double);              \
-    template decoder_params<T> stage_decoder_params<T>(const decoder_params<T>&, int, int);
+    template decoder_params<T> stage_decoder_params<T>(const decoder_params<T>&, int, int, int);
 WLB_INSTANTIATE(float)
 WLB_INSTANTIATE(double)
 #undef WLB_INSTANTIATE

@@ -73,13 +73,14 @@ template <typename T>
 [[nodiscard]] decoder_params<T>
 unshard_decoder_params(const decoder_config& config, const std::vector<decoder_params<T>>& shards);
 
-/// Pipeline stage s of PP's part of (full or TP-sharded) parameters: the layers
-/// [s*L/PP, (s+1)*L/PP), the embedding on stage 0 only, the final norm and LM head on the last
-/// stage only (the tensors a stage does not hold are empty). Throws wlb::input_error when the
-/// model has fewer layers than stages.
+/// Pipeline stage s of PP's part of (full or TP-sharded) parameters. The L layers are cut into
+/// PP x VPP near-equal contiguous model chunks; stage s holds chunks s, s + PP, ..., s + (VPP-1)
+/// x PP, their layers concatenated in that order; the embedding on stage 0 only, the final norm
+/// and LM head on stage PP-1 only (tensors a stage does not hold are empty). Throws
+/// wlb::input_error when the model has fewer layers than chunks.
 template <typename T>
-[[nodiscard]] decoder_params<T> stage_decoder_params(const decoder_params<T>& params, int pp,
-                                                     int s);
+[[nodiscard]] decoder_params<T> stage_decoder_params(const decoder_params<T>& params, int pp, int s,
+                                                     int vpp = 1);
 
 /// params -= learning_rate * grads, tensor by tensor (plain SGD, applied after the DP reduction).
 template <typename T>

@@ -91,35 +91,59 @@ void matmul_at_acc(const T* a, const T* dc, T* db, index n, index k, index m) {
     kernels::gemm<T>(true, false, k, m, n, T(1), a, k, dc, m, T(1), db, m);
 }
 
+/// Layers of the model chunks before chunk c when L layers are cut into `chunks` near-equal
+/// contiguous chunks.
+std::size_t layers_before(std::int64_t layers, int chunks, int c) {
+    return static_cast<std::size_t>(layers * c / chunks);
+}
+
 template <typename T>
 class step_runner {
 public:
     step_runner(const decoder_config& config, const decoder_params<T>& p, const parallel_groups& g)
         : m_config(config), m_p(p), m_g(g), m_tp(g.tp.size()), m_h(config.hidden),
           m_heads(config.heads / m_tp), m_d(config.head_dim()), m_hl(m_heads * m_d),
-          m_fl(config.ffn / m_tp) {}
+          m_fl(config.ffn / m_tp) {
+        const int pp = g.pp == nullptr ? 1 : g.pp->size();
+        const int stage = g.pp == nullptr ? 0 : g.pp->rank();
+        const int vpp = g.virtual_stages;
+        std::size_t begin = 0;
+        for (int v = 0; v < vpp; ++v) {
+            const auto count = static_cast<std::size_t>(
+                layers_before(config.layers, pp * vpp, v * pp + stage + 1) -
+                layers_before(config.layers, pp * vpp, v * pp + stage));
+            m_chunk_layers.emplace_back(begin, count);
+            begin += count;
+        }
+        WLB_EXPECTS(begin == p.layers.size(),
+                    "stage {} holds {} layers, its {} virtual stages need {}", stage,
+                    p.layers.size(), vpp, begin);
+    }
 
-    /// Forward of micro-batch `m` through this pipeline stage's layers: the embedding on the
-    /// first stage, else the activations received from the previous stage; on the last stage the
-    /// head, the loss and the head's backward, else the activations sent to the next stage.
-    /// Returns the loss sum of the micro-batch's local tokens (0 except on the last stage).
-    double forward(int m, const micro_batch& mb, const sharded_micro_batch& shard,
+    /// Forward of micro-batch `m` through this stage's virtual stage `v` (its v-th chunk of
+    /// layers, model chunk c = v * PP + stage): the embedding for chunk 0, else the activations
+    /// received from the stage of chunk c-1; for the last chunk the head, the loss and the head's
+    /// backward, else the activations sent to the stage of chunk c+1. Returns the loss sum of the
+    /// micro-batch's local tokens (0 except for the last chunk).
+    double forward(int m, int v, const micro_batch& mb, const sharded_micro_batch& shard,
                    double grad_scale, decoder_params<T>& grads) {
-        auto& st = m_in_flight[m];
+        auto& st = m_in_flight[{m, v}];
+        const auto [layer0, layer_count] = m_chunk_layers[static_cast<std::size_t>(v)];
         st.tokens = map_tokens(m_config, mb, shard, m_g.cp.rank());
         const token_map& tm = st.tokens;
         const index n = static_cast<index>(tm.ids.size());
         const index h = m_h, vocab = m_config.vocab;
-        st.caches.resize(m_p.layers.size());
+        st.caches.resize(layer_count);
         std::vector<T> x = sized<T>(n * h);
-        if (first_stage())
+        const int c = chunk(v);
+        if (c == 0)
             kernels::embedding_forward<T>(m_p.embed.data(), tm.ids.data(), n, h, x.data());
         else
-            m_g.pp->recv(std::span<T>(x), m_g.pp->rank() - 1, tag(m, false));
-        for (std::size_t l = 0; l < m_p.layers.size(); ++l)
-            x = layer_forward(tm, m_p.layers[l], st.caches[l], std::move(x));
-        if (!last_stage()) {
-            m_g.pp->send(std::span<const T>(x), m_g.pp->rank() + 1, tag(m, false));
+            m_g.pp->recv(std::span<T>(x), previous_stage(), tag(m, c, false));
+        for (std::size_t l = 0; l < layer_count; ++l)
+            x = layer_forward(tm, m_p.layers[layer0 + l], st.caches[l], std::move(x));
+        if (c != last_chunk()) {
+            m_g.pp->send(std::span<const T>(x), next_stage(), tag(m, c + 1, false));
             return 0;
         }
         // Head: final norm, LM head, loss, and at once their backward.
@@ -139,28 +163,31 @@ public:
         return loss;
     }
 
-    /// Backward of micro-batch `m` (after its forward) through this stage's layers, from the
-    /// head's gradient on the last stage or the gradient received from the next stage; ends in
-    /// the embedding's backward on the first stage, else sends the gradient to the previous one.
-    void backward(int m, decoder_params<T>& grads) {
-        auto it = m_in_flight.find(m);
+    /// Backward of micro-batch `m` (after its forward) through virtual stage `v`, from the
+    /// head's gradient for the last chunk or the gradient received from the stage of chunk c+1;
+    /// ends in the embedding's backward for chunk 0, else sends the gradient to chunk c-1.
+    void backward(int m, int v, decoder_params<T>& grads) {
+        auto it = m_in_flight.find({m, v});
         WLB_EXPECTS(it != m_in_flight.end(), "backward of micro-batch {} before its forward", m);
+        const auto [layer0, layer_count] = m_chunk_layers[static_cast<std::size_t>(v)];
+        const int c = chunk(v);
         auto& st = it->second;
         const token_map& tm = st.tokens;
         const index n = static_cast<index>(tm.ids.size());
         std::vector<T> dx;
-        if (last_stage()) {
+        if (c == last_chunk()) {
             dx = std::move(st.d_top);
         } else {
             dx = sized<T>(n * m_h);
-            m_g.pp->recv(std::span<T>(dx), m_g.pp->rank() + 1, tag(m, true));
+            m_g.pp->recv(std::span<T>(dx), next_stage(), tag(m, c, true));
         }
-        for (std::size_t l = m_p.layers.size(); l-- > 0;)
-            dx = layer_backward(tm, m_p.layers[l], st.caches[l], grads.layers[l], std::move(dx));
-        if (first_stage())
+        for (std::size_t l = layer_count; l-- > 0;)
+            dx = layer_backward(tm, m_p.layers[layer0 + l], st.caches[l], grads.layers[layer0 + l],
+                                std::move(dx));
+        if (c == 0)
             kernels::embedding_backward<T>(dx.data(), tm.ids.data(), n, m_h, grads.embed.data());
         else
-            m_g.pp->send(std::span<const T>(dx), m_g.pp->rank() - 1, tag(m, true));
+            m_g.pp->send(std::span<const T>(dx), previous_stage(), tag(m, c - 1, true));
         m_in_flight.erase(it);
     }
 
@@ -173,14 +200,19 @@ private:
         std::vector<T> d_top; // last stage: gradient at the top of the stage's layers
     };
 
-    bool first_stage() const noexcept { return m_g.pp == nullptr || m_g.pp->rank() == 0; }
-    bool last_stage() const noexcept {
-        return m_g.pp == nullptr || m_g.pp->rank() == m_g.pp->size() - 1;
-    }
-    /// Forward activations and backward gradients of one micro-batch travel on distinct tags;
-    /// messages of one (peer, tag) pair arrive in order, so the wrap-around is harmless.
-    static int tag(int m, bool backward) noexcept {
-        return (2 * m + (backward ? 1 : 0)) % (max_tag + 1);
+    int stages() const noexcept { return m_g.pp == nullptr ? 1 : m_g.pp->size(); }
+    int stage() const noexcept { return m_g.pp == nullptr ? 0 : m_g.pp->rank(); }
+    /// Model chunk of this stage's virtual stage v: chunks go round the stages v times.
+    int chunk(int v) const noexcept { return v * stages() + stage(); }
+    int last_chunk() const noexcept { return stages() * m_g.virtual_stages - 1; }
+    int previous_stage() const noexcept { return (stage() + stages() - 1) % stages(); }
+    int next_stage() const noexcept { return (stage() + 1) % stages(); }
+    /// The message into model chunk c of micro-batch m (activations forward, gradients back)
+    /// gets its own tag; messages of one (peer, tag) pair arrive in order, so the wrap-around
+    /// is harmless.
+    int tag(int m, int c, bool backward) const noexcept {
+        const long long t = (static_cast<long long>(m) * (last_chunk() + 1) + c) * 2 + backward;
+        return static_cast<int>(t % (max_tag + 1));
     }
 
     T eps() const { return static_cast<T>(m_config.norm_eps); }
@@ -341,7 +373,8 @@ private:
     const decoder_config& m_config;
     const decoder_params<T>& m_p;
     const parallel_groups& m_g;
-    std::map<int, micro_batch_state> m_in_flight; // forwarded, not yet backwarded
+    std::map<std::pair<int, int>, micro_batch_state> m_in_flight;    // (m, v) forwarded, not back
+    std::vector<std::pair<std::size_t, std::size_t>> m_chunk_layers; // per v: first local, count
     int m_tp;
     index m_h, m_heads, m_d, m_hl, m_fl;
 };
@@ -418,37 +451,46 @@ sharded_micro_batch whole_documents(const micro_batch& mb) {
     return s;
 }
 
-std::vector<stage_op> all_forward_all_backward(int micro_batches) {
+std::vector<stage_op> all_forward_all_backward(int micro_batches, int virtual_stages) {
     std::vector<stage_op> order;
     for (int m = 0; m < micro_batches; ++m)
-        order.push_back({stage_op::kind::forward, m});
+        for (int v = 0; v < virtual_stages; ++v)
+            order.push_back({stage_op::kind::forward, m, v});
     for (int m = micro_batches; m-- > 0;)
-        order.push_back({stage_op::kind::backward, m});
+        for (int v = virtual_stages; v-- > 0;)
+            order.push_back({stage_op::kind::backward, m, v});
     return order;
 }
 
 namespace {
 
-void validate_order(const std::vector<stage_op>& order, int micro_batches, std::int64_t step) {
-    std::vector<int> state(static_cast<std::size_t>(micro_batches), 0); // 0 new, 1 fwd, 2 done
+void validate_order(const std::vector<stage_op>& order, int micro_batches, int virtual_stages,
+                    std::int64_t step) {
+    // Per (micro-batch, virtual stage): 0 new, 1 forwarded, 2 done.
+    std::vector<int> state(static_cast<std::size_t>(micro_batches * virtual_stages), 0);
     for (std::size_t i = 0; i < order.size(); ++i) {
         const auto& op = order[i];
         const bool fwd = op.op == stage_op::kind::forward;
-        if (op.micro_batch < 0 || op.micro_batch >= micro_batches)
-            throw input_error(fmt::format("step {}: pipeline op {} names micro-batch {} of {}",
-                                          step, i, op.micro_batch, micro_batches));
-        int& st = state[static_cast<std::size_t>(op.micro_batch)];
+        if (op.micro_batch < 0 || op.micro_batch >= micro_batches || op.virtual_stage < 0 ||
+            op.virtual_stage >= virtual_stages)
+            throw input_error(fmt::format("step {}: pipeline op {} names micro-batch {} of {}, "
+                                          "virtual stage {} of {}",
+                                          step, i, op.micro_batch, micro_batches, op.virtual_stage,
+                                          virtual_stages));
+        int& st =
+            state[static_cast<std::size_t>(op.micro_batch * virtual_stages + op.virtual_stage)];
         if (st != (fwd ? 0 : 1))
             throw input_error(fmt::format("step {}: pipeline op {} is a {} of micro-batch {} {}",
                                           step, i, fwd ? "forward" : "backward", op.micro_batch,
                                           fwd ? "already forwarded" : "not forwarded or done"));
         ++st;
     }
-    for (int m = 0; m < micro_batches; ++m)
-        if (state[static_cast<std::size_t>(m)] != 2)
-            throw input_error(
-                fmt::format("step {}: the pipeline order never {} micro-batch {}", step,
-                            state[static_cast<std::size_t>(m)] == 0 ? "forwards" : "backwards", m));
+    for (std::size_t i = 0; i < state.size(); ++i)
+        if (state[i] != 2)
+            throw input_error(fmt::format(
+                "step {}: the pipeline order never {} micro-batch {} (virtual stage {})", step,
+                state[i] == 0 ? "forwards" : "backwards", static_cast<int>(i) / virtual_stages,
+                static_cast<int>(i) % virtual_stages));
 }
 
 } // namespace
@@ -459,6 +501,12 @@ step_gradients<T> compute_step_gradients(const decoder_config& config,
                                          const batch_shards& shards, const parallel_groups& groups,
                                          const std::vector<stage_op>& order) {
     config.validate(groups.tp.size());
+    const int pp = groups.pp == nullptr ? 1 : groups.pp->size();
+    if (groups.virtual_stages < 1 || (groups.virtual_stages > 1 && pp < 2))
+        throw input_error(fmt::format("vpp={} needs pp >= 2 (pp={})", groups.virtual_stages, pp));
+    if (config.layers < static_cast<std::int64_t>(pp) * groups.virtual_stages)
+        throw input_error(fmt::format("model: {} layers cannot fill pp={} x vpp={} model chunks",
+                                      config.layers, pp, groups.virtual_stages));
     if (static_cast<int>(batch.replicas.size()) != groups.dp.size() ||
         shards.size() != batch.replicas.size())
         throw input_error(fmt::format("step {}: {} DP replicas and {} shard lists for dp={}",
@@ -487,15 +535,16 @@ step_gradients<T> compute_step_gradients(const decoder_config& config,
     double loss_sum = 0;
     const auto& mbs = batch.replicas[replica].micro_batches;
     const int count = static_cast<int>(mbs.size());
-    const auto ops = order.empty() ? all_forward_all_backward(count) : order;
-    validate_order(ops, count, batch.step);
+    const int vpp = groups.virtual_stages;
+    const auto ops = order.empty() ? all_forward_all_backward(count, vpp) : order;
+    validate_order(ops, count, vpp, batch.step);
     for (const auto& op : ops) {
         const auto m = static_cast<std::size_t>(op.micro_batch);
         if (op.op == stage_op::kind::forward)
-            loss_sum +=
-                runner.forward(op.micro_batch, mbs[m], shards[replica][m], grad_scale, out.grads);
+            loss_sum += runner.forward(op.micro_batch, op.virtual_stage, mbs[m], shards[replica][m],
+                                       grad_scale, out.grads);
         else
-            runner.backward(op.micro_batch, out.grads);
+            runner.backward(op.micro_batch, op.virtual_stage, out.grads);
     }
     WLB_EXPECTS(runner.idle(), "micro-batches left in flight after the step");
     // Every TP rank of the last stage holds the same loss; CP ranks and replicas hold parts of

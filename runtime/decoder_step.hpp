@@ -11,9 +11,10 @@
 //   rank's rows padded to the longest rank's), every local chunk attends the keys [0, q_offset +
 //   q_tokens) of its document, and in backward the key and value gradients of all ranks are
 //   reduce-scattered back to the ranks that hold those tokens.
-// - PP: stage s holds the layers [s*L/PP, (s+1)*L/PP) (stage_decoder_params), the first stage
-//   the embedding, the last the final norm and LM head; activations go forward and gradients
-//   back between neighbouring stages by send/recv, in the order of the stage's op list.
+// - PP: the layers are cut into PP x VPP model chunks; stage s holds chunks s, s+PP, ...
+//   (stage_decoder_params), chunk 0's stage the embedding, the last chunk's the final norm and
+//   LM head; activations go forward and gradients back between the stages of consecutive chunks
+//   by send/recv, in the order of the stage's op list.
 // - DP: replica d of the global batch runs on DP rank d; gradients are summed over CP and DP,
 //   the loss over CP, DP and PP (only the last stage computes it).
 // The loss is the mean next-token cross-entropy over every labelled token of the global batch
@@ -29,11 +30,14 @@
 namespace wlb::runtime {
 
 /// The communicators of one rank; any of them may have size 1. pp may be null (one stage).
+/// virtual_stages is the layout's vpp: each stage holds that many model chunks (interleaved
+/// pipeline), chunk c = v * PP + stage.
 struct parallel_groups {
     communicator& tp;
     communicator& cp;
     communicator& dp;
     communicator* pp = nullptr;
+    int virtual_stages = 1;
 };
 
 /// One operation of a pipeline stage's order: the forward or the backward of one micro-batch
@@ -44,11 +48,14 @@ struct stage_op {
     enum class kind : std::uint8_t { forward, backward };
     kind op = kind::forward;
     int micro_batch = 0;
+    int virtual_stage = 0; ///< which of the stage's model chunks (0 without interleaving)
     friend bool operator==(const stage_op&, const stage_op&) = default;
 };
 
-/// All forwards, then all backwards in reverse order (GPipe): valid for any stage.
-[[nodiscard]] std::vector<stage_op> all_forward_all_backward(int micro_batches);
+/// All forwards (each micro-batch through the stage's virtual stages in order), then all
+/// backwards in reverse (GPipe): valid for any stage.
+[[nodiscard]] std::vector<stage_op> all_forward_all_backward(int micro_batches,
+                                                             int virtual_stages = 1);
 
 template <typename T>
 struct step_gradients {

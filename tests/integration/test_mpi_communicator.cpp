@@ -75,4 +75,13 @@ TEST(MpiDecoder, PipelineOneFOneBWithTensorAndContextParallelEqualsSingleRank) {
         << r.out;
 }
 
+TEST(MpiDecoder, InterleavedPipelineWithDataParallelEqualsSingleRank) {
+    WLB_SKIP_WITHOUT_MPI();
+    auto r = run_mpi(4, "decoder pp=2,dp=2,vpp=2 per_doc");
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("decoder ok on 4 ranks, layout tp=1,cp=1,pp=2,dp=2,vpp=2"),
+              std::string::npos)
+        << r.out;
+}
+
 } // namespace

@@ -120,23 +120,26 @@ int decoder(const std::string& spec, const std::string& policy_name) {
     const auto pol =
         policy_name == "per_doc" ? wlb::test::policy::per_doc : wlb::test::policy::per_seq;
     auto groups = make_group_communicators(*world, l);
-    const auto& config = wlb::test::test_config();
+    decoder_config config = wlb::test::test_config();
+    config.layers = 2 * l.vpp(); // interleaving needs pp x vpp model chunks
     const auto full = init_decoder_params<double>(config, 7);
-    const auto ref = wlb::test::single_rank(full);
+    const auto ref = wlb::test::single_rank(full, config);
     const auto batch = wlb::test::split_over_replicas(wlb::test::test_micro_batches(), l.dp());
     const auto shards = wlb::test::shard_batch(batch, l.cp(), pol);
     const int stage = groups.pp->rank();
     const auto local = stage_decoder_params(
-        shard_decoder_params(config, full, l.tp(), groups.tp->rank()), l.pp(), stage);
-    // Pipeline stages run the 1F1B order (the default all-forward-all-backward is unit-tested).
+        shard_decoder_params(config, full, l.tp(), groups.tp->rank()), l.pp(), stage, l.vpp());
+    // Pipeline stages run the 1F1B order without interleaving, all-forward-all-backward with.
     const int micro_batches = static_cast<int>(
         batch.replicas[static_cast<std::size_t>(groups.dp->rank())].micro_batches.size());
     const auto got = compute_step_gradients<double>(
-        config, local, batch, shards, {*groups.tp, *groups.cp, *groups.dp, groups.pp.get()},
-        wlb::test::one_f_one_b(l.pp(), stage, micro_batches));
+        config, local, batch, shards,
+        {*groups.tp, *groups.cp, *groups.dp, groups.pp.get(), l.vpp()},
+        l.vpp() == 1 ? wlb::test::one_f_one_b(l.pp(), stage, micro_batches)
+                     : std::vector<stage_op>{});
     double worst = std::abs(got.loss - ref.loss) / std::abs(ref.loss);
     const auto want = stage_decoder_params(
-        shard_decoder_params(config, ref.grads, l.tp(), groups.tp->rank()), l.pp(), stage);
+        shard_decoder_params(config, ref.grads, l.tp(), groups.tp->rank()), l.pp(), stage, l.vpp());
     std::vector<const std::vector<double>*> w;
     want.for_each([&](const std::string&, const std::vector<double>& t) { w.push_back(&t); });
     std::size_t i = 0;

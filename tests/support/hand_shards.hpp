@@ -124,14 +124,15 @@ inline std::vector<stage_op> one_f_one_b(int pp, int stage, int m) {
 /// The reference: the whole global batch (every replica's micro-batches) on one rank, whole
 /// documents, no parallelism.
 template <typename T>
-step_gradients<T> single_rank(const decoder_params<T>& full) {
+step_gradients<T> single_rank(const decoder_params<T>& full,
+                              const decoder_config& config = test_config()) {
     const auto b = split_over_replicas(test_micro_batches(), 1);
     batch_shards shards(1);
     for (const auto& mb : b.replicas[0].micro_batches)
         shards[0].push_back(whole_documents(mb));
     fake_world world(1);
     auto c = world.communicator_for(0);
-    return compute_step_gradients<T>(test_config(), full, b, shards, {*c, *c, *c});
+    return compute_step_gradients<T>(config, full, b, shards, {*c, *c, *c});
 }
 
 } // namespace wlb::test

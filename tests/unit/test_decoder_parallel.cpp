@@ -17,13 +17,35 @@ using namespace wlb::test;
 
 namespace {
 
-enum class pipeline_order { gpipe, one_f_one_b };
+enum class pipeline_order { gpipe, one_f_one_b, depth_first };
+
+// Each micro-batch through all virtual stages and straight back, one after the other.
+std::vector<stage_op> depth_first(int micro_batches, int vpp) {
+    std::vector<stage_op> ops;
+    for (int m = 0; m < micro_batches; ++m) {
+        for (int v = 0; v < vpp; ++v)
+            ops.push_back({stage_op::kind::forward, m, v});
+        for (int v = vpp; v-- > 0;)
+            ops.push_back({stage_op::kind::backward, m, v});
+    }
+    return ops;
+}
+
+const decoder_config& four_layer_config() {
+    static const decoder_config c = [] {
+        decoder_config d = test_config();
+        d.layers = 4;
+        return d;
+    }();
+    return c;
+}
 
 // Every rank's result, indexed by world rank.
 template <typename T>
 std::vector<step_gradients<T>> parallel_run(const decoder_params<T>& full, const layout& l,
                                             policy pol,
-                                            pipeline_order order = pipeline_order::gpipe) {
+                                            pipeline_order order = pipeline_order::gpipe,
+                                            const decoder_config& config = test_config()) {
     const auto b = split_over_replicas(test_micro_batches(), l.dp());
     const auto shards = shard_batch(b, l.cp(), pol);
     std::vector<step_gradients<T>> results(static_cast<std::size_t>(l.world_size()));
@@ -31,24 +53,27 @@ std::vector<step_gradients<T>> parallel_run(const decoder_params<T>& full, const
         auto g = make_group_communicators(world, l);
         const int stage = g.pp->rank();
         const auto local = stage_decoder_params(
-            shard_decoder_params(test_config(), full, l.tp(), g.tp->rank()), l.pp(), stage);
+            shard_decoder_params(config, full, l.tp(), g.tp->rank()), l.pp(), stage, l.vpp());
         const int micro_batches = static_cast<int>(
             b.replicas[static_cast<std::size_t>(g.dp->rank())].micro_batches.size());
-        const auto ops = order == pipeline_order::one_f_one_b
-                             ? one_f_one_b(l.pp(), stage, micro_batches)
-                             : std::vector<stage_op>{};
+        std::vector<stage_op> ops;
+        if (order == pipeline_order::one_f_one_b)
+            ops = one_f_one_b(l.pp(), stage, micro_batches);
+        else if (order == pipeline_order::depth_first)
+            ops = depth_first(micro_batches, l.vpp());
         results[static_cast<std::size_t>(world.rank())] = compute_step_gradients<T>(
-            test_config(), local, b, shards, {*g.tp, *g.cp, *g.dp, g.pp.get()}, ops);
+            config, local, b, shards, {*g.tp, *g.cp, *g.dp, g.pp.get(), l.vpp()}, ops);
     });
     return results;
 }
 
 // The part of full-model gradients that world rank r of l holds.
 template <typename T>
-decoder_params<T> part_of(const decoder_params<T>& full, const layout& l, int r) {
+decoder_params<T> part_of(const decoder_params<T>& full, const layout& l, int r,
+                          const decoder_config& config = test_config()) {
     const coords c = l.coords_of(r);
-    return stage_decoder_params(shard_decoder_params(test_config(), full, l.tp(), c.tp), l.pp(),
-                                c.pp);
+    return stage_decoder_params(shard_decoder_params(config, full, l.tp(), c.tp), l.pp(), c.pp,
+                                l.vpp());
 }
 
 template <typename T>
@@ -162,6 +187,37 @@ TEST(DecoderPipeline, OneFOneBOrderEqualsTheSingleRankRun) {
     }
 }
 
+TEST(DecoderPipeline, InterleavedVirtualStagesEqualTheSingleRankRun) {
+    const auto& config = four_layer_config();
+    const auto full = init_decoder_params<double>(config, 5);
+    const auto ref = single_rank(full, config);
+    for (const layout& l : {layout(1, 1, 2, 1, 2), layout(2, 2, 2, 1, 2), layout(1, 2, 2, 2, 2)})
+        for (auto order : {pipeline_order::gpipe, pipeline_order::depth_first}) {
+            const auto results = parallel_run(full, l, policy::per_seq, order, config);
+            for (int r = 0; r < l.world_size(); ++r) {
+                const auto& got = results[static_cast<std::size_t>(r)];
+                const std::string where =
+                    fmt::format("{} {} rank {}", l.spec(),
+                                order == pipeline_order::gpipe ? "all-forward" : "depth-first", r);
+                EXPECT_NEAR(got.loss, ref.loss, 1e-5 * ref.loss) << where;
+                expect_equal_params(got.grads, part_of(ref.grads, l, r, config), 1e-5, where);
+            }
+        }
+}
+
+TEST(DecoderPipeline, VirtualStagesNeedAPipeline) {
+    const auto full = init_decoder_params<double>(four_layer_config(), 5);
+    const auto b = split_over_replicas(test_micro_batches(), 1);
+    batch_shards shards(1);
+    for (const auto& mb : b.replicas[0].micro_batches)
+        shards[0].push_back(whole_documents(mb));
+    fake_world world(1);
+    auto c = world.communicator_for(0);
+    EXPECT_THROW((void)compute_step_gradients<double>(four_layer_config(), full, b, shards,
+                                                      {*c, *c, *c, nullptr, 2}),
+                 wlb::input_error);
+}
+
 TEST(DecoderPipeline, OrdersThatSkipOrRepeatAMicroBatchAreRefused) {
     const auto full = init_decoder_params<double>(test_config(), 7);
     const auto b = split_over_replicas(test_micro_batches(), 1);
@@ -194,6 +250,13 @@ TEST(DecoderParams, StagesPartitionTheLayers) {
     EXPECT_EQ(s1.lm_head, full.lm_head);
     EXPECT_EQ(s1.layers[0].wqkv, full.layers[1].wqkv);
     EXPECT_THROW((void)stage_decoder_params(full, 3, 0), wlb::input_error);
+    // Interleaved: 4 layers in 2 x 2 chunks; stage 0 holds chunks 0 and 2 (layers 0 and 2).
+    const auto deep = init_decoder_params<double>(four_layer_config(), 3);
+    const auto v0 = stage_decoder_params(deep, 2, 0, 2);
+    ASSERT_EQ(v0.layers.size(), 2u);
+    EXPECT_EQ(v0.layers[0].wo, deep.layers[0].wo);
+    EXPECT_EQ(v0.layers[1].wo, deep.layers[2].wo);
+    EXPECT_THROW((void)stage_decoder_params(deep, 2, 0, 3), wlb::input_error);
 }
 
 TEST(DecoderParams, UnshardInvertsShard) {
