@@ -39,8 +39,8 @@ TEST(MpiWatchdog, SilentRankMakesEveryRankExitNonZeroNamingOperationGroupAndPeer
 TEST(MpiWatchdog, SilentRankInASubGroupIsNamedWithItsGroup) {
     WLB_SKIP_WITHOUT_MPI();
     // cp groups of tp=2,cp=2: [0, 2] and [1, 3]. World rank 3 is silent: its CP peer 1 times out
-    // in the cp all_reduce and aborts the job; ranks 0 and 2 pass theirs and wait in a world
-    // barrier.
+    // in the cp all_reduce and aborts the job; ranks 0 and 2 pass theirs and sleep until
+    // killed.
     auto r = run_mpi(4, "watchdog 1.5 3 tp=2,cp=2");
     EXPECT_NE(r.exit_code, 0);
     EXPECT_NE(r.exit_code, wlb::test::hang_exit_code) << "the job hung until the guard killed it";

@@ -179,10 +179,13 @@ int watchdog(double seconds, int silent, const std::string& spec) {
         world->all_reduce(std::span<double>(x));
     else
         groups.cp->all_reduce(std::span<double>(x));
-    // Ranks whose group does not hold the silent rank get here; the world barrier cannot
-    // complete without it either.
-    world->barrier();
-    fail("the job completed without the silent rank");
+    if (spec.empty())
+        fail("the all_reduce completed without the silent rank");
+    // Ranks whose CP group does not hold the silent rank get here. They wait without a deadline
+    // of their own, so the only watchdog that can fire is the silent rank's CP peer's, and its
+    // abort must end them too.
+    std::this_thread::sleep_for(std::chrono::duration<double>(10 * seconds + 30));
+    fail("the silent rank's peer did not abort the job");
 }
 
 } // namespace
