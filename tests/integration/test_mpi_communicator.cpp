@@ -21,6 +21,15 @@ TEST(MpiCommunicator, CollectivesOnPipelineGroups) {
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
 }
 
+TEST(MpiCommunicator, LayoutOfAnotherWorldSizeIsRefusedBeforeAnyWork) {
+    WLB_SKIP_WITHOUT_MPI();
+    auto r = run_mpi(2, "collectives tp=2,cp=2");
+    EXPECT_EQ(r.exit_code, 3) << r.err; // bad input, on every rank, no hang
+    EXPECT_NE(r.err.find("layout tp=2,cp=2,pp=1,dp=1 needs 4 ranks but the job has 2"),
+              std::string::npos)
+        << r.err;
+}
+
 TEST(MpiWatchdog, SilentRankMakesEveryRankExitNonZeroNamingOperationGroupAndPeer) {
     WLB_SKIP_WITHOUT_MPI();
     // Rank 2 sleeps instead of entering the all_reduce; the others must abort the whole job

@@ -97,9 +97,9 @@ void check_collectives(communicator& c) {
 int collectives(const std::string& spec) {
     auto world = make_world_communicator({.watchdog_seconds = 20.0});
     const layout l = layout::parse(spec);
+    auto groups = make_group_communicators(*world, l); // refuses another world size first
     check_collectives<float>(*world);
     check_collectives<double>(*world);
-    auto groups = make_group_communicators(*world, l);
     for (axis a : all_axes) {
         communicator& c = groups.of(static_cast<int>(a));
         if (c.group().world_ranks != l.group_of(world->rank(), a) ||
