@@ -4,6 +4,7 @@
 #include "runtime/error.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <unordered_map>
@@ -113,6 +114,8 @@ public:
                 layers_before(config.layers, pp * vpp, v * pp + stage + 1) -
                 layers_before(config.layers, pp * vpp, v * pp + stage));
             m_chunk_layers.emplace_back(begin, count);
+            m_chunk_first_layer.push_back(
+                static_cast<int>(layers_before(config.layers, pp * vpp, v * pp + stage)));
             begin += count;
         }
         WLB_EXPECTS(begin == p.layers.size(),
@@ -129,6 +132,7 @@ public:
                    double grad_scale, decoder_params<T>& grads) {
         auto& st = m_in_flight[{m, v}];
         const auto [layer0, layer_count] = m_chunk_layers[static_cast<std::size_t>(v)];
+        enter(op_phase::forward, m, v);
         st.tokens = map_tokens(m_config, mb, shard, m_g.cp.rank());
         const token_map& tm = st.tokens;
         const index n = static_cast<index>(tm.ids.size());
@@ -137,29 +141,39 @@ public:
         std::vector<T> x = sized<T>(n * h);
         const int c = chunk(v);
         if (c == 0)
-            kernels::embedding_forward<T>(m_p.embed.data(), tm.ids.data(), n, h, x.data());
+            timed("embedding", op_lane::compute, 0, [&] {
+                kernels::embedding_forward<T>(m_p.embed.data(), tm.ids.data(), n, h, x.data());
+            });
         else
-            m_g.pp->recv(std::span<T>(x), previous_stage(), tag(m, c, false));
-        for (std::size_t l = 0; l < layer_count; ++l)
+            timed("recv_activations", op_lane::pp, bytes_of(x),
+                  [&] { m_g.pp->recv(std::span<T>(x), previous_stage(), tag(m, c, false)); });
+        for (std::size_t l = 0; l < layer_count; ++l) {
+            m_layer = m_chunk_first_layer[static_cast<std::size_t>(v)] + static_cast<int>(l);
             x = layer_forward(tm, m_p.layers[layer0 + l], st.caches[l], std::move(x));
+        }
+        m_layer = -1;
         if (c != last_chunk()) {
-            m_g.pp->send(std::span<const T>(x), next_stage(), tag(m, c + 1, false));
+            timed("send_activations", op_lane::pp, bytes_of(x),
+                  [&] { m_g.pp->send(std::span<const T>(x), next_stage(), tag(m, c + 1, false)); });
             return 0;
         }
         // Head: final norm, LM head, loss, and at once their backward.
-        std::vector<T> y = sized<T>(n * h), rstd = sized<T>(n), logits = sized<T>(n * vocab);
-        kernels::rms_norm_forward<T>(x.data(), m_p.final_norm.data(), n, h, eps(), y.data(),
-                                     rstd.data());
-        matmul(y.data(), m_p.lm_head.data(), logits.data(), n, h, vocab);
-        std::vector<T> dlogits = sized<T>(n * vocab);
-        const double loss = kernels::cross_entropy<T>(logits.data(), tm.labels.data(), n, vocab,
-                                                      static_cast<T>(grad_scale), dlogits.data());
-        matmul_at_acc(y.data(), dlogits.data(), grads.lm_head.data(), n, h, vocab);
-        std::vector<T> dy = sized<T>(n * h);
-        st.d_top = sized<T>(n * h);
-        matmul_bt(dlogits.data(), m_p.lm_head.data(), dy.data(), n, h, vocab);
-        kernels::rms_norm_backward<T>(x.data(), m_p.final_norm.data(), rstd.data(), dy.data(), n, h,
-                                      st.d_top.data(), grads.final_norm.data());
+        double loss = 0;
+        timed("head", op_lane::compute, 0, [&] {
+            std::vector<T> y = sized<T>(n * h), rstd = sized<T>(n), logits = sized<T>(n * vocab);
+            kernels::rms_norm_forward<T>(x.data(), m_p.final_norm.data(), n, h, eps(), y.data(),
+                                         rstd.data());
+            matmul(y.data(), m_p.lm_head.data(), logits.data(), n, h, vocab);
+            std::vector<T> dlogits = sized<T>(n * vocab);
+            loss = kernels::cross_entropy<T>(logits.data(), tm.labels.data(), n, vocab,
+                                             static_cast<T>(grad_scale), dlogits.data());
+            matmul_at_acc(y.data(), dlogits.data(), grads.lm_head.data(), n, h, vocab);
+            std::vector<T> dy = sized<T>(n * h);
+            st.d_top = sized<T>(n * h);
+            matmul_bt(dlogits.data(), m_p.lm_head.data(), dy.data(), n, h, vocab);
+            kernels::rms_norm_backward<T>(x.data(), m_p.final_norm.data(), rstd.data(), dy.data(),
+                                          n, h, st.d_top.data(), grads.final_norm.data());
+        });
         return loss;
     }
 
@@ -171,6 +185,7 @@ public:
         WLB_EXPECTS(it != m_in_flight.end(), "backward of micro-batch {} before its forward", m);
         const auto [layer0, layer_count] = m_chunk_layers[static_cast<std::size_t>(v)];
         const int c = chunk(v);
+        enter(op_phase::backward, m, v);
         auto& st = it->second;
         const token_map& tm = st.tokens;
         const index n = static_cast<index>(tm.ids.size());
@@ -179,15 +194,24 @@ public:
             dx = std::move(st.d_top);
         } else {
             dx = sized<T>(n * m_h);
-            m_g.pp->recv(std::span<T>(dx), next_stage(), tag(m, c, true));
+            timed("recv_gradients", op_lane::pp, bytes_of(dx),
+                  [&] { m_g.pp->recv(std::span<T>(dx), next_stage(), tag(m, c, true)); });
         }
-        for (std::size_t l = layer_count; l-- > 0;)
+        for (std::size_t l = layer_count; l-- > 0;) {
+            m_layer = m_chunk_first_layer[static_cast<std::size_t>(v)] + static_cast<int>(l);
             dx = layer_backward(tm, m_p.layers[layer0 + l], st.caches[l], grads.layers[layer0 + l],
                                 std::move(dx));
+        }
+        m_layer = -1;
         if (c == 0)
-            kernels::embedding_backward<T>(dx.data(), tm.ids.data(), n, m_h, grads.embed.data());
+            timed("embedding", op_lane::compute, 0, [&] {
+                kernels::embedding_backward<T>(dx.data(), tm.ids.data(), n, m_h,
+                                               grads.embed.data());
+            });
         else
-            m_g.pp->send(std::span<const T>(dx), previous_stage(), tag(m, c - 1, true));
+            timed("send_gradients", op_lane::pp, bytes_of(dx), [&] {
+                m_g.pp->send(std::span<const T>(dx), previous_stage(), tag(m, c - 1, true));
+            });
         m_in_flight.erase(it);
     }
 
@@ -199,6 +223,13 @@ private:
         std::vector<layer_cache<T>> caches;
         std::vector<T> d_top; // last stage: gradient at the top of the stage's layers
     };
+
+    void enter(op_phase phase, int m, int v) noexcept {
+        m_phase = phase;
+        m_micro_batch = m;
+        m_virtual_stage = v;
+        m_layer = -1;
+    }
 
     int stages() const noexcept { return m_g.pp == nullptr ? 1 : m_g.pp->size(); }
     int stage() const noexcept { return m_g.pp == nullptr ? 0 : m_g.pp->rank(); }
@@ -227,41 +258,52 @@ private:
         const index n = static_cast<index>(tm.ids.size());
         const index h = m_h, hl = m_hl, w3 = 3 * hl, fl = m_fl;
         c.x = std::move(x);
-        c.a = sized<T>(n * h);
-        c.rstd1 = sized<T>(n);
-        kernels::rms_norm_forward<T>(c.x.data(), p.norm1.data(), n, h, eps(), c.a.data(),
-                                     c.rstd1.data());
-        c.qkv = sized<T>(n * w3);
-        matmul(c.a.data(), p.wqkv.data(), c.qkv.data(), n, h, w3);
-        kernels::rotary<T>(c.qkv.data(), n, m_heads, m_d, w3, tm.positions.data(),
-                           m_config.rope_base, false);
-        kernels::rotary<T>(c.qkv.data() + hl, n, m_heads, m_d, w3, tm.positions.data(),
-                           m_config.rope_base, false);
+        timed("attn_norm", op_lane::compute, 0, [&] {
+            c.a = sized<T>(n * h);
+            c.rstd1 = sized<T>(n);
+            kernels::rms_norm_forward<T>(c.x.data(), p.norm1.data(), n, h, eps(), c.a.data(),
+                                         c.rstd1.data());
+        });
+        timed("qkv_proj", op_lane::compute, 0, [&] {
+            c.qkv = sized<T>(n * w3);
+            matmul(c.a.data(), p.wqkv.data(), c.qkv.data(), n, h, w3);
+            kernels::rotary<T>(c.qkv.data(), n, m_heads, m_d, w3, tm.positions.data(),
+                               m_config.rope_base, false);
+            kernels::rotary<T>(c.qkv.data() + hl, n, m_heads, m_d, w3, tm.positions.data(),
+                               m_config.rope_base, false);
+        });
         c.kv_seg = gather_key_segments(tm, c.qkv);
-        c.attn = sized<T>(n * hl);
-        c.lse = sized<T>(n * m_heads);
-        kernels::attention_forward<T>(chunks(tm), c.qkv.data(), w3, c.kv_seg.data(), 2 * hl,
-                                      c.kv_seg.data() + hl, 2 * hl, c.attn.data(), hl,
-                                      c.lse.data());
+        timed("attention", op_lane::compute, 0, [&] {
+            c.attn = sized<T>(n * hl);
+            c.lse = sized<T>(n * m_heads);
+            kernels::attention_forward<T>(chunks(tm), c.qkv.data(), w3, c.kv_seg.data(), 2 * hl,
+                                          c.kv_seg.data() + hl, 2 * hl, c.attn.data(), hl,
+                                          c.lse.data());
+        });
         std::vector<T> o = sized<T>(n * h);
-        matmul(c.attn.data(), p.wo.data(), o.data(), n, hl, h);
-        m_g.tp.all_reduce(std::span<T>(o));
-        c.x2 = c.x;
-        for (std::size_t i = 0; i < o.size(); ++i)
-            c.x2[i] += o[i];
-        c.b = sized<T>(n * h);
-        c.rstd2 = sized<T>(n);
-        kernels::rms_norm_forward<T>(c.x2.data(), p.norm2.data(), n, h, eps(), c.b.data(),
-                                     c.rstd2.data());
-        c.gate = sized<T>(n * fl);
-        c.up = sized<T>(n * fl);
-        c.act = sized<T>(n * fl);
-        matmul(c.b.data(), p.w_gate.data(), c.gate.data(), n, h, fl);
-        matmul(c.b.data(), p.w_up.data(), c.up.data(), n, h, fl);
-        kernels::swiglu_forward<T>(c.gate.data(), c.up.data(), n * fl, c.act.data());
+        timed("out_proj", op_lane::compute, 0,
+              [&] { matmul(c.attn.data(), p.wo.data(), o.data(), n, hl, h); });
+        tp_all_reduce(o);
+        timed("mlp_norm", op_lane::compute, 0, [&] {
+            c.x2 = c.x;
+            for (std::size_t i = 0; i < o.size(); ++i)
+                c.x2[i] += o[i];
+            c.b = sized<T>(n * h);
+            c.rstd2 = sized<T>(n);
+            kernels::rms_norm_forward<T>(c.x2.data(), p.norm2.data(), n, h, eps(), c.b.data(),
+                                         c.rstd2.data());
+        });
         std::vector<T> mlp = sized<T>(n * h);
-        matmul(c.act.data(), p.w_down.data(), mlp.data(), n, fl, h);
-        m_g.tp.all_reduce(std::span<T>(mlp));
+        timed("mlp", op_lane::compute, 0, [&] {
+            c.gate = sized<T>(n * fl);
+            c.up = sized<T>(n * fl);
+            c.act = sized<T>(n * fl);
+            matmul(c.b.data(), p.w_gate.data(), c.gate.data(), n, h, fl);
+            matmul(c.b.data(), p.w_up.data(), c.up.data(), n, h, fl);
+            kernels::swiglu_forward<T>(c.gate.data(), c.up.data(), n * fl, c.act.data());
+            matmul(c.act.data(), p.w_down.data(), mlp.data(), n, fl, h);
+        });
+        tp_all_reduce(mlp);
         std::vector<T> out = c.x2;
         for (std::size_t i = 0; i < out.size(); ++i)
             out[i] += mlp[i];
@@ -274,48 +316,95 @@ private:
         const index n = static_cast<index>(tm.ids.size());
         const index h = m_h, hl = m_hl, w3 = 3 * hl, fl = m_fl;
         // MLP (row-parallel down, column-parallel gate/up).
-        std::vector<T> dact = sized<T>(n * fl), dgate = sized<T>(n * fl), dup = sized<T>(n * fl);
-        matmul_bt(dy.data(), p.w_down.data(), dact.data(), n, fl, h);
-        matmul_at_acc(c.act.data(), dy.data(), g.w_down.data(), n, fl, h);
-        kernels::swiglu_backward<T>(c.gate.data(), c.up.data(), dact.data(), n * fl, dgate.data(),
-                                    dup.data());
         std::vector<T> db = sized<T>(n * h);
-        matmul_bt(dgate.data(), p.w_gate.data(), db.data(), n, h, fl);
-        matmul_bt(dup.data(), p.w_up.data(), db.data(), n, h, fl, true);
-        matmul_at_acc(c.b.data(), dgate.data(), g.w_gate.data(), n, h, fl);
-        matmul_at_acc(c.b.data(), dup.data(), g.w_up.data(), n, h, fl);
-        m_g.tp.all_reduce(std::span<T>(db));
+        timed("mlp", op_lane::compute, 0, [&] {
+            std::vector<T> dact = sized<T>(n * fl), dgate = sized<T>(n * fl),
+                           dup = sized<T>(n * fl);
+            matmul_bt(dy.data(), p.w_down.data(), dact.data(), n, fl, h);
+            matmul_at_acc(c.act.data(), dy.data(), g.w_down.data(), n, fl, h);
+            kernels::swiglu_backward<T>(c.gate.data(), c.up.data(), dact.data(), n * fl,
+                                        dgate.data(), dup.data());
+            matmul_bt(dgate.data(), p.w_gate.data(), db.data(), n, h, fl);
+            matmul_bt(dup.data(), p.w_up.data(), db.data(), n, h, fl, true);
+            matmul_at_acc(c.b.data(), dgate.data(), g.w_gate.data(), n, h, fl);
+            matmul_at_acc(c.b.data(), dup.data(), g.w_up.data(), n, h, fl);
+        });
+        tp_all_reduce(db);
         std::vector<T> dx2 = sized<T>(n * h);
-        kernels::rms_norm_backward<T>(c.x2.data(), p.norm2.data(), c.rstd2.data(), db.data(), n, h,
-                                      dx2.data(), g.norm2.data());
-        for (std::size_t i = 0; i < dx2.size(); ++i)
-            dx2[i] += dy[i];
+        timed("mlp_norm", op_lane::compute, 0, [&] {
+            kernels::rms_norm_backward<T>(c.x2.data(), p.norm2.data(), c.rstd2.data(), db.data(), n,
+                                          h, dx2.data(), g.norm2.data());
+            for (std::size_t i = 0; i < dx2.size(); ++i)
+                dx2[i] += dy[i];
+        });
         // Attention (row-parallel output projection, column-parallel QKV).
         std::vector<T> dattn = sized<T>(n * hl);
-        matmul_bt(dx2.data(), p.wo.data(), dattn.data(), n, hl, h);
-        matmul_at_acc(c.attn.data(), dx2.data(), g.wo.data(), n, hl, h);
+        timed("out_proj", op_lane::compute, 0, [&] {
+            matmul_bt(dx2.data(), p.wo.data(), dattn.data(), n, hl, h);
+            matmul_at_acc(c.attn.data(), dx2.data(), g.wo.data(), n, hl, h);
+        });
         std::vector<T> dqkv = sized<T>(n * w3);
         std::vector<T> dkv_seg(c.kv_seg.size());
-        kernels::attention_backward<T>(chunks(tm), c.qkv.data(), w3, c.kv_seg.data(), 2 * hl,
-                                       c.kv_seg.data() + hl, 2 * hl, c.attn.data(), hl,
-                                       dattn.data(), hl, c.lse.data(), dqkv.data(), w3,
-                                       dkv_seg.data(), 2 * hl, dkv_seg.data() + hl, 2 * hl);
+        timed("attention", op_lane::compute, 0, [&] {
+            kernels::attention_backward<T>(chunks(tm), c.qkv.data(), w3, c.kv_seg.data(), 2 * hl,
+                                           c.kv_seg.data() + hl, 2 * hl, c.attn.data(), hl,
+                                           dattn.data(), hl, c.lse.data(), dqkv.data(), w3,
+                                           dkv_seg.data(), 2 * hl, dkv_seg.data() + hl, 2 * hl);
+        });
         scatter_key_gradients(tm, dkv_seg, dqkv);
-        kernels::rotary<T>(dqkv.data(), n, m_heads, m_d, w3, tm.positions.data(),
-                           m_config.rope_base, true);
-        kernels::rotary<T>(dqkv.data() + hl, n, m_heads, m_d, w3, tm.positions.data(),
-                           m_config.rope_base, true);
         std::vector<T> da = sized<T>(n * h);
-        matmul_bt(dqkv.data(), p.wqkv.data(), da.data(), n, h, w3);
-        matmul_at_acc(c.a.data(), dqkv.data(), g.wqkv.data(), n, h, w3);
-        m_g.tp.all_reduce(std::span<T>(da));
+        timed("qkv_proj", op_lane::compute, 0, [&] {
+            kernels::rotary<T>(dqkv.data(), n, m_heads, m_d, w3, tm.positions.data(),
+                               m_config.rope_base, true);
+            kernels::rotary<T>(dqkv.data() + hl, n, m_heads, m_d, w3, tm.positions.data(),
+                               m_config.rope_base, true);
+            matmul_bt(dqkv.data(), p.wqkv.data(), da.data(), n, h, w3);
+            matmul_at_acc(c.a.data(), dqkv.data(), g.wqkv.data(), n, h, w3);
+        });
+        tp_all_reduce(da);
         std::vector<T> dx = sized<T>(n * h);
-        kernels::rms_norm_backward<T>(c.x.data(), p.norm1.data(), c.rstd1.data(), da.data(), n, h,
-                                      dx.data(), g.norm1.data());
-        for (std::size_t i = 0; i < dx.size(); ++i)
-            dx[i] += dx2[i];
+        timed("attn_norm", op_lane::compute, 0, [&] {
+            kernels::rms_norm_backward<T>(c.x.data(), p.norm1.data(), c.rstd1.data(), da.data(), n,
+                                          h, dx.data(), g.norm1.data());
+            for (std::size_t i = 0; i < dx.size(); ++i)
+                dx[i] += dx2[i];
+        });
         c = {}; // free the layer's activations
         return dx;
+    }
+
+    void tp_all_reduce(std::vector<T>& data) {
+        timed("tp_all_reduce", op_lane::tp, bytes_of(data),
+              [&] { m_g.tp.all_reduce(std::span<T>(data)); });
+    }
+
+    static std::int64_t bytes_of(const std::vector<T>& v) {
+        return static_cast<std::int64_t>(v.size() * sizeof(T));
+    }
+
+    /// Runs f and, when an observer is attached, reports it under the current micro-batch,
+    /// virtual stage, layer and phase.
+    template <typename F>
+    void timed(std::string_view name, op_lane lane, std::int64_t bytes, F&& f) {
+        if (m_g.observer == nullptr) {
+            f();
+            return;
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        f();
+        const auto t1 = std::chrono::steady_clock::now();
+        op_record r;
+        r.name = name;
+        r.lane = lane;
+        r.phase = m_phase;
+        r.micro_batch = m_micro_batch;
+        r.virtual_stage = m_virtual_stage;
+        r.layer = m_layer;
+        r.start_ns =
+            std::chrono::duration_cast<std::chrono::nanoseconds>(t0.time_since_epoch()).count();
+        r.dur_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
+        r.bytes = bytes;
+        m_g.observer->record(r);
     }
 
     /// All-gathers K and V in the CP group and returns, per local chunk, the keys and values of
@@ -325,21 +414,26 @@ private:
         const index n = static_cast<index>(tm.ids.size());
         const int cp = m_g.cp.size();
         std::vector<T> mine = sized<T>(tm.max_rows * w2);
-        for (index i = 0; i < n; ++i)
-            std::copy_n(qkv.begin() + i * w3 + hl, w2, mine.begin() + i * w2);
         std::vector<T> all = sized<T>(cp * tm.max_rows * w2);
-        m_g.cp.all_gather(std::span<const T>(mine), std::span<T>(all));
-        std::vector<T> packed = sized<T>(tm.total * w2);
-        for (int r = 0; r < cp; ++r) {
-            const auto& rows = tm.rank_rows[static_cast<std::size_t>(r)];
-            for (std::size_t i = 0; i < rows.size(); ++i)
-                std::copy_n(all.begin() + (r * tm.max_rows + static_cast<index>(i)) * w2, w2,
-                            packed.begin() + rows[i] * w2);
-        }
+        timed("kv_layout", op_lane::compute, 0, [&] {
+            for (index i = 0; i < n; ++i)
+                std::copy_n(qkv.begin() + i * w3 + hl, w2, mine.begin() + i * w2);
+        });
+        timed("kv_all_gather", op_lane::cp, bytes_of(mine),
+              [&] { m_g.cp.all_gather(std::span<const T>(mine), std::span<T>(all)); });
         std::vector<T> seg = sized<T>(tm.cu_k.back() * w2);
-        for (std::size_t c = 0; c < tm.offsets.size(); ++c)
-            std::copy_n(packed.begin() + tm.key_start[c] * w2, (tm.cu_k[c + 1] - tm.cu_k[c]) * w2,
-                        seg.begin() + tm.cu_k[c] * w2);
+        timed("kv_layout", op_lane::compute, 0, [&] {
+            std::vector<T> packed = sized<T>(tm.total * w2);
+            for (int r = 0; r < cp; ++r) {
+                const auto& rows = tm.rank_rows[static_cast<std::size_t>(r)];
+                for (std::size_t i = 0; i < rows.size(); ++i)
+                    std::copy_n(all.begin() + (r * tm.max_rows + static_cast<index>(i)) * w2, w2,
+                                packed.begin() + rows[i] * w2);
+            }
+            for (std::size_t c = 0; c < tm.offsets.size(); ++c)
+                std::copy_n(packed.begin() + tm.key_start[c] * w2,
+                            (tm.cu_k[c + 1] - tm.cu_k[c]) * w2, seg.begin() + tm.cu_k[c] * w2);
+        });
         return seg;
     }
 
@@ -351,21 +445,24 @@ private:
         const index hl = m_hl, w2 = 2 * hl, w3 = 3 * hl;
         const index n = static_cast<index>(tm.ids.size());
         const int cp = m_g.cp.size();
-        std::vector<T> packed = sized<T>(tm.total * w2);
-        for (std::size_t c = 0; c < tm.offsets.size(); ++c)
-            for (index j = 0; j < tm.cu_k[c + 1] - tm.cu_k[c]; ++j)
-                for (index e = 0; e < w2; ++e)
-                    packed[static_cast<std::size_t>((tm.key_start[c] + j) * w2 + e)] +=
-                        dseg[static_cast<std::size_t>((tm.cu_k[c] + j) * w2 + e)];
         std::vector<T> send = sized<T>(cp * tm.max_rows * w2);
-        for (int r = 0; r < cp; ++r) {
-            const auto& rows = tm.rank_rows[static_cast<std::size_t>(r)];
-            for (std::size_t i = 0; i < rows.size(); ++i)
-                std::copy_n(packed.begin() + rows[i] * w2, w2,
-                            send.begin() + (r * tm.max_rows + static_cast<index>(i)) * w2);
-        }
+        timed("kv_layout", op_lane::compute, 0, [&] {
+            std::vector<T> packed = sized<T>(tm.total * w2);
+            for (std::size_t c = 0; c < tm.offsets.size(); ++c)
+                for (index j = 0; j < tm.cu_k[c + 1] - tm.cu_k[c]; ++j)
+                    for (index e = 0; e < w2; ++e)
+                        packed[static_cast<std::size_t>((tm.key_start[c] + j) * w2 + e)] +=
+                            dseg[static_cast<std::size_t>((tm.cu_k[c] + j) * w2 + e)];
+            for (int r = 0; r < cp; ++r) {
+                const auto& rows = tm.rank_rows[static_cast<std::size_t>(r)];
+                for (std::size_t i = 0; i < rows.size(); ++i)
+                    std::copy_n(packed.begin() + rows[i] * w2, w2,
+                                send.begin() + (r * tm.max_rows + static_cast<index>(i)) * w2);
+            }
+        });
         std::vector<T> mine = sized<T>(tm.max_rows * w2);
-        m_g.cp.reduce_scatter(std::span<const T>(send), std::span<T>(mine));
+        timed("dkv_reduce_scatter", op_lane::cp, bytes_of(send),
+              [&] { m_g.cp.reduce_scatter(std::span<const T>(send), std::span<T>(mine)); });
         for (index i = 0; i < n; ++i)
             std::copy_n(mine.begin() + i * w2, w2, dqkv.begin() + i * w3 + hl);
     }
@@ -375,19 +472,47 @@ private:
     const parallel_groups& m_g;
     std::map<std::pair<int, int>, micro_batch_state> m_in_flight;    // (m, v) forwarded, not back
     std::vector<std::pair<std::size_t, std::size_t>> m_chunk_layers; // per v: first local, count
+    std::vector<int> m_chunk_first_layer; // per v: model index of its first layer
+    // What timed() reports an operation under.
+    op_phase m_phase = op_phase::forward;
+    int m_micro_batch = -1;
+    int m_virtual_stage = 0;
+    int m_layer = -1;
     int m_tp;
     index m_h, m_heads, m_d, m_hl, m_fl;
 };
 
+/// Reports a step-level operation (gradient and loss reductions) to the observer.
+template <typename F>
+void timed_step_op(const parallel_groups& g, std::string_view name, op_lane lane,
+                   std::int64_t bytes, F&& f) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    if (g.observer == nullptr)
+        return;
+    const auto t1 = std::chrono::steady_clock::now();
+    op_record r;
+    r.name = name;
+    r.lane = lane;
+    r.phase = op_phase::backward;
+    r.start_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(t0.time_since_epoch()).count();
+    r.dur_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
+    r.bytes = bytes;
+    g.observer->record(r);
+}
+
 template <typename T>
-void all_reduce_params(communicator& c, decoder_params<T>& grads) {
+void all_reduce_params(const parallel_groups& g, communicator& c, op_lane lane,
+                       decoder_params<T>& grads) {
     if (c.size() == 1)
         return;
     std::vector<T> flat;
     grads.for_each([&](const std::string&, const std::vector<T>& t) {
         flat.insert(flat.end(), t.begin(), t.end());
     });
-    c.all_reduce(std::span<T>(flat));
+    timed_step_op(g, "grad_all_reduce", lane, static_cast<std::int64_t>(flat.size() * sizeof(T)),
+                  [&] { c.all_reduce(std::span<T>(flat)); });
     std::size_t at = 0;
     grads.for_each([&](const std::string&, std::vector<T>& t) {
         std::copy_n(flat.begin() + static_cast<std::ptrdiff_t>(at), t.size(), t.begin());
@@ -555,8 +680,8 @@ step_gradients<T> compute_step_gradients(const decoder_config& config,
     if (groups.pp != nullptr)
         groups.pp->all_reduce(std::span<double>(loss));
     out.loss = loss[0] * grad_scale;
-    all_reduce_params(groups.cp, out.grads);
-    all_reduce_params(groups.dp, out.grads);
+    all_reduce_params(groups, groups.cp, op_lane::cp, out.grads);
+    all_reduce_params(groups, groups.dp, op_lane::dp, out.grads);
     return out;
 }
 

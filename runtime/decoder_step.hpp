@@ -24,6 +24,7 @@
 #include "runtime/batch.hpp"
 #include "runtime/communicator.hpp"
 #include "runtime/decoder.hpp"
+#include "runtime/step_observer.hpp"
 
 #include <vector>
 
@@ -38,6 +39,8 @@ struct parallel_groups {
     communicator& dp;
     communicator* pp = nullptr;
     int virtual_stages = 1;
+    /// When set, told every operation of the step with host timestamps (capture).
+    step_observer* observer = nullptr;
 };
 
 /// One operation of a pipeline stage's order: the forward or the backward of one micro-batch

@@ -3,7 +3,8 @@
 //   2. Attention forward + backward on one document, per causal (query, key) pair.
 //   3. A decoder step with cp=2 on a long-document-heavy micro-batch, per-sequence against
 //      per-document CP chunks, measured in the same run; with the attention pairs each CP rank
-//      holds. Started by mpirun with 2 ranks, the ranks are MPI processes (wlb::mpi); otherwise
+//      holds, and per rank the captured seconds in attention and in CP collectives. Started by
+//      mpirun with 2 ranks, the ranks are MPI processes (wlb::mpi); otherwise
 //      two threads of this process over the in-process communicator.
 // Usage: [mpirun -np 2] bench_cpu_runtime [--quick|--full] [--default-malloc]
 //   --quick: smaller sizes, for a smoke run; --default-malloc: skip retain_freed_memory()
@@ -99,6 +100,20 @@ void bench_attention(k::index doc_tokens, k::index heads, k::index head_dim) {
                doc_tokens, heads, head_dim, bwd, 2.5 * flops / bwd / 1e9, bwd / pairs * 1e9);
 }
 
+// Sums the captured operations of one rank: attention compute, and time in CP collectives
+// (the all-gather of K/V, the reduce-scatter of dK/dV, the CP gradient all-reduce), which is
+// mostly waiting for the slower CP peer.
+struct time_split final : step_observer {
+    double attention_seconds = 0;
+    double cp_seconds = 0;
+    void record(const op_record& op) override {
+        if (op.name == "attention")
+            attention_seconds += static_cast<double>(op.dur_ns) * 1e-9;
+        if (op.lane == op_lane::cp)
+            cp_seconds += static_cast<double>(op.dur_ns) * 1e-9;
+    }
+};
+
 // Hand-built CP chunk lists (the policies live in tuner/, issue [sharding]).
 sharded_micro_batch per_seq(const micro_batch& mb, int cp) {
     sharded_micro_batch s;
@@ -156,10 +171,13 @@ void bench_cp_step(bool quick, communicator* mpi_world) {
             for (const auto& c : shard.ranks[static_cast<std::size_t>(r)].chunks)
                 pairs[static_cast<std::size_t>(r)] += causal_pairs(c.q_tokens, c.q_offset);
         const batch_shards shards = {{shard}};
+        std::vector<time_split> split(static_cast<std::size_t>(cp));
         auto step = [&](communicator& world) {
             fake_world solo(1);
             auto one = solo.communicator_for(0);
-            (void)compute_step_gradients<float>(config, params, batch, shards, {*one, world, *one});
+            parallel_groups groups{*one, world, *one};
+            groups.observer = &split[static_cast<std::size_t>(world.rank())];
+            (void)compute_step_gradients<float>(config, params, batch, shards, groups);
         };
         const double s = median_seconds(quick ? 1 : 3, [&] {
             if (mpi_world != nullptr) {
@@ -169,6 +187,19 @@ void bench_cp_step(bool quick, communicator* mpi_world) {
                 fake_world::run(cp, 600.0, step);
             }
         });
+        // Per CP rank: seconds in attention and waiting in CP collectives, per step.
+        const int repeats = quick ? 1 : 3;
+        std::vector<double> per_rank(static_cast<std::size_t>(2 * cp), 0.0);
+        for (int r = 0; r < cp; ++r) {
+            if (mpi_world != nullptr && r != mpi_world->rank())
+                continue;
+            per_rank[static_cast<std::size_t>(2 * r)] =
+                split[static_cast<std::size_t>(r)].attention_seconds / repeats;
+            per_rank[static_cast<std::size_t>(2 * r + 1)] =
+                split[static_cast<std::size_t>(r)].cp_seconds / repeats;
+        }
+        if (mpi_world != nullptr)
+            mpi_world->all_reduce(std::span<double>(per_rank));
         if (mpi_world != nullptr && mpi_world->rank() != 0)
             continue;
         fmt::print("| decoder step cp=2 ({}), {} tokens, {} | float | {:.3f} s | "
@@ -177,6 +208,9 @@ void bench_cp_step(bool quick, communicator* mpi_world) {
                    pairs[0], pairs[1],
                    2.0 * static_cast<double>(std::max(pairs[0], pairs[1])) /
                        static_cast<double>(pairs[0] + pairs[1]));
+        fmt::print("| ... captured, {} | float | per step | attention {:.3f} s / {:.3f} s, "
+                   "waiting in CP collectives {:.3f} s / {:.3f} s (rank 0 / rank 1) |\n",
+                   name, per_rank[0], per_rank[2], per_rank[1], per_rank[3]);
     }
 }
 

@@ -10,7 +10,9 @@
 
 #include <cmath>
 #include <gtest/gtest.h>
+#include <map>
 #include <mutex>
+#include <tuple>
 
 using namespace wlb::runtime;
 using namespace wlb::test;
@@ -257,6 +259,75 @@ TEST(DecoderParams, StagesPartitionTheLayers) {
     EXPECT_EQ(v0.layers[0].wo, deep.layers[0].wo);
     EXPECT_EQ(v0.layers[1].wo, deep.layers[2].wo);
     EXPECT_THROW((void)stage_decoder_params(deep, 2, 0, 3), wlb::input_error);
+}
+
+// Collects one rank's operations.
+struct recording_observer final : step_observer {
+    std::vector<op_record> ops;
+    void record(const op_record& op) override { ops.push_back(op); }
+};
+
+TEST(DecoderCapture, EveryOperationIsReportedInOrderWithItsMicroBatchLayerAndBytes) {
+    const layout l(2, 2, 2, 1);
+    const auto full = init_decoder_params<double>(test_config(), 7);
+    const auto b = split_over_replicas(test_micro_batches(), 1);
+    const auto shards = shard_batch(b, l.cp(), policy::per_doc);
+    const int micro_batches = static_cast<int>(b.replicas[0].micro_batches.size());
+    std::vector<recording_observer> observers(static_cast<std::size_t>(l.world_size()));
+    fake_world::run(l.world_size(), 30.0, [&](communicator& world) {
+        auto g = make_group_communicators(world, l);
+        const auto local = stage_decoder_params(
+            shard_decoder_params(test_config(), full, l.tp(), g.tp->rank()), l.pp(), g.pp->rank());
+        parallel_groups groups{*g.tp, *g.cp, *g.dp, g.pp.get()};
+        groups.observer = &observers[static_cast<std::size_t>(world.rank())];
+        (void)compute_step_gradients<double>(test_config(), local, b, shards, groups,
+                                             one_f_one_b(l.pp(), g.pp->rank(), micro_batches));
+    });
+    const std::int64_t hl = test_config().hidden / l.tp();
+    for (int r = 0; r < l.world_size(); ++r) {
+        const auto& ops = observers[static_cast<std::size_t>(r)].ops;
+        const coords c = l.coords_of(r);
+        ASSERT_FALSE(ops.empty());
+        // Program order on one thread: no two operations overlap.
+        for (std::size_t i = 1; i < ops.size(); ++i) {
+            ASSERT_GE(ops[i - 1].dur_ns, 0);
+            ASSERT_LE(ops[i - 1].start_ns + ops[i - 1].dur_ns, ops[i].start_ns) << ops[i].name;
+        }
+        // One forward and one backward attention per micro-batch and layer of this stage (the
+        // stage holds layer c.pp of the two).
+        std::map<std::tuple<int, int, int>, int> attention; // (phase, m, layer) -> count
+        int sends = 0, recvs = 0, grad_reductions = 0;
+        for (const auto& op : ops) {
+            if (op.name == "attention") {
+                ASSERT_EQ(op.layer, c.pp);
+                ++attention[{static_cast<int>(op.phase), op.micro_batch, op.layer}];
+            }
+            if (op.name == "kv_all_gather") {
+                // Every CP rank contributes the longest CP rank's rows of K and V.
+                const auto& mb_shard = shards[0][static_cast<std::size_t>(op.micro_batch)];
+                std::int64_t max_rows = 0;
+                for (const auto& rank : mb_shard.ranks) {
+                    std::int64_t rows = 0;
+                    for (const auto& ch : rank.chunks)
+                        rows += ch.q_tokens;
+                    max_rows = std::max(max_rows, rows);
+                }
+                ASSERT_EQ(op.bytes, max_rows * 2 * hl * 8);
+                ASSERT_EQ(op.lane, op_lane::cp);
+            }
+            sends += op.lane == op_lane::pp && op.name.starts_with("send");
+            recvs += op.lane == op_lane::pp && op.name.starts_with("recv");
+            grad_reductions += op.name == "grad_all_reduce";
+        }
+        ASSERT_EQ(static_cast<int>(attention.size()), 2 * micro_batches);
+        for (const auto& [key, count] : attention)
+            ASSERT_EQ(count, 1);
+        // Each stage sends one message per micro-batch (activations or gradients) and receives
+        // one; the gradients are reduced over CP once (dp=1: no DP reduction).
+        EXPECT_EQ(sends, micro_batches) << "rank " << r;
+        EXPECT_EQ(recvs, micro_batches) << "rank " << r;
+        EXPECT_EQ(grad_reductions, 1) << "rank " << r;
+    }
 }
 
 TEST(DecoderParams, UnshardInvertsShard) {
