@@ -16,3 +16,14 @@ endif()
 add_library(wlb_xxhash INTERFACE)
 target_include_directories(wlb_xxhash INTERFACE ${XXHASH_INCLUDE_DIR})
 target_link_libraries(wlb_xxhash INTERFACE ${XXHASH_LIBRARY})
+# OpenBLAS (cblas) for the CPU GEMMs of kernels/gemm.cpp (libopenblas-dev).
+find_path(WLB_CBLAS_INCLUDE_DIR cblas.h
+  PATHS /usr/include/x86_64-linux-gnu/openblas-pthread /usr/include/aarch64-linux-gnu/openblas-pthread
+  PATH_SUFFIXES openblas)
+find_library(WLB_OPENBLAS_LIBRARY openblas)
+if(NOT WLB_CBLAS_INCLUDE_DIR OR NOT WLB_OPENBLAS_LIBRARY)
+  message(FATAL_ERROR "OpenBLAS not found. Fix: ${_wlb_fix} (libopenblas-dev)")
+endif()
+add_library(wlb_openblas INTERFACE)
+target_include_directories(wlb_openblas INTERFACE ${WLB_CBLAS_INCLUDE_DIR})
+target_link_libraries(wlb_openblas INTERFACE ${WLB_OPENBLAS_LIBRARY})
