@@ -7,7 +7,8 @@
 // same number of steps: 85% of what the data holds at that global batch, so that no candidate
 // reaches the end of the data. Prints a markdown table; figures go to docs/benchmarks.md.
 //
-// Usage: bench_paper_speedup [--data SPEC] [--hardware NAME] [--steps N] [--only 7B-128K]
+// Usage: bench_paper_speedup [--data SPEC] [--hardware NAME or JSON file] [--steps N] [--only
+// 7B-128K]
 #include "runtime/layout.hpp"
 #include "tuner/cost_model.hpp"
 #include "tuner/document_stream.hpp"
@@ -56,6 +57,26 @@ tuner::evaluation run(const tuner::cost_model& costs, const tuner::document_set&
     return e;
 }
 
+// Over a run's steps: the busiest rank's attention share of its compute, the mean bubble, and
+// the share of the critical path in TP and CP communication. They explain where a candidate's
+// time goes (docs/benchmarks.md).
+struct shares {
+    double attention = 0.0, bubble = 0.0, comm = 0.0;
+};
+shares time_shares(const tuner::evaluation& e) {
+    shares s;
+    for (const auto& st : e.steps) {
+        if (!st.slowest.empty() && st.slowest.front().busy_seconds > 0)
+            s.attention += st.slowest.front().attention_seconds / st.slowest.front().busy_seconds;
+        s.bubble += st.bubble_fraction;
+        for (const auto& [name, v] : st.critical_path)
+            if (name == "tp" || name == "cp")
+                s.comm += v / st.step_seconds;
+    }
+    const double n = std::max<double>(1.0, static_cast<double>(e.steps.size()));
+    return {s.attention / n, s.bubble / n, s.comm / n};
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -85,17 +106,19 @@ int main(int argc, char** argv) {
                data, hardware);
     fmt::print("| config | layout | steps | plain + per-seq (ms) | wlb + adaptive (ms) | speedup "
                "| packing only (wlb + per-seq) | sharding only (plain + adaptive) | plain pack "
-               "imb. | wlb pack imb. | wlb delay mean | eval s/candidate |\n");
+               "imb. | wlb pack imb. | wlb delay mean | plain: attn share, bubble, TP+CP comm on "
+               "crit. path "
+               "| eval s/candidate |\n");
     fmt::print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-               "|\n");
+               "| ---: |\n");
     double sum64 = 0, sum128 = 0, sum_all = 0;
     int n64 = 0, n128 = 0;
     for (const auto& pc : configs) {
         if (!only.empty() && only != pc.name)
             continue;
         const runtime::layout l(pc.tp, pc.cp, pc.pp, pc.dp);
-        const tuner::cost_model costs(tuner::model_preset(pc.model),
-                                      tuner::hardware_preset(hardware), l);
+        const tuner::cost_model costs(tuner::model_preset(pc.model), tuner::load_hardware(hardware),
+                                      l);
         tuner::stream_options so;
         so.context_tokens = pc.context;
         auto stream = tuner::open_document_stream(data, so);
@@ -114,17 +137,18 @@ int main(int argc, char** argv) {
         const auto shard_only =
             run(costs, docs, "plain", tuner::sharding_policy::adaptive, pc.context, steps);
         const double speedup = base.mean_step_seconds / both.mean_step_seconds;
+        const auto sh = time_shares(base);
         (pc.context == 65536 ? sum64 : sum128) += speedup;
         (pc.context == 65536 ? n64 : n128) += 1;
         sum_all += speedup;
         fmt::print(
             "| {} | {} | {} | {:.1f} | {:.1f} | {:.3f}x | {:.3f}x | {:.3f}x | {:.3f} | "
-            "{:.3f} | {:.2f} | {:.2f} |\n",
+            "{:.3f} | {:.2f} | {:.0f}%, {:.0f}%, {:.0f}% | {:.2f} |\n",
             pc.name, l.spec(), steps, base.mean_step_seconds * 1e3, both.mean_step_seconds * 1e3,
             speedup, base.mean_step_seconds / pack_only.mean_step_seconds,
             base.mean_step_seconds / shard_only.mean_step_seconds, base.packing.imbalance.mean,
-            both.packing.imbalance.mean, both.packing.delay_iterations.mean,
-            std::chrono::duration<double>(t1 - t0).count() / 2);
+            both.packing.imbalance.mean, both.packing.delay_iterations.mean, 100 * sh.attention,
+            100 * sh.bubble, 100 * sh.comm, std::chrono::duration<double>(t1 - t0).count() / 2);
         std::fflush(stdout);
     }
     if (n64 + n128 > 0)
