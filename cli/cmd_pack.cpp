@@ -132,8 +132,8 @@ void run_pack(const pack_options& o) {
     if (o.json_path != "-") {
         fmt::print("{}", reports::pack_text(ctx, results));
         if (sharding)
-            fmt::print("\nCP sharding of {} over cp={}, {} (predicted by the cost model, per "
-                       "layer, forward + backward):\n{}",
+            fmt::print("\nCP sharding of {} over cp={} with {}; predicted by the cost model, "
+                       "per layer, forward + backward:\n{}",
                        results.front().name, layout.cp(), tuner::describe_sharding(*sharding),
                        reports::shard_summary_text(sharded.summary(), *sharding));
     }
