@@ -15,6 +15,7 @@
 #include "runtime/error.hpp"
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string_view>
@@ -200,6 +201,10 @@ void swiglu_backward(const bf16* gate, const bf16* up, const bf16* dout, index n
 /// positions: a device array of `rows` document positions.
 void rotary(bf16* x, index rows, index heads, index head_dim, index ld, const index* positions,
             double base, bool inverse, stream_t stream = nullptr);
+
+/// x[i] uniform in [-scale, scale), a deterministic function of (seed, i): inputs of benchmarks
+/// and of the single-GPU emulation, generated on the device.
+void fill_random(bf16* x, index n, std::uint64_t seed, float scale, stream_t stream = nullptr);
 
 // ---- GEMM through cuBLAS (kernels/cuda/gemm_cublas.cpp) --------------------------------------
 

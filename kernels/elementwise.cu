@@ -9,6 +9,8 @@
 //   swiglu_fwd/bwd    one thread per element (grid-stride).
 //   rotary            GPT-NeoX half-split rotation in place, one thread per (row, pair index);
 //                     angles in double so positions up to millions keep bf16 accuracy.
+//   fill_uniform      benchmark and emulation inputs: a hash of (seed, index) mapped to
+//                     [-scale, scale), one thread per element (grid-stride).
 // All need only sm_52 or later (atomicAdd on float); the build compiles for sm_90.
 #include "kernels/elementwise_kernels.hpp"
 
@@ -130,6 +132,19 @@ __global__ void rotary_kernel(bf16* x, std::int64_t rows, int heads, int head_di
     }
 }
 
+__global__ void fill_uniform(bf16* x, std::int64_t n, std::uint64_t seed, float scale) {
+    for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+         i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+        // splitmix64 of (seed, i): independent uniform bits per element and seed.
+        std::uint64_t z = seed + 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(i + 1);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        z ^= z >> 31;
+        const float u = static_cast<float>(z >> 40) * (1.0f / 16777216.0f); // [0, 1)
+        put(x, i, (2.f * u - 1.f) * scale);
+    }
+}
+
 unsigned grid_for(std::int64_t n, int threads) {
     const std::int64_t blocks = (n + threads - 1) / threads;
     return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 65535 * 8 ? 65535 * 8 : blocks));
@@ -182,6 +197,13 @@ int rotary(bf16* x, std::int64_t rows, std::int64_t heads, std::int64_t head_dim
         return cudaSuccess;
     rotary_kernel<<<grid_for(rows * (head_dim / 2), 256), 256, 0, stream>>>(
         x, rows, static_cast<int>(heads), static_cast<int>(head_dim), ld, positions, base, inverse);
+    return cudaGetLastError();
+}
+
+int fill_random(bf16* x, std::int64_t n, std::uint64_t seed, float scale, stream_t stream) {
+    if (n == 0)
+        return cudaSuccess;
+    fill_uniform<<<grid_for(n, 256), 256, 0, stream>>>(x, n, seed, scale);
     return cudaGetLastError();
 }
 

@@ -23,5 +23,6 @@ int swiglu_backward(const bf16* gate, const bf16* up, const bf16* dout, std::int
                     bf16* dup, stream_t stream);
 int rotary(bf16* x, std::int64_t rows, std::int64_t heads, std::int64_t head_dim, std::int64_t ld,
            const std::int64_t* positions, double base, bool inverse, stream_t stream);
+int fill_random(bf16* x, std::int64_t n, std::uint64_t seed, float scale, stream_t stream);
 
 } // namespace wlb::kernels::cuda_detail

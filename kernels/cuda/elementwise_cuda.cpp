@@ -49,4 +49,9 @@ void rotary(bf16* x, index rows, index heads, index head_dim, index ld, const in
     check(cuda_detail::rotary(x, rows, heads, head_dim, ld, positions, base, inverse, stream));
 }
 
+void fill_random(bf16* x, index n, std::uint64_t seed, float scale, stream_t stream) {
+    WLB_EXPECTS(n >= 0, "fill_random of {} values", n);
+    check(cuda_detail::fill_random(x, n, seed, scale, stream));
+}
+
 } // namespace wlb::kernels::cuda
