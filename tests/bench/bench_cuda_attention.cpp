@@ -174,8 +174,10 @@ int main(int argc, char** argv) {
         for (ix q : {128, 256, 512, 2048, 8192}) {
             if (q > k || (quick && q != 128 && q != 256 && q != 2048))
                 continue;
-            const int chunks =
-                static_cast<int>(std::max<ix>(1, std::min(16384 / q, max_key_rows / k)));
+            // At most 16K queries, 2M key rows and 2^32 (query, key) pairs per shape.
+            const ix by_pairs = (ix{1} << 32) / (q * k);
+            const int chunks = static_cast<int>(
+                std::max<ix>(1, std::min({16384 / q, max_key_rows / k, by_pairs})));
             const auto t = run(chunks, q, k - q, 16, 128, variant, repeats);
             fmt::print("| {} | {} | {} | {} | {:.3f} | {:.1f} | {:.3f} | {:.1f} |\n", q, k, chunks,
                        t.variant, t.fwd_seconds * 1e3, tflops(t.fwd_flops, t.fwd_seconds),
