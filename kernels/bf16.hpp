@@ -24,6 +24,11 @@ struct bf16 {
         const std::uint32_t rounding = 0x7fffu + ((u >> 16) & 1u);
         bits = static_cast<std::uint16_t>((u + rounding) >> 16);
     }
+    [[nodiscard]] static bf16 from_bits(std::uint16_t b) noexcept {
+        bf16 x;
+        x.bits = b;
+        return x;
+    }
     explicit operator float() const noexcept {
         const std::uint32_t u = static_cast<std::uint32_t>(bits) << 16;
         float f = 0;
