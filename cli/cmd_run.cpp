@@ -154,22 +154,10 @@ void run_run(const run_options& o) {
     const auto result = runtime::run_training(
         *backend, *world, l, batches.steps, ro, [&](const runtime::step_record& r) {
             const auto i = rows.size();
-            const auto& step = batches.steps[i];
-            reports::run_step_row row;
-            row.measured = r;
-            row.predicted_seconds = predicted[i];
-            for (const auto& rep : step.batch.replicas) {
-                row.micro_batches =
-                    std::max(row.micro_batches, static_cast<int>(rep.micro_batches.size()));
-                for (const auto& mb : rep.micro_batches) {
-                    row.tokens += mb.tokens();
-                    row.documents += static_cast<std::int64_t>(mb.docs.size());
-                }
-            }
-            row.applied = batches.applied[i];
-            rows.push_back(row);
+            rows.push_back(
+                reports::make_run_step_row(r, batches.steps[i], predicted[i], batches.applied[i]));
             if (main_rank) {
-                fmt::print("{}", reports::run_step_text(row, i == 0));
+                fmt::print("{}", reports::run_step_text(rows.back(), i == 0));
                 std::fflush(stdout);
             }
         });

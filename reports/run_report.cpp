@@ -1,5 +1,6 @@
 #include "reports/run_report.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -40,6 +41,23 @@ summary summarize(const std::vector<run_step_row>& rows) {
 }
 
 } // namespace
+
+run_step_row make_run_step_row(const runtime::step_record& measured,
+                               const runtime::training_step& step, double predicted_seconds,
+                               const std::array<int, 4>& applied) {
+    run_step_row row;
+    row.measured = measured;
+    row.predicted_seconds = predicted_seconds;
+    row.applied = applied;
+    for (const auto& r : step.batch.replicas) {
+        row.micro_batches = std::max(row.micro_batches, static_cast<int>(r.micro_batches.size()));
+        for (const auto& mb : r.micro_batches) {
+            row.tokens += mb.tokens();
+            row.documents += static_cast<std::int64_t>(mb.docs.size());
+        }
+    }
+    return row;
+}
 
 std::size_t run_summary_first_step(std::size_t steps) noexcept {
     return steps >= 2 ? 1 : 0;

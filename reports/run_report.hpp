@@ -11,7 +11,7 @@
 
 #include <array>
 #include <cstdint>
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,6 +46,12 @@ struct run_step_row {
     int micro_batches = 0;        ///< per DP replica (the largest)
     std::array<int, 4> applied{}; ///< micro-batches laid out per sharding_policy
 };
+
+/// The row of a step: its measured record, its prediction, and what the step held.
+[[nodiscard]] run_step_row make_run_step_row(const runtime::step_record& measured,
+                                             const runtime::training_step& step,
+                                             double predicted_seconds,
+                                             const std::array<int, 4>& applied);
 
 /// The run's facts, printed once before the first step.
 [[nodiscard]] std::string run_header_text(const run_context& c);
