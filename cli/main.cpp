@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
         wlb::cli::register_pack(app, sink),
         wlb::cli::register_simulate(app, sink),
         wlb::cli::register_shard(app, sink),
+        wlb::cli::register_tune(app, sink),
     };
 
     try {
