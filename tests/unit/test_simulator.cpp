@@ -3,6 +3,13 @@
 #include "runtime/error.hpp"
 #include "runtime/simulator.hpp"
 #include "support/fake_duration_model.hpp"
+#include "tuner/cost_model.hpp"
+#include "tuner/document_stream.hpp"
+#include "tuner/hardware.hpp"
+#include "tuner/model.hpp"
+#include "tuner/pack_run.hpp"
+#include "tuner/plan_durations.hpp"
+#include "tuner/sharding.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -324,6 +331,72 @@ TEST(Simulator, RandomPlansKeepEveryDependency) {
         auto r = simulate(plan, faults);
         check_invariants(plan, r);
     }
+}
+
+// Real durations (the cost model, communication included) on steps packed by the packers and
+// sharded by every CP sharder, under random faults: every dependency still holds.
+TEST(Simulator, CostModelPlansOfPackedAndShardedStepsKeepEveryDependency) {
+    std::mt19937_64 rng(11);
+    const tuner::sharding_policy policies[] = {
+        tuner::sharding_policy::per_seq, tuner::sharding_policy::per_doc,
+        tuner::sharding_policy::adaptive, tuner::sharding_policy::hybrid};
+    const layout layouts[] = {layout(2, 2, 4, 1), layout(4, 4, 2, 2), layout(2, 2, 2, 1, 2)};
+    int plans = 0;
+    for (std::size_t li = 0; li < std::size(layouts); ++li) {
+        const layout& l = layouts[li];
+        const tuner::cost_model costs(tuner::model_preset("550m"),
+                                      tuner::hardware_preset("h100-sxm"), l);
+        const tuner::cost_duration_model durations(costs);
+        tuner::stream_options so;
+        so.context_tokens = 32768;
+        auto stream = tuner::open_document_stream("synthetic:wlbllm?n=3000&seed=9", so);
+        tuner::packing_config pc;
+        pc.policy = li % 2 == 0 ? tuner::packing_policy::wlb : tuner::packing_policy::plain;
+        pc.context_tokens = 32768;
+        pc.replicas = l.dp();
+        pc.micro_batches = 2 * l.pp();
+        pc.smax_tokens = tuner::default_smax(32768);
+        pc.thresholds = tuner::default_thresholds(2, 32768);
+        for (auto policy : policies) {
+            tuner::sharding_spec spec;
+            spec.policy = policy;
+            const auto sharder = tuner::make_sharder(spec, costs);
+            tuner::pack_stream(stream, pc, costs, 3, [&](const global_batch& b) {
+                sharded_step step;
+                step.step = b.step;
+                for (const auto& rep : b.replicas) {
+                    auto& r = step.replicas.emplace_back();
+                    for (const auto& mb : rep.micro_batches)
+                        r.push_back(sharder->shard(mb).sharded);
+                }
+                plan_options o;
+                o.overlap_grad_reduce = rng() % 2 == 0;
+                const auto plan = build_step_plan(l, step, durations, o);
+                std::vector<fault> faults;
+                const int world = l.world_size();
+                switch (rng() % 4) {
+                case 0:
+                    faults.push_back(parse_fault(
+                        fmt::format("slow-rank={}:1.3", static_cast<int>(rng() % world))));
+                    break;
+                case 1:
+                    faults.push_back(parse_fault("slow-link=0-1:3")); // TP peers
+                    break;
+                case 2:
+                    faults.push_back(parse_fault("heavy-mb=1:2"));
+                    break;
+                default:
+                    break;
+                }
+                for (const auto& f : faults)
+                    validate_fault(f, l);
+                const auto r = simulate(plan, faults);
+                check_invariants(plan, r);
+                ++plans;
+            });
+        }
+    }
+    EXPECT_EQ(plans, 3 * 4 * 3);
 }
 
 } // namespace
