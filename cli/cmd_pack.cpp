@@ -45,8 +45,8 @@ struct pack_options {
 
 void run_pack(const pack_options& o) {
     // --config: layout, context, model, hardware, data order, packing and sharding as tuned.
-    const auto tuned = o.config.empty() ? std::nullopt
-                                        : std::optional(tuner::read_tuned_config(o.config));
+    const auto tuned =
+        o.config.empty() ? std::nullopt : std::optional(tuner::read_tuned_config(o.config));
     const auto context =
         tuned ? tuned->context_tokens : runtime::parse_token_count(o.context, "--context");
     const auto layout = tuned ? runtime::layout::parse(tuned->layout_spec, tuned->layout_order)

@@ -59,8 +59,7 @@ void run_tune(const tune_cli_options& o) {
     const tuner::cost_model costs(tuner::load_model(o.model), tuner::load_hardware(o.hardware),
                                   layout);
     if (o.max_mean_delay < 0.0)
-        throw input_error(
-            fmt::format("--max-mean-delay must be >= 0, found {}", o.max_mean_delay));
+        throw input_error(fmt::format("--max-mean-delay must be >= 0, found {}", o.max_mean_delay));
     if (o.min_step_tokens <= 0.0 || o.min_step_tokens > 1.0)
         throw input_error(
             fmt::format("--min-step-tokens must be in (0, 1], found {}", o.min_step_tokens));
@@ -87,8 +86,7 @@ void run_tune(const tune_cli_options& o) {
     so.max_documents = o.max_documents;
     const auto spec = tuner::parse_source_spec(o.data);
     tuner::document_stream stream(tuner::open_document_source(o.data), so);
-    const std::int64_t step_tokens =
-        static_cast<std::int64_t>(layout.dp()) * layout.pp() * context;
+    const std::int64_t step_tokens = static_cast<std::int64_t>(layout.dp()) * layout.pp() * context;
     const auto documents = tuner::materialize_documents(
         stream, tuner::tokens_for_steps(options.max_sample_steps, step_tokens, 8));
 
@@ -222,7 +220,8 @@ registered_command register_tune(CLI::App& app, error_sink& sink) {
     sub->add_flag("--fixed-micro-batches", o->fixed_micro_batches,
                   "Keep pp micro-batches per replica (do not search 2 pp and 4 pp at the same "
                   "step budget)");
-    sub->add_option("--schedule", o->schedule, "Pipeline schedule: 1f1b, interleaved, llama3:N, auto")
+    sub->add_option("--schedule", o->schedule,
+                    "Pipeline schedule: 1f1b, interleaved, llama3:N, auto")
         ->capture_default_str();
     sub->add_option("--partition", o->partition, "Layers per model chunk: even, llama3, or a list")
         ->capture_default_str();

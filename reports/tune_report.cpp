@@ -41,23 +41,22 @@ std::string tune_text(const tune_context& c, const tuner::tune_result& r) {
         c.data, c.documents, c.tokens, c.model, c.hardware, c.layout, c.context_tokens,
         r.sample_steps);
     out += fmt::format("tuned: {}\n", w.name);
-    out += fmt::format("  predicted step {:.4f} s: {} vs plain + per-seq, {} vs {}, {} vs the "
-                       "paper's settings ({})\n",
-                       w.mean_step_seconds, ratio_text(r.plain.mean_step_seconds,
-                                                       w.mean_step_seconds),
-                       ratio_text(r.fixed_greedy.mean_step_seconds, w.mean_step_seconds),
-                       r.fixed_greedy.name,
-                       ratio_text(r.paper.mean_step_seconds, w.mean_step_seconds), r.paper.name);
+    out += fmt::format(
+        "  predicted step {:.4f} s: {} vs plain + per-seq, {} vs {}, {} vs the "
+        "paper's settings ({})\n",
+        w.mean_step_seconds, ratio_text(r.plain.mean_step_seconds, w.mean_step_seconds),
+        ratio_text(r.fixed_greedy.mean_step_seconds, w.mean_step_seconds), r.fixed_greedy.name,
+        ratio_text(r.paper.mean_step_seconds, w.mean_step_seconds), r.paper.name);
     out += fmt::format("  delay {:.3f} iterations per token mean, p99 {:.0f}, max {:.0f} ({}); "
                        "memory peak {:.1f} GB of {:.1f} GB usable (estimated)\n\n",
-                       w.delay_mean, w.delay_p99, w.delay_max, delay_limit(c),
-                       w.memory_peak_gbytes, r.winner_memory.usable_bytes / 1e9);
+                       w.delay_mean, w.delay_p99, w.delay_max, delay_limit(c), w.memory_peak_gbytes,
+                       r.winner_memory.usable_bytes / 1e9);
 
     using a = table::align;
-    table t({"", "configuration", "step s", "vs plain", "imbalance", "CP imb.", "bubble",
-             "delay", "max", "memory GB", "feasible"},
-            {a::left, a::left, a::right, a::right, a::right, a::right, a::right, a::right,
-             a::right, a::right, a::left});
+    table t({"", "configuration", "step s", "vs plain", "imbalance", "CP imb.", "bubble", "delay",
+             "max", "memory GB", "feasible"},
+            {a::left, a::left, a::right, a::right, a::right, a::right, a::right, a::right, a::right,
+             a::right, a::left});
     add_row(t, "tuned", w, r.plain);
     for (std::size_t i = 0; i < r.runners_up.size(); ++i)
         add_row(t, fmt::format("#{}", i + 2), r.runners_up[i], r.plain);
@@ -87,8 +86,8 @@ std::string tune_text(const tune_context& c, const tuner::tune_result& r) {
         "\nsearch: {} evaluations in {:.1f} s on {} thread(s); sample {} steps. ranking "
         "stability over {} feasible candidates, first vs second half of the sample ({} steps "
         "each): Kendall tau {:.2f}; choosing on one half loses {:.2f}% on the other ({}){}\n",
-        r.evaluations, r.elapsed_seconds, r.threads, r.sample_steps, s.candidates,
-        s.steps_per_half, s.kendall_tau, 100.0 * s.regret, s.stable ? "stable" : "NOT stable",
+        r.evaluations, r.elapsed_seconds, r.threads, r.sample_steps, s.candidates, s.steps_per_half,
+        s.kendall_tau, 100.0 * s.regret, s.stable ? "stable" : "NOT stable",
         s.growths > 0 ? fmt::format("; the sample was doubled {} time(s)", s.growths) : "");
     for (const auto& n : r.notes)
         out += fmt::format("note: {}\n", n);

@@ -29,8 +29,8 @@ memory_model::memory_model(model_config model, runtime::layout layout,
     if (options.memory_gbytes < 0.0 || options.reserve_fraction < 0.0 ||
         options.reserve_fraction >= 1.0)
         throw input_error("memory: memory per rank must be positive and the reserve in [0, 1)");
-    const double gbytes = options.memory_gbytes > 0.0 ? options.memory_gbytes
-                                                      : hardware.memory_gbytes;
+    const double gbytes =
+        options.memory_gbytes > 0.0 ? options.memory_gbytes : hardware.memory_gbytes;
     m_usable_bytes = gbytes * 1e9 * (1.0 - options.reserve_fraction);
 }
 

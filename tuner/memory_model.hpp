@@ -55,7 +55,7 @@ struct stage_memory {
 
 struct memory_estimate {
     std::vector<stage_memory> stages;
-    double peak_bytes = 0.0;   ///< max over stages
+    double peak_bytes = 0.0; ///< max over stages
     int peak_stage = 0;
     double usable_bytes = 0.0; ///< device memory minus the reserve
     [[nodiscard]] bool fits() const noexcept { return peak_bytes <= usable_bytes; }

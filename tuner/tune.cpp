@@ -2,16 +2,19 @@
 
 #include "runtime/error.hpp"
 #include "tuner/cost_model.hpp"
+#include "tuner/pack_run.hpp"
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
 #include <fmt/format.h>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
@@ -24,8 +27,7 @@ using clock_type = std::chrono::steady_clock;
 struct evaluation_cancelled {};
 
 double token_imbalance_bound(const sharding_spec& s) {
-    return s.policy == sharding_policy::hybrid ? std::max(1.0, s.hybrid_max_token_imbalance)
-                                               : 1.0;
+    return s.policy == sharding_policy::hybrid ? std::max(1.0, s.hybrid_max_token_imbalance) : 1.0;
 }
 
 memory_estimate candidate_memory(const memory_model& memory, const candidate& c) {
@@ -39,8 +41,7 @@ std::string check_constraints(const candidate_result& r, const tune_constraints&
     if (r.documents_exhausted)
         return fmt::format("the sample's documents ran out before step {}", r.steps);
     if (r.delay_mean > k.max_mean_delay + 1e-12)
-        return fmt::format("mean delay {:.3f} > {:.3f} iterations", r.delay_mean,
-                           k.max_mean_delay);
+        return fmt::format("mean delay {:.3f} > {:.3f} iterations", r.delay_mean, k.max_mean_delay);
     if (k.max_delay_steps > 0 && r.delay_max > static_cast<double>(k.max_delay_steps))
         return fmt::format("max delay {:.0f} > {} steps", r.delay_max, k.max_delay_steps);
     if (r.mean_step_tokens <
@@ -54,10 +55,19 @@ std::string check_constraints(const candidate_result& r, const tune_constraints&
     return {};
 }
 
-candidate_result run_one(const cost_model& costs, const document_set& documents,
-                         const candidate& c, std::int64_t steps, const tune_constraints& k,
-                         const memory_model& memory, const runtime::plan_options& plan,
-                         const std::function<void()>& on_step) {
+// Steady state: outlier queues start empty and fill over the first steps, so a run's first
+// steps hold fewer long documents than the steady state does (and its delays are lower). The
+// measures count the steps [warmup, steps) only: there the documents packed are, in
+// expectation, the documents drawn (the queues' backlog at the window's start stands in for
+// the backlog left at its end), so neither the step times nor the delays favour a policy that
+// merely defers long documents past the end of the sample.
+std::int64_t warmup_steps(std::int64_t steps) {
+    return steps >= 16 ? steps / 4 : 0;
+}
+
+candidate_result run_one(const cost_model& costs, const document_set& documents, const candidate& c,
+                         std::int64_t steps, const tune_constraints& k, const memory_model& memory,
+                         const runtime::plan_options& plan, const std::function<void()>& on_step) {
     evaluation_config config;
     config.packing = c.packing;
     config.sharding = c.sharding;
@@ -65,32 +75,66 @@ candidate_result run_one(const cost_model& costs, const document_set& documents,
     config.plan = plan;
     config.top_ranks = 0;
     if (on_step)
-        config.progress = [&](std::int64_t, std::int64_t) { on_step(); };
+        config.progress = [&](std::int64_t, std::int64_t) {
+            on_step();
+        };
+    const auto warmup = warmup_steps(steps);
+    std::map<std::int64_t, std::int64_t> delay_tokens; // over the window: delay -> tokens
+    std::int64_t window_tokens = 0;
+    config.on_batch = [&](const runtime::global_batch& b) {
+        if (b.step < warmup)
+            return;
+        for (const auto& rep : b.replicas)
+            for (const auto& mb : rep.micro_batches)
+                for (const auto& d : mb.docs) {
+                    delay_tokens[b.step - d.drawn_step] += d.tokens;
+                    window_tokens += d.tokens;
+                }
+    };
     const auto e = evaluate(costs, documents, config);
 
     candidate_result r;
     r.config = c;
     r.name = e.name;
     r.steps = static_cast<std::int64_t>(e.step_seconds.size());
-    r.mean_step_seconds = e.mean_step_seconds;
-    const std::size_t half = e.step_seconds.size() / 2;
-    double a = 0.0, b = 0.0, bubble = 0.0;
-    for (std::size_t i = 0; i < e.step_seconds.size(); ++i)
+    r.warmup_steps = warmup;
+    const auto first = static_cast<std::size_t>(std::min(warmup, r.steps));
+    const auto n = e.step_seconds.size() - first;
+    const std::size_t half = first + n / 2;
+    double a = 0.0, b = 0.0, bubble = 0.0, imbalance = 0.0;
+    for (std::size_t i = first; i < e.step_seconds.size(); ++i) {
         (i < half ? a : b) += e.step_seconds[i];
-    for (const auto& s : e.steps)
-        bubble += s.bubble_fraction;
-    if (half > 0) {
-        r.first_half_seconds = a / static_cast<double>(half);
-        r.second_half_seconds = b / static_cast<double>(e.step_seconds.size() - half);
+        bubble += e.steps[i].bubble_fraction;
+        imbalance += e.packing_steps[i].imbalance;
     }
-    if (!e.steps.empty())
-        r.bubble_fraction = bubble / static_cast<double>(e.steps.size());
-    r.imbalance = e.packing.imbalance.mean;
+    if (n > 0) {
+        r.mean_step_seconds = (a + b) / static_cast<double>(n);
+        r.bubble_fraction = bubble / static_cast<double>(n);
+        r.imbalance = imbalance / static_cast<double>(n);
+        r.mean_step_tokens = static_cast<double>(window_tokens) / static_cast<double>(n);
+    }
+    if (half > first)
+        r.first_half_seconds = a / static_cast<double>(half - first);
+    if (e.step_seconds.size() > half)
+        r.second_half_seconds = b / static_cast<double>(e.step_seconds.size() - half);
+    std::int64_t weighted = 0;
+    for (const auto& [delay, tokens] : delay_tokens)
+        weighted += delay * tokens;
+    if (window_tokens > 0) {
+        r.delay_mean = static_cast<double>(weighted) / static_cast<double>(window_tokens);
+        const auto p99 =
+            static_cast<std::int64_t>(std::ceil(0.99 * static_cast<double>(window_tokens)));
+        std::int64_t seen = 0;
+        for (const auto& [delay, tokens] : delay_tokens) {
+            seen += tokens;
+            if (seen >= p99) {
+                r.delay_p99 = static_cast<double>(delay);
+                break;
+            }
+        }
+        r.delay_max = static_cast<double>(delay_tokens.rbegin()->first);
+    }
     r.cp_imbalance = e.sharding.weighted_attention_imbalance;
-    r.delay_mean = e.packing.delay_iterations.mean;
-    r.delay_p99 = e.packing.delay_iterations.p99;
-    r.delay_max = e.packing.delay_iterations.max;
-    r.mean_step_tokens = e.packing.mean_step_tokens;
     r.step_budget_tokens = c.packing.step_tokens();
     r.waiting_documents_at_end = e.packing.waiting_documents_at_end;
     // Short final steps after the set ran out would bias the mean: an exhausted set counts only
@@ -100,16 +144,35 @@ candidate_result run_one(const cost_model& costs, const document_set& documents,
     r.memory_peak_gbytes = m.peak_bytes / 1e9;
     r.infeasible = check_constraints(r, k, m);
     r.feasible = r.infeasible.empty();
+    // The early rungs judge delay on few steps: a candidate within 25% of the delay limits
+    // there goes on to a longer sample rather than being dropped on noise.
+    auto relaxed = k;
+    relaxed.max_mean_delay *= 1.25;
+    if (relaxed.max_delay_steps > 0)
+        relaxed.max_delay_steps += (relaxed.max_delay_steps + 3) / 4;
+    r.nearly_feasible = check_constraints(r, relaxed, m).empty();
     return r;
 }
 
-// Orders results: feasible first, then by mean step time, then by key (deterministic ties).
+// Orders results: feasible first, then by mean step time; on equal times (S_max values that
+// give the same batches) the one needing less memory, then less delay, then by key.
 bool better(const candidate_result& a, const candidate_result& b) {
     if (a.feasible != b.feasible)
         return a.feasible;
     if (a.mean_step_seconds != b.mean_step_seconds)
         return a.mean_step_seconds < b.mean_step_seconds;
+    if (a.memory_peak_gbytes != b.memory_peak_gbytes)
+        return a.memory_peak_gbytes < b.memory_peak_gbytes;
+    if (a.delay_mean != b.delay_mean)
+        return a.delay_mean < b.delay_mean;
     return candidate_key(a.config) < candidate_key(b.config);
+}
+
+// Two results of the same batches and sharding decisions (e.g. S_max values that no micro-batch
+// reached): the same step times, delay and imbalance.
+bool same_outcome(const candidate_result& a, const candidate_result& b) {
+    return a.mean_step_seconds == b.mean_step_seconds && a.delay_mean == b.delay_mean &&
+           a.imbalance == b.imbalance && a.cp_imbalance == b.cp_imbalance;
 }
 
 class search {
@@ -146,9 +209,8 @@ public:
             const auto key = cache_key(cands[i], steps);
             if (auto it = m_cache.find(key); it != m_cache.end())
                 slots[i] = it->second;
-            else if (std::none_of(todo.begin(), todo.end(), [&](std::size_t j) {
-                         return cache_key(cands[j], steps) == key;
-                     }))
+            else if (std::none_of(todo.begin(), todo.end(),
+                                  [&](std::size_t j) { return cache_key(cands[j], steps) == key; }))
                 todo.push_back(i);
         }
         if (!must && past_soft() && !todo.empty()) {
@@ -281,19 +343,25 @@ private:
     bool m_stopped = false;
 };
 
-void sort_results(std::vector<candidate_result>& v) { std::sort(v.begin(), v.end(), better); }
+void sort_results(std::vector<candidate_result>& v) {
+    std::sort(v.begin(), v.end(), better);
+}
 
 // The best `n` feasible results with distinct keys (and distinct packings when
-// `distinct_packing`).
+// `distinct_packing`); with `nearly`, the nearly feasible ones too (early rungs).
 std::vector<candidate_result> top(std::vector<candidate_result> v, std::size_t n,
-                                  bool distinct_packing = false) {
+                                  bool distinct_packing = false, bool nearly = false) {
+    if (nearly)
+        for (auto& r : v)
+            r.feasible = r.nearly_feasible;
     sort_results(v);
     std::vector<candidate_result> out;
     std::vector<std::string> seen;
     for (auto& r : v) {
         if (!r.feasible || out.size() >= n)
             continue;
-        const auto key = distinct_packing ? to_json(r.config.packing).dump() : candidate_key(r.config);
+        const auto key =
+            distinct_packing ? to_json(r.config.packing).dump() : candidate_key(r.config);
         if (std::find(seen.begin(), seen.end(), key) != seen.end())
             continue;
         seen.push_back(key);
@@ -347,16 +415,18 @@ ranking_stability measure_stability(const std::vector<candidate_result>& full) {
         s.kendall_tau = static_cast<double>(concordant - discordant) / pairs;
     }
     auto regret = [&](auto choose, auto judge) {
-        const auto* pick = *std::min_element(f.begin(), f.end(), [&](auto* x, auto* y) {
-            return choose(*x) < choose(*y);
-        });
-        const auto* best = *std::min_element(f.begin(), f.end(), [&](auto* x, auto* y) {
-            return judge(*x) < judge(*y);
-        });
+        const auto* pick = *std::min_element(
+            f.begin(), f.end(), [&](auto* x, auto* y) { return choose(*x) < choose(*y); });
+        const auto* best = *std::min_element(
+            f.begin(), f.end(), [&](auto* x, auto* y) { return judge(*x) < judge(*y); });
         return judge(*best) > 0.0 ? judge(*pick) / judge(*best) - 1.0 : 0.0;
     };
-    auto first = [](const candidate_result& r) { return r.first_half_seconds; };
-    auto second = [](const candidate_result& r) { return r.second_half_seconds; };
+    auto first = [](const candidate_result& r) {
+        return r.first_half_seconds;
+    };
+    auto second = [](const candidate_result& r) {
+        return r.second_half_seconds;
+    };
     s.regret = std::max(regret(first, second), regret(second, first));
     return s;
 }
@@ -424,8 +494,7 @@ std::int64_t available_steps(const document_set& documents, std::int64_t step_to
 
 candidate_result evaluate_candidate(const cost_model& costs, const document_set& documents,
                                     const candidate& c, std::int64_t steps,
-                                    const tune_constraints& constraints,
-                                    const memory_model& memory,
+                                    const tune_constraints& constraints, const memory_model& memory,
                                     const runtime::plan_options& plan) {
     return run_one(costs, documents, c, steps, constraints, memory, plan, {});
 }
@@ -456,8 +525,8 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
                 base.peak_bytes / 1e9, base.usable_bytes / 1e9));
             memory_opts.memory_gbytes =
                 base.peak_bytes * (1.0 + 1e-9) / 1e9 / (1.0 - memory_opts.reserve_fraction);
-            memory = std::make_unique<memory_model>(costs.model(), l, costs.hardware(),
-                                                    memory_opts, options.plan.partition);
+            memory = std::make_unique<memory_model>(costs.model(), l, costs.hardware(), memory_opts,
+                                                    options.plan.partition);
         }
     }
     out.space = make_search_space(l, context_tokens, lengths, *memory, options.vary_micro_batches);
@@ -470,8 +539,8 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
             "smaller layout or context)",
             documents.documents.size(), documents.tokens, std::max<std::int64_t>(0, avail),
             step_tokens));
-    std::int64_t steps =
-        options.sample_steps > 0 ? std::min(options.sample_steps, avail) : std::min<std::int64_t>(256, avail);
+    std::int64_t steps = options.sample_steps > 0 ? std::min(options.sample_steps, avail)
+                                                  : std::min<std::int64_t>(256, avail);
     steps = std::max<std::int64_t>(8, steps);
 
     search s(costs, documents, options, *memory);
@@ -504,7 +573,7 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
         if (r + 1 == rungs.size())
             break;
         const auto keep = std::max<std::size_t>(4, (alive.size() + 2) / 3);
-        alive = configs_of(top(std::move(results), keep));
+        alive = configs_of(top(std::move(results), keep, false, true));
     }
 
     std::vector<candidate> pool = base; // every candidate evaluated on the full sample
@@ -517,8 +586,8 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
 
     // 2. sharding on the best packings.
     {
-        auto best = top(s.run(pool, steps, "ranking"), static_cast<std::size_t>(options.sharding_finalists),
-                        true);
+        auto best = top(s.run(pool, steps, "ranking"),
+                        static_cast<std::size_t>(options.sharding_finalists), true);
         std::vector<candidate> shard_cands;
         for (const auto& r : best)
             for (const auto& sh : out.space.shardings)
@@ -603,10 +672,17 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
         if (r.feasible && (!out.fixed_greedy.feasible || better(r, out.fixed_greedy)))
             out.fixed_greedy = r;
     }
-    const auto ranked = top(results, 6);
+    const auto ranked = top(results, results.size());
     out.winner = ranked.empty() ? out.plain : ranked.front();
-    for (std::size_t i = 1; i < ranked.size(); ++i)
-        out.runners_up.push_back(ranked[i]);
+    for (std::size_t i = 1; i < ranked.size() && out.runners_up.size() < 5; ++i) {
+        // Runners-up that only repeat an outcome already listed say nothing new.
+        const auto repeats = [&](const candidate_result& x) {
+            return same_outcome(x, ranked[i]);
+        };
+        if (!repeats(out.winner) &&
+            std::none_of(out.runners_up.begin(), out.runners_up.end(), repeats))
+            out.runners_up.push_back(ranked[i]);
+    }
     out.sample_steps = steps;
     out.sample_documents = static_cast<std::int64_t>(documents.documents.size());
     out.winner_memory = candidate_memory(*memory, out.winner.config);
@@ -620,13 +696,17 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
             candidate c;
         };
         std::vector<revert> reverts;
-        const bool variable = w.packing.policy == packing_policy::varlen ||
-                              w.packing.policy == packing_policy::wlb;
+        const bool variable =
+            w.packing.policy == packing_policy::varlen || w.packing.policy == packing_policy::wlb;
         if (w.sharding.policy != sharding_policy::per_seq)
-            reverts.push_back({"sharding", sharding_text(w.sharding), "per-seq",
+            reverts.push_back({"sharding",
+                               sharding_text(w.sharding),
+                               "per-seq",
                                {w.packing, {sharding_policy::per_seq, {}}}});
         if (w.packing.policy == packing_policy::wlb)
-            reverts.push_back({"outlier queues", thresholds_text(w.packing.thresholds), "none",
+            reverts.push_back({"outlier queues",
+                               thresholds_text(w.packing.thresholds),
+                               "none",
                                {make_packing(sp, packing_policy::varlen, w.packing.micro_batches,
                                              w.packing.smax_tokens, {}),
                                 w.sharding}});
@@ -640,15 +720,18 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
                                w.packing.thresholds),
                   w.sharding}});
         if (variable && w.packing.micro_batches != l.pp())
-            reverts.push_back({"micro-batches", fmt::format("{}", w.packing.micro_batches),
+            reverts.push_back({"micro-batches",
+                               fmt::format("{}", w.packing.micro_batches),
                                fmt::format("{}", l.pp()),
                                {make_packing(sp, w.packing.policy, l.pp(), w.packing.smax_tokens,
                                              w.packing.thresholds),
                                 w.sharding}});
         if (w.packing.policy != packing_policy::plain)
-            reverts.push_back({"packing", describe(w.packing), "plain",
-                               {make_packing(sp, packing_policy::plain, l.pp(), 0, {}),
-                                w.sharding}});
+            reverts.push_back(
+                {"packing",
+                 describe(w.packing),
+                 "plain",
+                 {make_packing(sp, packing_policy::plain, l.pp(), 0, {}), w.sharding}});
         std::vector<candidate> cands;
         for (const auto& r : reverts)
             cands.push_back(r.c);

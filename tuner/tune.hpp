@@ -3,8 +3,9 @@
 // budget, on the user's own documents. Every figure it returns is simulated (predicted by the
 // cost model through the step plan and the simulator), never measured.
 //
-// Objective: the mean simulated step time over S steps of the sample (tuner::evaluate), every
-// candidate on the same documents (common random numbers: one document_set, replayed).
+// Objective: the mean simulated step time over S steps of the sample (tuner::evaluate), after a
+// warm-up of S/4 steps that is simulated but not counted (candidate_result), every candidate on
+// the same documents (common random numbers: one document_set, replayed).
 // Constraints (defaults from WLB-LLM): mean per-token delay <= 0.5 iterations; optionally the
 // largest delay of any document; peak memory per rank (tuner/memory_model.hpp) within the
 // device's; tokens per step held (mean tokens per step >= 99% of the dp x pp x context budget).
@@ -15,7 +16,8 @@
 //      result is never predicted worse than a feasible one of them);
 //   1. coarse pass with adaptive sharding over the coarse grid plus `random_points` random points
 //      of the fine grid drawn with the seed, by successive halving: every point on S/4 steps,
-//      the best third of the feasible ones on S/2, the best third of those on S;
+//      the best third of the nearly feasible ones (delay within 25% of the limits: few steps
+//      measure delay roughly) on S/2, the best third of those on S;
 //   2. sharding: every sharding candidate on the best `sharding_finalists` packings (full S);
 //   3. local refinement: hill climbing on the fine grid from the best `climbers` points (full S),
 //      until no neighbour improves or the time is up;
@@ -50,9 +52,9 @@ namespace wlb::tuner {
 class cost_model;
 
 struct tune_constraints {
-    double max_mean_delay = 0.5;       ///< iterations per token (WLB-LLM: 0.5, no loss penalty)
-    std::int64_t max_delay_steps = 0;  ///< largest delay of any token in steps; 0: no limit
-    double memory_gbytes = 0.0;        ///< per rank; 0: the hardware's
+    double max_mean_delay = 0.5;      ///< iterations per token (WLB-LLM: 0.5, no loss penalty)
+    std::int64_t max_delay_steps = 0; ///< largest delay of any token in steps; 0: no limit
+    double memory_gbytes = 0.0;       ///< per rank; 0: the hardware's
     double min_step_tokens_fraction = 0.99; ///< mean tokens per step / the step budget
 };
 
@@ -89,15 +91,20 @@ struct tune_options {
 
 /// One candidate's figures on the sample (all simulated but the constraint checks' inputs,
 /// which are the packer's exact delays and token counts).
+/// Every figure but cp_imbalance is over the steady-state window [warmup_steps, steps): the
+/// first quarter of the steps is packed, sharded and simulated but not counted, because outlier
+/// queues start empty (a run's first steps lack the long documents the queues hold back).
+/// Delays are those of the documents packed in the window.
 struct candidate_result {
     candidate config;
     std::string name;
-    std::int64_t steps = 0;
+    std::int64_t steps = 0;        ///< simulated
+    std::int64_t warmup_steps = 0; ///< not counted (steps / 4, none below 16 steps)
     double mean_step_seconds = 0.0;
-    double first_half_seconds = 0.0;  ///< mean over steps [0, steps/2)
-    double second_half_seconds = 0.0; ///< mean over steps [steps/2, steps)
+    double first_half_seconds = 0.0;  ///< mean over the window's first half
+    double second_half_seconds = 0.0; ///< mean over its second half
     double imbalance = 1.0;           ///< packing: mean over steps of max/mean predicted fwd
-    double cp_imbalance = 1.0;        ///< sharding: weighted attention imbalance over CP ranks
+    double cp_imbalance = 1.0;        ///< sharding: weighted attention imbalance (all steps)
     double bubble_fraction = 0.0;     ///< mean over steps
     double delay_mean = 0.0;          ///< iterations per token
     double delay_p99 = 0.0;
@@ -108,7 +115,8 @@ struct candidate_result {
     double memory_peak_gbytes = 0.0;
     bool documents_exhausted = false;
     bool feasible = false;
-    std::string infeasible; ///< why not, "" when feasible
+    std::string infeasible;       ///< why not, "" when feasible
+    bool nearly_feasible = false; ///< within 25% of the delay limits (the early rungs' test)
 };
 
 /// What one knob of the winner is worth: the winner with that knob set back.
@@ -123,7 +131,7 @@ struct knob_effect {
 
 struct ranking_stability {
     std::int64_t steps_per_half = 0;
-    int candidates = 0;      ///< feasible candidates evaluated on the full sample
+    int candidates = 0;       ///< feasible candidates evaluated on the full sample
     double kendall_tau = 1.0; ///< between their first-half and second-half mean step times
     /// Choose the best on one half, judge on the other: the relative loss against the best
     /// there, the worse of the two directions.
@@ -172,14 +180,12 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
 /// constraints (the tuner's inner call; tests and benchmarks use it for out-of-sample checks).
 candidate_result evaluate_candidate(const cost_model& costs, const document_set& documents,
                                     const candidate& c, std::int64_t steps,
-                                    const tune_constraints& constraints,
-                                    const memory_model& memory,
+                                    const tune_constraints& constraints, const memory_model& memory,
                                     const runtime::plan_options& plan = {});
 
 /// The steps `documents` can fill for every candidate: the step budget's count in its tokens,
 /// less the margin of tokens_for_steps (outlier queues and windows hold documents back); for
 /// an incomplete set (a prefix of a longer stream) as many as its margin allows.
-[[nodiscard]] std::int64_t available_steps(const document_set& documents,
-                                           std::int64_t step_tokens);
+[[nodiscard]] std::int64_t available_steps(const document_set& documents, std::int64_t step_tokens);
 
 } // namespace wlb::tuner

@@ -13,7 +13,9 @@
 namespace wlb::tuner {
 namespace {
 
-std::int64_t round_up(std::int64_t v, std::int64_t g) { return (v + g - 1) / g * g; }
+std::int64_t round_up(std::int64_t v, std::int64_t g) {
+    return (v + g - 1) / g * g;
+}
 
 bool contains(const std::vector<std::int64_t>& v, std::int64_t x) {
     return std::find(v.begin(), v.end(), x) != v.end();
@@ -74,7 +76,8 @@ std::optional<std::int64_t> search_space::smax_tokens(double factor, int m) cons
     const int i = micro_batch_index(m);
     if (i < 0)
         return std::nullopt;
-    const auto t = static_cast<std::int64_t>(std::llround(factor * static_cast<double>(context_tokens)));
+    const auto t =
+        static_cast<std::int64_t>(std::llround(factor * static_cast<double>(context_tokens)));
     if (t < context_tokens || t > smax_cap_tokens[static_cast<std::size_t>(i)])
         return std::nullopt;
     return t;
@@ -154,8 +157,7 @@ std::vector<candidate> fixed_greedy_candidates(const search_space& s) {
 }
 
 candidate paper_candidate(const search_space& s) {
-    return {make_packing(s, packing_policy::wlb, s.job_layout.pp(),
-                         default_smax(s.context_tokens),
+    return {make_packing(s, packing_policy::wlb, s.job_layout.pp(), default_smax(s.context_tokens),
                          default_thresholds(2, s.context_tokens)),
             {sharding_policy::adaptive, {}}};
 }
@@ -187,10 +189,10 @@ std::vector<candidate> random_packings(const search_space& s, const sharding_spe
         const auto smax = s.smax_tokens(f, m);
         if (!smax)
             continue;
-        const auto queues = static_cast<int>(uniform_below(
-            rng, static_cast<std::uint64_t>(std::min<std::size_t>(s.max_queues,
-                                                                   s.fine_thresholds.size())) +
-                     1));
+        const auto queues =
+            static_cast<int>(uniform_below(rng, static_cast<std::uint64_t>(std::min<std::size_t>(
+                                                    s.max_queues, s.fine_thresholds.size())) +
+                                                    1));
         std::vector<std::int64_t> t;
         while (static_cast<int>(t.size()) < queues) {
             const auto v = s.fine_thresholds[uniform_below(rng, s.fine_thresholds.size())];
@@ -198,9 +200,8 @@ std::vector<candidate> random_packings(const search_space& s, const sharding_spe
                 t.push_back(v);
         }
         std::sort(t.begin(), t.end());
-        out.push_back({make_packing(s, queues == 0 ? packing_policy::varlen : packing_policy::wlb,
-                                    m, *smax, std::move(t)),
-                       sharding});
+        const auto policy = queues == 0 ? packing_policy::varlen : packing_policy::wlb;
+        out.push_back({make_packing(s, policy, m, *smax, std::move(t)), sharding});
     }
     return out;
 }
@@ -220,13 +221,12 @@ std::vector<candidate> packing_neighbours(const search_space& s, const candidate
         if (s.micro_batch_index(mb) < 0 ||
             limit > s.smax_cap_tokens[static_cast<std::size_t>(s.micro_batch_index(mb))])
             return;
-        out.push_back({make_packing(s, t.empty() ? packing_policy::varlen : packing_policy::wlb,
-                                    mb, limit, std::move(t)),
-                       c.sharding});
+        const auto policy = t.empty() ? packing_policy::varlen : packing_policy::wlb;
+        out.push_back({make_packing(s, policy, mb, limit, std::move(t)), c.sharding});
     };
     const auto& grid = s.fine_thresholds;
-    const auto thresholds = p.policy == packing_policy::wlb ? p.thresholds
-                                                            : std::vector<std::int64_t>{};
+    const auto thresholds =
+        p.policy == packing_policy::wlb ? p.thresholds : std::vector<std::int64_t>{};
     // thresholds: move one to the adjacent fine value, remove one, add one
     for (std::size_t i = 0; i < thresholds.size(); ++i) {
         const auto pos = std::lower_bound(grid.begin(), grid.end(), thresholds[i]) - grid.begin();

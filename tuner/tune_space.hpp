@@ -42,7 +42,7 @@ struct candidate {
 
 /// Document quantiles where coarse and fine thresholds are placed.
 inline constexpr double coarse_quantiles[] = {0.95, 0.99, 0.995, 0.999};
-inline constexpr double fine_quantiles[] = {0.90, 0.95, 0.97, 0.98, 0.99,
+inline constexpr double fine_quantiles[] = {0.90,  0.95,  0.97,  0.98,  0.99,
                                             0.993, 0.995, 0.997, 0.998, 0.999};
 
 /// The lengths at document quantiles `fractions` of `sorted_lengths` (nearest rank), rounded up

@@ -17,6 +17,7 @@ nlohmann::json candidate_json(const candidate_result& r) {
         {"packing", to_json(r.config.packing)},
         {"sharding", to_json(r.config.sharding)},
         {"steps", r.steps},
+        {"warmup_steps", r.warmup_steps},
         {"step_seconds", r.mean_step_seconds},
         {"first_half_step_seconds", r.first_half_seconds},
         {"second_half_step_seconds", r.second_half_seconds},
@@ -33,7 +34,9 @@ nlohmann::json candidate_json(const candidate_result& r) {
     return j;
 }
 
-double ratio(double num, double den) { return den > 0.0 ? num / den : 0.0; }
+double ratio(double num, double den) {
+    return den > 0.0 ? num / den : 0.0;
+}
 
 // Field access with errors that name the file and the JSON path.
 class reader {
@@ -52,8 +55,8 @@ public:
     std::string string(const nlohmann::json& j, std::string_view key, std::string_view path) const {
         const auto& v = at(j, key, path);
         if (!v.is_string())
-            fail(fmt::format("{}.{}", path, key), fmt::format("must be a string, found {}",
-                                                              v.dump()));
+            fail(fmt::format("{}.{}", path, key),
+                 fmt::format("must be a string, found {}", v.dump()));
         return v.get<std::string>();
     }
     std::int64_t integer(const nlohmann::json& j, std::string_view key,
@@ -90,8 +93,8 @@ nlohmann::json tuned_config_json(const tuned_config& c, const tune_result& r,
                            {"context_policy", c.data.context_policy},
                            {"documents", c.data.documents},
                            {"tokens", c.data.tokens}};
-    data["shuffle_seed"] = c.data.shuffle_seed ? nlohmann::json(*c.data.shuffle_seed)
-                                               : nlohmann::json(nullptr);
+    data["shuffle_seed"] =
+        c.data.shuffle_seed ? nlohmann::json(*c.data.shuffle_seed) : nlohmann::json(nullptr);
     j["data"] = data;
     j["packing"] = to_json(r.winner.config.packing);
     j["sharding"] = to_json(r.winner.config.sharding);
@@ -131,12 +134,12 @@ nlohmann::json tuned_config_json(const tuned_config& c, const tune_result& r,
                          {"slowdown_without", k.slowdown},
                          {"delay_mean_without", k.without.delay_mean}});
     j["knobs"] = knobs;
-    j["constraints"] = {{"max_mean_delay_iterations", o.constraints.max_mean_delay},
-                        {"max_delay_steps", o.constraints.max_delay_steps},
-                        {"memory_gbytes", r.winner_memory.usable_bytes /
-                                              (1.0 - o.memory.reserve_fraction) / 1e9},
-                        {"memory_reserve_fraction", o.memory.reserve_fraction},
-                        {"min_step_tokens_fraction", o.constraints.min_step_tokens_fraction}};
+    j["constraints"] = {
+        {"max_mean_delay_iterations", o.constraints.max_mean_delay},
+        {"max_delay_steps", o.constraints.max_delay_steps},
+        {"memory_gbytes", r.winner_memory.usable_bytes / (1.0 - o.memory.reserve_fraction) / 1e9},
+        {"memory_reserve_fraction", o.memory.reserve_fraction},
+        {"min_step_tokens_fraction", o.constraints.min_step_tokens_fraction}};
     j["memory"] = to_json(r.winner_memory);
     auto caps = nlohmann::json::array();
     for (std::size_t i = 0; i < r.space.micro_batches.size(); ++i)

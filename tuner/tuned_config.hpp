@@ -54,8 +54,8 @@ struct tuned_config {
     tuned_data data;
     packing_config packing;
     sharding_spec sharding;
-    std::string schedule = "auto";  ///< pipeline schedule (runtime::parse_schedule)
-    std::string partition = "even"; ///< stage partition (runtime::make_stage_partition)
+    std::string schedule = "auto";    ///< pipeline schedule (runtime::parse_schedule)
+    std::string partition = "even";   ///< stage partition (runtime::make_stage_partition)
     std::int64_t evaluated_steps = 0; ///< steps the tuner simulated (from step 0)
 };
 

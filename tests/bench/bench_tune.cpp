@@ -37,10 +37,10 @@ struct paper_config {
 
 // WLB-LLM's eight configurations (model, context, TP, CP, PP, DP).
 constexpr paper_config configs[] = {
-    {"550M-64K", "550m", 65536, 2, 2, 4, 2},   {"550M-128K", "550m", 131072, 2, 4, 4, 1},
-    {"7B-64K", "7b", 65536, 4, 2, 4, 1},       {"7B-128K", "7b", 131072, 8, 2, 4, 1},
-    {"30B-64K", "30b", 65536, 8, 2, 4, 1},     {"30B-128K", "30b", 131072, 8, 4, 4, 1},
-    {"70B-64K", "70b", 65536, 16, 4, 4, 1},    {"70B-128K", "70b", 131072, 16, 4, 4, 1},
+    {"550M-64K", "550m", 65536, 2, 2, 4, 2}, {"550M-128K", "550m", 131072, 2, 4, 4, 1},
+    {"7B-64K", "7b", 65536, 4, 2, 4, 1},     {"7B-128K", "7b", 131072, 8, 2, 4, 1},
+    {"30B-64K", "30b", 65536, 8, 2, 4, 1},   {"30B-128K", "30b", 131072, 8, 4, 4, 1},
+    {"70B-64K", "70b", 65536, 16, 4, 4, 1},  {"70B-128K", "70b", 131072, 16, 4, 4, 1},
 };
 
 tuner::document_set slice(const tuner::document_set& all, std::size_t from, std::size_t to) {
@@ -95,8 +95,7 @@ int main(int argc, char** argv) {
         return 0;
     }
 
-    fmt::print("# bench_tune: tuned on the first half of {}, evaluated on the second half\n",
-               data);
+    fmt::print("# bench_tune: tuned on the first half of {}, evaluated on the second half\n", data);
     fmt::print("# all step times SIMULATED (cost model + step simulator); tuning time measured\n");
     fmt::print("# budget {} per configuration, micro-batch knob {}\n\n", budget,
                fixed_micro_batches ? "off (pp)" : "on (pp, 2pp, 4pp)");
