@@ -151,6 +151,9 @@ candidate_result run_one(const cost_model& costs, const document_set& documents,
     if (relaxed.max_delay_steps > 0)
         relaxed.max_delay_steps += (relaxed.max_delay_steps + 3) / 4;
     r.nearly_feasible = check_constraints(r, relaxed, m).empty();
+    if (std::getenv("WLB_TUNE_DEBUG"))
+        fmt::print(stderr, "DEBUG {} steps={} t={:.4f} d={:.3f} {}\n", r.name, r.steps,
+                   r.mean_step_seconds, r.delay_mean, r.infeasible);
     return r;
 }
 
@@ -370,6 +373,19 @@ std::vector<candidate_result> top(std::vector<candidate_result> v, std::size_t n
     return out;
 }
 
+// The best `n` feasible results whose outcomes differ (same_outcome), best first.
+std::vector<candidate_result> top_outcomes(const std::vector<candidate_result>& v, std::size_t n) {
+    std::vector<candidate_result> out;
+    for (auto& r : top(v, v.size())) {
+        if (out.size() >= n)
+            break;
+        if (std::none_of(out.begin(), out.end(),
+                         [&](const candidate_result& x) { return same_outcome(x, r); }))
+            out.push_back(std::move(r));
+    }
+    return out;
+}
+
 std::vector<candidate> configs_of(const std::vector<candidate_result>& v) {
     std::vector<candidate> out;
     for (const auto& r : v)
@@ -558,6 +574,9 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
     const sharding_spec adaptive{l.cp() > 1 ? sharding_policy::adaptive : sharding_policy::per_seq,
                                  {}};
     auto coarse = coarse_packings(out.space, adaptive);
+    coarse.push_back({plain_candidate(out.space).packing, adaptive});
+    for (auto& c : fixed_greedy_candidates(out.space))
+        coarse.push_back({c.packing, adaptive});
     for (auto& c : random_packings(out.space, adaptive, options.random_points, rng))
         coarse.push_back(std::move(c));
     coarse.push_back(paper_candidate(out.space));
@@ -584,112 +603,86 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
     };
     add_pool(s.run(alive, steps, "coarse"));
 
-    // 2. sharding on the best packings.
-    {
-        auto best = top(s.run(pool, steps, "ranking"),
-                        static_cast<std::size_t>(options.sharding_finalists), true);
-        std::vector<candidate> shard_cands;
-        for (const auto& r : best)
-            for (const auto& sh : out.space.shardings)
-                shard_cands.push_back({r.config.packing, sh});
-        dedupe(shard_cands);
-        add_pool(s.run(shard_cands, steps, "sharding"));
-    }
-
-    // 3. local refinement: hill climbing from the best points.
-    for (int iteration = 0; iteration < 12 && !s.past_soft(); ++iteration) {
-        const auto climbers =
-            top(s.run(pool, steps, "ranking"), static_cast<std::size_t>(options.climbers));
-        std::vector<candidate> next;
-        for (const auto& c : climbers)
-            for (auto& n : packing_neighbours(out.space, c.config))
-                next.push_back(std::move(n));
-        dedupe(next);
-        std::vector<candidate> fresh;
-        for (auto& c : next) {
-            const auto key = candidate_key(c);
-            if (std::none_of(pool.begin(), pool.end(),
-                             [&](const candidate& p) { return candidate_key(p) == key; }))
-                fresh.push_back(std::move(c));
+    // 2-3. sharding on the best packings, hill climbing on the fine grid, sharding on the best.
+    auto refine = [&](std::int64_t n) {
+        {
+            auto best = top(s.run(pool, n, "ranking"),
+                            static_cast<std::size_t>(options.sharding_finalists), true);
+            std::vector<candidate> shard_cands;
+            for (const auto& r : best)
+                for (const auto& sh : out.space.shardings)
+                    shard_cands.push_back({r.config.packing, sh});
+            dedupe(shard_cands);
+            add_pool(s.run(shard_cands, n, "sharding"));
         }
-        if (fresh.empty())
-            break;
-        const auto before = top(s.run(pool, steps, "ranking"), 1);
-        add_pool(s.run(fresh, steps, fmt::format("refine {}", iteration + 1)));
-        const auto after = top(s.run(pool, steps, "ranking"), 1);
-        if (!before.empty() && !after.empty() &&
-            candidate_key(before.front().config) == candidate_key(after.front().config))
-            break;
-    }
-    { // sharding again on the refined winner's packing
-        const auto best = top(s.run(pool, steps, "ranking"), 1);
+        for (int iteration = 0; iteration < 12 && !s.past_soft(); ++iteration) {
+            const auto climbers = top_outcomes(s.run(pool, n, "ranking"),
+                                               static_cast<std::size_t>(options.climbers));
+            std::vector<candidate> next;
+            for (const auto& c : climbers)
+                for (auto& x : packing_neighbours(out.space, c.config))
+                    next.push_back(std::move(x));
+            dedupe(next);
+            std::vector<candidate> fresh;
+            for (auto& c : next) {
+                const auto key = candidate_key(c);
+                if (std::none_of(pool.begin(), pool.end(),
+                                 [&](const candidate& p) { return candidate_key(p) == key; }))
+                    fresh.push_back(std::move(c));
+            }
+            if (fresh.empty())
+                break;
+            const auto before = top(s.run(pool, n, "ranking"), 1);
+            add_pool(s.run(fresh, n, fmt::format("refine {}", iteration + 1)));
+            const auto after = top(s.run(pool, n, "ranking"), 1);
+            if (!before.empty() && !after.empty() &&
+                candidate_key(before.front().config) == candidate_key(after.front().config))
+                break;
+        }
+        const auto best = top(s.run(pool, n, "ranking"), 1);
         if (!best.empty()) {
             std::vector<candidate> shard_cands;
             for (const auto& sh : out.space.shardings)
                 shard_cands.push_back({best.front().config.packing, sh});
-            add_pool(s.run(shard_cands, steps, "sharding"));
+            add_pool(s.run(shard_cands, n, "sharding"));
         }
-    }
+    };
+    refine(steps);
 
-    // 4. stability of the ranking between the two halves of the sample; grow it if needed.
+    // 4. stability of the ranking between the two halves of the sample; grow it if needed,
+    // carrying the leaders (distinct outcomes, so that S_max variants of one packing do not
+    // crowd out the others) and refining again on the longer sample.
     auto results = s.run(pool, steps, "ranking");
     out.stability = measure_stability(results);
     const auto grow_limit = std::min(avail, options.max_sample_steps);
-    while (out.stability.regret > options.max_regret && steps * 2 <= grow_limit && !s.past_soft()) {
+    int growths = 0;
+    while (out.stability.regret > options.max_regret && steps * 2 <= grow_limit &&
+           !s.past_soft()) {
         steps *= 2;
+        ++growths;
         s.set_full_steps(steps);
         auto keep = base;
-        for (auto& r : top(results, 12))
+        for (auto& r : top_outcomes(results, 24))
             keep.push_back(r.config);
         dedupe(keep);
         s.run(base, steps, "baselines", true);
-        results = s.run(keep, steps, fmt::format("stability {} steps", steps));
-        pool = configs_of(results);
+        pool = configs_of(s.run(keep, steps, fmt::format("stability {} steps", steps)));
         for (auto& c : base)
             pool.push_back(c);
         dedupe(pool);
+        refine(steps);
         results = s.run(pool, steps, "ranking");
         out.stability = measure_stability(results);
-        out.stability.growths += 1;
     }
+    out.stability.growths = growths;
     out.stability.stable = out.stability.regret <= options.max_regret;
 
-    // The answer: the best feasible candidate on the full sample. Plain is always feasible (no
-    // delay, the full budget, the memory limit at least its peak), so there is one.
-    sort_results(results);
-    auto find = [&](const candidate& c) -> candidate_result {
-        const auto key = candidate_key(c);
-        for (const auto& r : results)
-            if (candidate_key(r.config) == key)
-                return r;
-        return s.run({c}, steps, "baselines", true).front();
-    };
-    out.plain = find(base.front());
-    out.paper = find(base.back());
-    out.fixed_greedy = find(base[1]);
-    for (std::size_t i = 1; i + 1 < base.size(); ++i) {
-        const auto r = find(base[i]);
-        if (r.feasible && (!out.fixed_greedy.feasible || better(r, out.fixed_greedy)))
-            out.fixed_greedy = r;
-    }
-    const auto ranked = top(results, results.size());
-    out.winner = ranked.empty() ? out.plain : ranked.front();
-    for (std::size_t i = 1; i < ranked.size() && out.runners_up.size() < 5; ++i) {
-        // Runners-up that only repeat an outcome already listed say nothing new.
-        const auto repeats = [&](const candidate_result& x) {
-            return same_outcome(x, ranked[i]);
-        };
-        if (!repeats(out.winner) &&
-            std::none_of(out.runners_up.begin(), out.runners_up.end(), repeats))
-            out.runners_up.push_back(ranked[i]);
-    }
-    out.sample_steps = steps;
-    out.sample_documents = static_cast<std::int64_t>(documents.documents.size());
-    out.winner_memory = candidate_memory(*memory, out.winner.config);
-
-    // 5. what each knob bought: the winner with one knob set back at a time.
-    {
-        const auto& w = out.winner.config;
+    // 5. what each knob bought: the winner with one knob set back at a time. A revert that is
+    // feasible and faster than the winner becomes the winner (and its knobs are measured in
+    // turn), so the answer is never beaten by undoing one of its own choices.
+    auto knob_effects = [&](const candidate_result& winner) {
+        std::vector<knob_effect> effects;
+        const auto& w = winner.config;
         const auto& sp = out.space;
         struct revert {
             std::string knob, tuned, reverted;
@@ -742,12 +735,63 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
             k.tuned = reverts[i].tuned;
             k.reverted = reverts[i].reverted;
             k.without = got[i];
-            k.slowdown = out.winner.mean_step_seconds > 0.0
-                             ? got[i].mean_step_seconds / out.winner.mean_step_seconds
+            k.slowdown = winner.mean_step_seconds > 0.0
+                             ? got[i].mean_step_seconds / winner.mean_step_seconds
                              : 1.0;
-            out.knobs.push_back(std::move(k));
+            effects.push_back(std::move(k));
         }
+        return effects;
+    };
+    for (int round = 0; round < 8; ++round) { // each round strictly improves
+        const auto best = top(results, 1);
+        if (best.empty())
+            break;
+        out.knobs = knob_effects(best.front());
+        bool improved = false;
+        for (const auto& k : out.knobs)
+            if (k.without.feasible && better(k.without, best.front())) {
+                results.push_back(k.without);
+                improved = true;
+            }
+        if (!improved)
+            break;
     }
+
+
+    // The answer: the best feasible candidate on the full sample. Plain is always feasible (no
+    // delay, the full budget, the memory limit at least its peak), so there is one.
+    sort_results(results);
+    auto find = [&](const candidate& c) -> candidate_result {
+        const auto key = candidate_key(c);
+        for (const auto& r : results)
+            if (candidate_key(r.config) == key)
+                return r;
+        return s.run({c}, steps, "baselines", true).front();
+    };
+    out.plain = find(base.front());
+    out.paper = find(base.back());
+    out.fixed_greedy = find(base[1]);
+    for (std::size_t i = 1; i + 1 < base.size(); ++i) {
+        const auto r = find(base[i]);
+        if (r.feasible && (!out.fixed_greedy.feasible || better(r, out.fixed_greedy)))
+            out.fixed_greedy = r;
+    }
+    // Runners-up: the best of each other packing (its sharding alternatives are in the knob
+    // table), leaving out those that only repeat an outcome already listed (S_max values no
+    // micro-batch reached).
+    const auto ranked = top(results, results.size(), true);
+    out.winner = ranked.empty() ? out.plain : ranked.front();
+    for (std::size_t i = 1; i < ranked.size() && out.runners_up.size() < 5; ++i) {
+        const auto repeats = [&](const candidate_result& x) {
+            return same_outcome(x, ranked[i]);
+        };
+        if (!repeats(out.winner) &&
+            std::none_of(out.runners_up.begin(), out.runners_up.end(), repeats))
+            out.runners_up.push_back(ranked[i]);
+    }
+    out.sample_steps = steps;
+    out.sample_documents = static_cast<std::int64_t>(documents.documents.size());
+    out.winner_memory = candidate_memory(*memory, out.winner.config);
 
     out.evaluations = s.evaluations();
     out.threads = s.threads();
