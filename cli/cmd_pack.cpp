@@ -1,5 +1,6 @@
 #include "cli/command.hpp"
 #include "reports/pack_report.hpp"
+#include "reports/shard_report.hpp"
 #include "runtime/atomic_file.hpp"
 #include "runtime/error.hpp"
 #include "runtime/layout.hpp"
@@ -10,6 +11,8 @@
 #include "tuner/pack_run.hpp"
 #include "tuner/plan_io.hpp"
 #include "tuner/tuned_config.hpp"
+#include "tuner/shard_run.hpp"
+#include "tuner/sharding.hpp"
 
 #include <fmt/format.h>
 #include <memory>
@@ -41,6 +44,8 @@ struct pack_options {
     std::vector<std::string> compare;
     std::string config; ///< a tuned config (wlbtune.config/1) replacing the packing options
     bool data_given = false;
+    std::string sharding;         ///< empty: the plan records no CP sharding
+    std::string hybrid_threshold; ///< empty: not given
 };
 
 void run_pack(const pack_options& o) {
@@ -71,6 +76,21 @@ void run_pack(const pack_options& o) {
     std::vector<tuner::packing_policy> compare; // checked before anything is written
     for (const auto& name : o.compare)
         compare.push_back(tuner::parse_packing_policy(name));
+    std::optional<tuner::sharding_spec> sharding;
+    if (!o.sharding.empty()) {
+        sharding.emplace();
+        sharding->policy = tuner::parse_sharding_policy(o.sharding, "--sharding");
+    }
+    if (!o.hybrid_threshold.empty()) {
+        if (!sharding || sharding->policy != tuner::sharding_policy::hybrid)
+            throw input_error("--hybrid-threshold applies to --sharding hybrid only");
+        sharding->hybrid_threshold_tokens =
+            tuner::parse_hybrid_threshold(o.hybrid_threshold, "--hybrid-threshold");
+    }
+    if (tuned)
+        sharding = tuned->sharding;
+    const auto sharder = sharding ? tuner::make_sharder(*sharding, costs) : nullptr;
+    tuner::shard_run_accumulator sharded;
 
     tuner::stream_options so;
     so.context_tokens = context;
@@ -96,15 +116,18 @@ void run_pack(const pack_options& o) {
             h.hardware = costs.hardware();
             h.data = stream.describe();
             h.packing = base;
-            if (tuned)
-                h.sharding_json = tuner::to_json(tuned->sharding).dump();
+            h.sharding = sharding;
             writer = std::make_unique<tuner::plan_writer>(o.plan_path, h);
         }
         std::vector<runtime::document> waiting;
         tuner::step_sink sink;
-        if (writer)
+        if (writer || sharder)
             sink = [&](const runtime::global_batch& b) {
-                writer->write(b);
+                tuner::step_sharding decisions;
+                if (sharder)
+                    decisions = tuner::shard_step(b, *sharder, costs, sharded);
+                if (writer)
+                    writer->write(b, sharder ? &decisions : nullptr);
             };
         results.push_back(tuner::pack_stream(stream, base, costs, o.steps, sink, &waiting));
         documents_read = stream.stats().documents;
@@ -122,11 +145,22 @@ void run_pack(const pack_options& o) {
 
     reports::pack_context ctx{stream.describe(),     layout.spec(), costs.model().name,
                               costs.hardware().name, context,       documents_read};
-    if (o.json_path != "-")
+    if (o.json_path != "-") {
         fmt::print("{}", reports::pack_text(ctx, results));
-    if (!o.json_path.empty())
-        runtime::write_file_atomic(
-            o.json_path, reports::pack_json(ctx, results, inputs, o.json_steps).dump(2) + "\n");
+        if (sharding)
+            fmt::print("\nCP sharding of {} over cp={} with {}; predicted by the cost model, "
+                       "per layer, forward + backward:\n{}",
+                       results.front().name, layout.cp(), tuner::describe_sharding(*sharding),
+                       reports::shard_summary_text(sharded.summary(), *sharding));
+    }
+    if (!o.json_path.empty()) {
+        auto j = reports::pack_json(ctx, results, inputs, o.json_steps);
+        if (sharding)
+            j["sharding"] = {{"spec", tuner::to_json(*sharding)},
+                             {"cp", layout.cp()},
+                             {"predicted", reports::shard_summary_json(sharded.summary())}};
+        runtime::write_file_atomic(o.json_path, j.dump(2) + "\n");
+    }
 }
 
 } // namespace
@@ -195,17 +229,26 @@ registered_command register_pack(CLI::App& app, error_sink& sink) {
                     "Also run these policies on the same documents and print them side by side, "
                     "e.g. plain,fixed-greedy,varlen,wlb")
         ->delimiter(',');
+    sub->add_option("--sharding", o->sharding,
+                    "Also shard every micro-batch of --policy over the layout's CP ranks with "
+                    "this policy (per-seq, per-doc, adaptive, hybrid), record in the plan the "
+                    "layout applied and each rank's chunks, and print the predicted CP "
+                    "imbalance");
+    sub->add_option("--hybrid-threshold", o->hybrid_threshold,
+                    "--sharding hybrid only: documents of at least this many tokens are sharded "
+                    "per document (e.g. 16k); auto (the default) picks it per micro-batch");
     auto* config = sub->add_option(
         "--config", o->config,
         "Apply a tuned config (wlbtune.config/1 from wlbtune tune): its layout, context, model, "
         "hardware, data order, packing and sharding; --data may point it at other data");
     for (const char* name : {"--model", "--hardware", "--layout", "--order", "--context",
                              "--context-policy", "--shuffle", "--policy", "--queues",
-                             "--thresholds", "--smax", "--window", "--micro-batches"})
+                             "--thresholds", "--smax", "--window", "--micro-batches",
+                             "--sharding", "--hybrid-threshold"})
         config->excludes(sub->get_option(name));
     sub->footer("Examples:\n"
                 "  wlbtune pack --steps 200 --compare plain,fixed-greedy,varlen,wlb\n"
-                "  wlbtune pack --config tuned.json -o plan.jsonl.gz\n"
+                "  wlbtune pack --layout tp=8,cp=4,pp=4,dp=1 --sharding adaptive -o plan.jsonl\n"
                 "  wlbtune pack --data json:lengths.json --policy wlb --thresholds 24k,64k "
                 "-o plan.jsonl.gz --json summary.json");
     return {sub, [o, &sink, sub] {

@@ -1,32 +1,56 @@
 // wlbtune simulate: simulate training steps of a 4D-parallel layout with the cost model and
 // report step time, bubble, imbalance, the critical path and the slowest ranks; optionally a
 // Perfetto trace and the wlbtune.trace/1 directory. Every figure is simulated.
+//
+// Two inputs: --batch (sharded steps from a file) or --data (documents, packed with --packing
+// and sharded with --sharding here, through tuner::evaluate). --compare runs the baseline and
+// WLB-LLM's candidates on the same documents (tuner::comparison_candidates).
 #include "cli/command.hpp"
 #include "reports/perfetto.hpp"
+#include "reports/progress.hpp"
 #include "reports/simulate_report.hpp"
 #include "runtime/atomic_file.hpp"
 #include "runtime/error.hpp"
 #include "runtime/sharded_batch_io.hpp"
+#include "runtime/token_count.hpp"
+#include "tuner/compare_set.hpp"
+#include "tuner/document_stream.hpp"
+#include "tuner/evaluate.hpp"
 #include "tuner/hardware.hpp"
 #include "tuner/model.hpp"
+#include "tuner/open_document_source.hpp"
 #include "tuner/simulate_job.hpp"
 
 #include <fmt/format.h>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 namespace wlb::cli {
 namespace {
 
 struct simulate_options {
     std::string batch;
+    std::string data = "default";
     std::string model = "7b";
     std::string hardware = "h100-sxm";
     std::string layout = "tp=8,cp=2,pp=4,dp=1";
     std::string order = std::string(runtime::layout::default_order);
+    std::string context = "128k";
+    std::string context_policy = "truncate";
+    std::optional<std::uint64_t> shuffle_seed;
+    std::string packing = "wlb";
+    int queues = 2;
+    std::string thresholds;
+    std::string smax = "1.5x";
+    int window = 1;
+    int micro_batches = 0;
+    std::string sharding = "adaptive";
+    std::string hybrid_threshold = "auto";
+    bool compare = false;
     std::string schedule = "auto";
     std::string partition = "even";
-    int steps = 0;
+    std::optional<std::int64_t> steps;
     std::vector<std::string> inject;
     double bucket_params = 40e6;
     bool no_overlap = false;
@@ -35,51 +59,173 @@ struct simulate_options {
     std::string json;
 };
 
-void run_simulate(const simulate_options& o) {
-    const auto l = runtime::layout::parse(o.layout, o.order);
-    const tuner::cost_model costs(tuner::load_model(o.model), tuner::load_hardware(o.hardware), l);
-    auto steps = runtime::read_sharded_batch(o.batch);
-    if (o.steps > 0 && static_cast<std::size_t>(o.steps) < steps.size())
-        steps.resize(static_cast<std::size_t>(o.steps));
-    tuner::simulate_job_options job;
-    job.plan.schedule = runtime::parse_schedule(o.schedule, l.vpp());
-    job.plan.partition =
-        runtime::make_stage_partition(o.partition, costs.model().layers, l.pp() * l.vpp());
-    job.plan.bucket_params = o.bucket_params;
-    job.plan.overlap_grad_reduce = !o.no_overlap;
-    for (const auto& spec : o.inject) {
-        job.faults.push_back(runtime::parse_fault(spec));
-        runtime::validate_fault(job.faults.back(), l);
-    }
-    job.keep_trace = !o.trace.empty() || !o.trace_dir.empty();
-    const auto result = tuner::simulate_job(costs, steps, job);
-
+struct common_setup {
+    tuner::cost_model costs;
+    runtime::plan_options plan;
+    std::vector<runtime::fault> faults;
     reports::simulate_context context;
-    context.model = costs.model().name;
-    context.hardware = costs.hardware().name;
-    context.schedule = job.plan.schedule.describe(l.pp(), l.vpp());
-    context.partition = job.plan.partition.describe();
-    for (const auto& f : job.faults)
-        context.faults.push_back(f.describe());
-    context.inputs.push_back(runtime::identify_file(o.batch));
+};
+
+common_setup setup(const simulate_options& o) {
+    const auto l = runtime::layout::parse(o.layout, o.order);
+    common_setup s{
+        tuner::cost_model(tuner::load_model(o.model), tuner::load_hardware(o.hardware), l),
+        {},
+        {},
+        {}};
+    s.plan.schedule = runtime::parse_schedule(o.schedule, l.vpp());
+    s.plan.partition =
+        runtime::make_stage_partition(o.partition, s.costs.model().layers, l.pp() * l.vpp());
+    s.plan.bucket_params = o.bucket_params;
+    s.plan.overlap_grad_reduce = !o.no_overlap;
+    for (const auto& spec : o.inject) {
+        s.faults.push_back(runtime::parse_fault(spec));
+        runtime::validate_fault(s.faults.back(), l);
+    }
+    s.context.model = s.costs.model().name;
+    s.context.hardware = s.costs.hardware().name;
+    s.context.schedule = s.plan.schedule.describe(l.pp(), l.vpp());
+    s.context.partition = s.plan.partition.describe();
+    for (const auto& f : s.faults)
+        s.context.faults.push_back(f.describe());
+    return s;
+}
+
+void write_traces(const simulate_options& o, const runtime::trace& t,
+                  const reports::simulate_context& context) {
     if (!o.trace.empty())
-        reports::write_perfetto(result.trace, o.trace, "simulated");
+        reports::write_perfetto(t, o.trace, "simulated");
     if (!o.trace_dir.empty()) {
         auto header = runtime::report_header(runtime::trace_schema, context.inputs);
-        runtime::write_trace_dir(o.trace_dir, result.trace, &header);
+        runtime::write_trace_dir(o.trace_dir, t, &header);
     }
-    if (o.json == "-") {
-        fmt::print("{}\n", reports::simulate_json(costs, context, result).dump(2));
-        return;
-    }
-    if (!o.json.empty())
-        runtime::write_file_atomic(o.json,
-                                   reports::simulate_json(costs, context, result).dump(2) + "\n");
-    fmt::print("{}", reports::simulate_text(costs, context, result));
+}
+
+void print_trace_notes(const simulate_options& o) {
     if (!o.trace.empty())
         fmt::print("\nPerfetto trace (simulated): {} (open in https://ui.perfetto.dev)\n", o.trace);
     if (!o.trace_dir.empty())
         fmt::print("trace directory (wlbtune.trace/1, simulated): {}\n", o.trace_dir);
+}
+
+void run_from_batch(const simulate_options& o) {
+    auto s = setup(o);
+    auto steps = runtime::read_sharded_batch(o.batch);
+    const std::int64_t limit = o.steps.value_or(0);
+    if (limit < 0)
+        throw input_error(fmt::format("--steps must be >= 0, found {}", limit));
+    if (limit > 0 && static_cast<std::size_t>(limit) < steps.size())
+        steps.resize(static_cast<std::size_t>(limit));
+    tuner::simulate_job_options job;
+    job.plan = s.plan;
+    job.faults = s.faults;
+    job.keep_trace = !o.trace.empty() || !o.trace_dir.empty();
+    const auto result = tuner::simulate_job(s.costs, steps, job);
+
+    s.context.inputs.push_back(runtime::identify_file(o.batch));
+    write_traces(o, result.trace, s.context);
+    if (o.json == "-") {
+        fmt::print("{}\n", reports::simulate_json(s.costs, s.context, result).dump(2));
+        return;
+    }
+    if (!o.json.empty())
+        runtime::write_file_atomic(
+            o.json, reports::simulate_json(s.costs, s.context, result).dump(2) + "\n");
+    fmt::print("{}", reports::simulate_text(s.costs, s.context, result));
+    print_trace_notes(o);
+}
+
+void run_from_data(const simulate_options& o) {
+    auto s = setup(o);
+    const auto& l = s.costs.layout();
+    tuner::packing_knobs knobs;
+    knobs.policy = o.packing;
+    knobs.context_tokens = runtime::parse_token_count(o.context, "--context");
+    knobs.queues = o.queues;
+    knobs.thresholds = o.thresholds;
+    knobs.smax = o.smax;
+    knobs.window = o.window;
+    knobs.micro_batches = o.micro_batches;
+    tuner::sharding_spec sharding;
+    sharding.policy = tuner::parse_sharding_policy(o.sharding, "--sharding");
+    sharding.hybrid_threshold_tokens =
+        tuner::parse_hybrid_threshold(o.hybrid_threshold, "--hybrid-threshold");
+    const auto chosen_packing = tuner::make_packing_config(knobs, l);
+    const std::int64_t steps = o.steps.value_or(64);
+    if (steps < 1)
+        throw input_error(fmt::format("--steps must be >= 1 with --data, found {}", steps));
+    // Every input is checked before the documents are read.
+    std::vector<tuner::candidate> candidates;
+    if (o.compare)
+        candidates = tuner::comparison_candidates(knobs, sharding, l);
+    else
+        candidates.push_back({chosen_packing, sharding, "chosen"});
+
+    tuner::stream_options so;
+    so.context_tokens = knobs.context_tokens;
+    so.policy = tuner::parse_context_policy(o.context_policy);
+    so.shuffle_seed = o.shuffle_seed;
+    s.context.inputs = tuner::source_inputs(tuner::parse_source_spec(o.data));
+    tuner::document_stream stream(tuner::open_document_source(o.data), so);
+    int window = 1;
+    for (const auto& c : candidates)
+        window = std::max(window, c.packing.window);
+    const auto documents = tuner::materialize_documents(
+        stream, tuner::tokens_for_steps(steps, chosen_packing.step_tokens(), window));
+    s.context.documents = &documents;
+
+    const bool want_trace = !o.trace.empty() || !o.trace_dir.empty();
+    reports::progress_line progress;
+    std::vector<tuner::evaluation> results;
+    results.reserve(candidates.size());
+    std::size_t chosen_index = 0;
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+        const auto& c = candidates[i];
+        const bool chosen = c.role.find("chosen") != std::string::npos;
+        if (chosen)
+            chosen_index = i;
+        tuner::evaluation_config e;
+        e.packing = c.packing;
+        e.sharding = c.sharding;
+        e.steps = steps;
+        e.plan = s.plan;
+        e.faults = s.faults;
+        e.keep_trace = chosen && want_trace;
+        const auto label =
+            candidates.size() > 1
+                ? fmt::format("simulating {} ({}/{})",
+                              tuner::describe_candidate(c.packing, c.sharding), i + 1,
+                              candidates.size())
+                : fmt::format("simulating {}", tuner::describe_candidate(c.packing, c.sharding));
+        e.progress = [&](std::int64_t done, std::int64_t total) {
+            progress.update(label, done, total);
+        };
+        results.push_back(tuner::evaluate(s.costs, documents, e));
+    }
+    progress.clear();
+    const auto& chosen = results[chosen_index];
+    std::vector<reports::compared> comparison;
+    if (o.compare)
+        for (std::size_t i = 0; i < results.size(); ++i)
+            comparison.push_back({&results[i], candidates[i].role});
+
+    write_traces(o, chosen.trace, s.context);
+    const auto json = [&] {
+        return reports::simulate_json(s.costs, s.context, chosen, comparison).dump(2);
+    };
+    if (o.json == "-") {
+        fmt::print("{}\n", json());
+        return;
+    }
+    if (!o.json.empty())
+        runtime::write_file_atomic(o.json, json() + "\n");
+    if (o.compare)
+        fmt::print("{}", reports::compare_text(s.costs, s.context, comparison));
+    else
+        fmt::print("{}", reports::simulate_text(s.costs, s.context, chosen));
+    if (o.compare && want_trace)
+        fmt::print("\ntraces are of {}\n", chosen.name);
+    print_trace_notes(o);
 }
 
 } // namespace
@@ -88,10 +234,16 @@ registered_command register_simulate(CLI::App& app, error_sink& sink) {
     auto o = std::make_shared<simulate_options>();
     auto* sub = app.add_subcommand(
         "simulate", "Simulate 4D-parallel training steps with the cost model: step time, bubble, "
-                    "imbalance, critical path, slowest ranks, Perfetto trace (all simulated)");
-    sub->add_option("--batch", o->batch,
-                    "Sharded global batches to simulate (JSON, schema wlbtune.sharded_batch/1)")
-        ->required();
+                    "imbalance, critical path, slowest ranks, predicted speedup of packing and "
+                    "CP sharding policies, Perfetto trace (all simulated)");
+    auto* batch = sub->add_option(
+        "--batch", o->batch,
+        "Sharded global batches to simulate (JSON, schema wlbtune.sharded_batch/1) instead of "
+        "packing and sharding --data");
+    auto* data = sub->add_option(
+        "-d,--data", o->data,
+        std::string("Documents to pack and shard (default: the embedded workload):\n") +
+            std::string(tuner::source_spec_help()));
     sub->add_option("-m,--model", o->model, "Model preset (550m, 7b, 30b, 70b, llama3-*) or JSON")
         ->capture_default_str();
     sub->add_option("--hardware", o->hardware, "Hardware preset (h100-sxm, h200) or JSON")
@@ -99,6 +251,57 @@ registered_command register_simulate(CLI::App& app, error_sink& sink) {
     sub->add_option("-l,--layout", o->layout, "Parallel degrees tp=,cp=,pp=,dp=[,vpp=]")
         ->capture_default_str();
     sub->add_option("--order", o->order, "Axis order, innermost first")->capture_default_str();
+    std::vector<CLI::Option*> data_only;
+    data_only.push_back(data);
+    data_only.push_back(
+        sub->add_option("-c,--context", o->context, "Sequence length C in tokens (128k = 131072)")
+            ->capture_default_str());
+    data_only.push_back(sub->add_option("--context-policy", o->context_policy,
+                                        "A document longer than the context: truncate or split")
+                            ->capture_default_str()
+                            ->check(CLI::IsMember({"truncate", "split"})));
+    data_only.push_back(
+        sub->add_option("--shuffle", o->shuffle_seed,
+                        "Shuffle the dataloader order with this seed (default: stored order)"));
+    data_only.push_back(
+        sub->add_option("--packing", o->packing,
+                        "Packing policy: plain (Megatron, documents cut at sequence boundaries), "
+                        "fixed-greedy, varlen, wlb (outlier-delay queues), ffd")
+            ->capture_default_str());
+    data_only.push_back(sub->add_option("--queues", o->queues,
+                                        "wlb: outlier queues with default thresholds (C/4; "
+                                        "3C/16,C/2; C/8,C/4,C/2); ignored with --thresholds")
+                            ->capture_default_str());
+    data_only.push_back(sub->add_option("--thresholds", o->thresholds,
+                                        "wlb: queue lower bounds L1<...<Ln, e.g. 24k,64k"));
+    data_only.push_back(
+        sub->add_option("--smax", o->smax,
+                        "varlen/wlb: most tokens per micro-batch, a multiple of the context "
+                        "(1.5x) or a token count")
+            ->capture_default_str());
+    data_only.push_back(
+        sub->add_option("--window", o->window, "fixed-greedy: global batches per packing window")
+            ->capture_default_str());
+    data_only.push_back(
+        sub->add_option("--micro-batches", o->micro_batches,
+                        "Micro-batches per DP replica per step (0: the layout's pp)")
+            ->capture_default_str());
+    data_only.push_back(
+        sub->add_option("--sharding", o->sharding,
+                        "CP sharding policy: per-seq, per-doc, adaptive (per micro-batch the "
+                        "faster of the two), hybrid")
+            ->capture_default_str());
+    data_only.push_back(sub->add_option("--hybrid-threshold", o->hybrid_threshold,
+                                        "hybrid: documents of at least this many tokens are "
+                                        "sharded per document; auto picks it per micro-batch")
+                            ->capture_default_str());
+    data_only.push_back(sub->add_flag(
+        "--compare", o->compare,
+        "Run plain + per-seq (baseline), plain + adaptive, wlb + per-seq, wlb + adaptive, wlb + "
+        "per-doc, wlb + hybrid and fixed-greedy + adaptive (and --packing/--sharding) on the "
+        "same documents and print the predicted step time and speedup (simulated)"));
+    for (auto* opt : data_only)
+        batch->excludes(opt);
     sub->add_option("--schedule", o->schedule,
                     "Pipeline schedule: 1f1b, interleaved (Megatron), llama3:N (N consecutive "
                     "micro-batches per model chunk), auto")
@@ -107,8 +310,9 @@ registered_command register_simulate(CLI::App& app, error_sink& sink) {
                     "Layers per model chunk: even, llama3 (first and last one fewer) or a list "
                     "\"7,8,8,7\"")
         ->capture_default_str();
-    sub->add_option("--steps", o->steps, "Simulate only the first N steps of --batch (0: all)")
-        ->capture_default_str();
+    sub->add_option("-n,--steps", o->steps,
+                    "Steps to simulate: with --data, to pack (default 64); with --batch, the "
+                    "first N steps of the file (default: all)");
     sub->add_option("--inject", o->inject,
                     "Fault to inject (repeatable): slow-rank=R:F, slow-link=A-B:F, "
                     "heavy-mb=M[@D]:F, slow-stage=S:F");
@@ -118,19 +322,27 @@ registered_command register_simulate(CLI::App& app, error_sink& sink) {
     sub->add_flag("--no-overlap-grad-reduce", o->no_overlap,
                   "Reduce gradients after the backward instead of overlapping it");
     sub->add_option("--trace", o->trace,
-                    "Write a Perfetto (Chrome JSON) trace; gzip-compressed if it ends in .gz");
+                    "Write a Perfetto (Chrome JSON) trace; gzip-compressed if it ends in .gz. "
+                    "With --compare: of the --packing/--sharding candidate");
     sub->add_option("--trace-dir", o->trace_dir,
                     "Write the trace as a wlbtune.trace/1 directory (one JSONL file per rank)");
     sub->add_option("--json", o->json,
                     "Write the summary (wlbtune.simulate/1) to FILE, or - for "
                     "stdout instead of the tables");
-    sub->footer("Example: wlbtune simulate --batch b.json --model 7b --layout "
-                "tp=8,cp=2,pp=4,dp=1 --inject slow-rank=5:1.3 --trace step.json.gz");
+    sub->footer("Examples:\n"
+                "  wlbtune simulate --compare\n"
+                "  wlbtune simulate --data json:lengths.json --model 7b --layout "
+                "tp=8,cp=2,pp=4,dp=1 --context 128k --packing wlb --sharding adaptive --steps "
+                "64 --trace step.json.gz\n"
+                "  wlbtune simulate --batch b.json --inject slow-rank=5:1.3 --json s.json");
     return {sub, [o, &sink] {
                 sink.json_stdout = o->json == "-";
                 if (!o->json.empty() && o->json != "-")
                     sink.json_path = o->json;
-                run_simulate(*o);
+                if (!o->batch.empty())
+                    run_from_batch(*o);
+                else
+                    run_from_data(*o);
             }};
 }
 

@@ -56,22 +56,76 @@ nlohmann::json shard_record_json(const tuner::shard_record& r, bool shapes) {
 
 nlohmann::json shard_summary_json(const tuner::shard_run_summary& s) {
     nlohmann::json applied = nlohmann::json::object();
-    for (const auto& name : tuner::sharding_policy_names()) {
-        const auto p = tuner::parse_sharding_policy(name, "policy");
-        if (p != tuner::sharding_policy::adaptive)
-            applied[name] = s.applied[static_cast<std::size_t>(p)];
-    }
+    for (const auto p : {tuner::sharding_policy::per_seq, tuner::sharding_policy::per_doc,
+                         tuner::sharding_policy::hybrid})
+        applied[std::string(tuner::to_string(p))] = s.applied[static_cast<std::size_t>(p)];
+    nlohmann::json worst_at = nullptr;
+    if (s.worst_step >= 0)
+        worst_at = {{"step", s.worst_step},
+                    {"replica", s.worst_replica},
+                    {"micro_batch", s.worst_micro_batch}};
     return {
         {"micro_batches", s.micro_batches},
         {"tokens", s.tokens},
         {"attention_imbalance",
          {{"mean", s.mean_attention_imbalance},
           {"worst", s.worst_attention_imbalance},
+          {"worst_at", std::move(worst_at)},
           {"weighted", s.weighted_attention_imbalance}}},
         {"token_imbalance", {{"mean", s.mean_token_imbalance}, {"worst", s.worst_token_imbalance}}},
         {"predicted_seconds_per_layer", s.predicted_seconds},
         {"applied", std::move(applied)},
         {"hybrid_fell_back", s.fell_back}};
+}
+
+namespace {
+
+std::string share(std::int64_t n, std::int64_t total) {
+    return fmt::format("{} ({:.1f}%)", n,
+                       total > 0 ? 100.0 * static_cast<double>(n) / static_cast<double>(total)
+                                 : 0.0);
+}
+
+} // namespace
+
+std::string shard_summary_text(const tuner::shard_run_summary& s,
+                               const tuner::sharding_spec& spec) {
+    std::string out;
+    out += fmt::format("  CP imbalance (max/mean over CP ranks of predicted attention seconds): "
+                       "mean {:.4f}, worst {:.4f}",
+                       s.mean_attention_imbalance, s.worst_attention_imbalance);
+    if (s.worst_step >= 0)
+        out += fmt::format(" (step {} dp {} mb {})", s.worst_step, s.worst_replica,
+                           s.worst_micro_batch);
+    out += fmt::format(", weighted {:.4f}\n", s.weighted_attention_imbalance);
+    out += fmt::format("  token balance (max/mean over CP ranks of tokens): mean {:.4f}, worst "
+                       "{:.4f}\n",
+                       s.mean_token_imbalance, s.worst_token_imbalance);
+    out += fmt::format("  predicted CP-group time (max over ranks of attention + linear), sum "
+                       "over micro-batches: {:.3f} ms per layer\n",
+                       s.predicted_seconds * 1e3);
+    const auto n = [&](tuner::sharding_policy p) {
+        return s.applied[static_cast<std::size_t>(p)];
+    };
+    using tuner::sharding_policy;
+    switch (spec.policy) {
+    case sharding_policy::per_seq:
+    case sharding_policy::per_doc:
+        out += fmt::format("  layout: {} on every micro-batch\n", tuner::to_string(spec.policy));
+        break;
+    case sharding_policy::adaptive:
+        out += fmt::format("  adaptive picked: per-seq {}, per-doc {}\n",
+                           share(n(sharding_policy::per_seq), s.micro_batches),
+                           share(n(sharding_policy::per_doc), s.micro_batches));
+        break;
+    case sharding_policy::hybrid:
+        out += fmt::format("  hybrid applied its own layout on {}; fell back to per-seq {}, "
+                           "per-doc {}\n",
+                           share(n(sharding_policy::hybrid), s.micro_batches),
+                           n(sharding_policy::per_seq), n(sharding_policy::per_doc));
+        break;
+    }
+    return out;
 }
 
 void shard_text_report::add(const tuner::shard_record& r) {
@@ -83,44 +137,45 @@ void shard_text_report::add(const tuner::shard_record& r) {
     m_rows.push_back(
         {fmt::format("{}", r.step), fmt::format("{}", r.replica), fmt::format("{}", r.micro_batch),
          fmt::format("{}", r.documents), fmt::format("{}", r.tokens), applied_text(r.decision),
-         fmt::format("{}-{}", m.min_tokens, m.max_tokens), fmt::format("{:.3f}", m.token_imbalance),
-         fmt::format("{:.3f}", m.attention_imbalance),
+         fmt::format("{}-{}", m.min_tokens, m.max_tokens), fmt::format("{:.4f}", m.token_imbalance),
+         fmt::format("{:.4f}", m.attention_imbalance),
          fmt::format("{:.3f}", m.predicted_seconds * 1e3)});
 }
 
-std::string shard_text_report::render(const tuner::shard_run_summary& s,
-                                      const tuner::sharding_spec& spec, int cp) const {
+std::string shard_text_report::render(const tuner::plan_shard_summary& s,
+                                      const shard_report_context& ctx) const {
     using al = table::align;
     table t({"step", "dp", "mb", "docs", "tokens", "layout", "rank tokens", "token imb",
-             "attn imb (pred)", "ms/layer (pred)"},
+             "CP imb (pred)", "ms/layer (pred)"},
             {al::right, al::right, al::right, al::right, al::right, al::left, al::right, al::right,
              al::right, al::right});
     for (const auto& row : m_rows)
         t.add_row(row);
-    std::string out = fmt::format("CP sharding: policy {}, cp={} (predicted by the cost model, "
-                                  "per layer, forward + backward)\n",
-                                  tuner::to_json(spec).dump(), cp);
+    std::string out = fmt::format("CP sharding of {}: {}\n", ctx.plan_path, ctx.source);
+    out += fmt::format("model {} on {}, layout {}; times and imbalances are predicted by the cost "
+                       "model (per layer, forward + backward), not measured\n\n",
+                       ctx.model, ctx.hardware, ctx.layout);
     out += t.render();
     if (m_left_out > 0)
         out += fmt::format("... {} more micro-batches (--rows to show more, --json for all)\n",
                            m_left_out);
-    out += fmt::format("\nrun: {} micro-batches, {} tokens\n", s.micro_batches, s.tokens);
-    out += fmt::format("  CP imbalance (pred. attention, max/mean over ranks): mean {:.4f}, "
-                       "worst {:.4f}, weighted {:.4f}\n",
-                       s.mean_attention_imbalance, s.worst_attention_imbalance,
-                       s.weighted_attention_imbalance);
-    out += fmt::format("  token balance (max/mean tokens over ranks):          mean {:.4f}, "
-                       "worst {:.4f}\n",
-                       s.mean_token_imbalance, s.worst_token_imbalance);
-    out += fmt::format("  predicted CP-group time, sum over micro-batches: {:.3f} ms per layer\n",
-                       s.predicted_seconds * 1e3);
-    out += fmt::format("  layouts applied: per-seq {}, per-doc {}, hybrid {}",
-                       s.applied[static_cast<std::size_t>(tuner::sharding_policy::per_seq)],
-                       s.applied[static_cast<std::size_t>(tuner::sharding_policy::per_doc)],
-                       s.applied[static_cast<std::size_t>(tuner::sharding_policy::hybrid)]);
-    if (spec.policy == tuner::sharding_policy::hybrid)
-        out += fmt::format(" (hybrid fell back {} times)", s.fell_back);
-    out += "\n";
+    out += fmt::format("\nrun: {} micro-batches, {} tokens\n", s.run.micro_batches, s.run.tokens);
+    out += shard_summary_text(s.run, ctx.spec);
+    if (s.recorded) {
+        const auto& rec = *s.recorded;
+        out += fmt::format("\nagainst the plan's recorded chunks: {}/{} micro-batches laid out "
+                           "differently\n",
+                           s.differing_micro_batches, rec.micro_batches);
+        out += fmt::format(
+            "  predicted time: recorded {:.3f} ms, this sharding {:.3f} ms per "
+            "layer (speed-up over the recorded: {:.4f}x)\n",
+            rec.predicted_seconds * 1e3, s.run.predicted_seconds * 1e3,
+            s.run.predicted_seconds > 0.0 ? rec.predicted_seconds / s.run.predicted_seconds : 1.0);
+        out += fmt::format("  CP imbalance mean: recorded {:.4f}, this sharding {:.4f}; worst: "
+                           "recorded {:.4f}, this sharding {:.4f}\n",
+                           rec.mean_attention_imbalance, s.run.mean_attention_imbalance,
+                           rec.worst_attention_imbalance, s.run.worst_attention_imbalance);
+    }
     return out;
 }
 

@@ -1,14 +1,16 @@
 // The `wlbtune shard` report: per micro-batch and over the run, the CP imbalance (max over CP
 // ranks / mean of predicted attention seconds) and the token balance, as terminal text or JSON
 // (schema "wlbtune.shard/1"; docs/formats.md). Every second in it is predicted by the cost
-// model, not measured, and labelled so.
+// model, not measured, and labelled so. `wlbtune pack --sharding` prints the run's lines too.
 #pragma once
 
+#include "tuner/shard_plan.hpp"
 #include "tuner/shard_run.hpp"
 
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <vector>
 
 namespace wlb::reports {
 
@@ -21,16 +23,32 @@ std::string applied_text(const tuner::shard_decision& d);
 /// predicted attention/linear seconds, and with `shapes` cu_seqlens_q, cu_seqlens_k and the
 /// chunks [doc_id, q_offset, q_tokens]}.
 nlohmann::json shard_record_json(const tuner::shard_record& r, bool shapes);
+/// The run's figures: imbalances (mean, worst and where, weighted), token balance, predicted
+/// seconds, how often each layout was applied.
 nlohmann::json shard_summary_json(const tuner::shard_run_summary& s);
 
+/// The run's summary as indented lines: CP imbalance, token balance, predicted time, and what
+/// `spec` applied (adaptive: how often it picked per-seq and per-doc; hybrid: its own layout
+/// against its fallbacks).
+std::string shard_summary_text(const tuner::shard_run_summary& s, const tuner::sharding_spec& spec);
+
+/// What the report is about.
+struct shard_report_context {
+    std::string plan_path;
+    std::string source; ///< tuner::plan_sharding_choice::source
+    tuner::sharding_spec spec;
+    std::string model, hardware, layout;
+};
+
 /// The terminal table: one row per micro-batch (at most `max_rows`; the rest are counted),
-/// then the run's summary.
+/// then the run's summary and, when there is one, the comparison with the plan's recorded
+/// chunks.
 class shard_text_report {
 public:
     explicit shard_text_report(std::int64_t max_rows) : m_max_rows(max_rows) {}
     void add(const tuner::shard_record& r);
-    [[nodiscard]] std::string render(const tuner::shard_run_summary& s,
-                                     const tuner::sharding_spec& spec, int cp) const;
+    [[nodiscard]] std::string render(const tuner::plan_shard_summary& s,
+                                     const shard_report_context& ctx) const;
 
 private:
     std::int64_t m_max_rows;

@@ -1,5 +1,6 @@
 #include "reports/simulate_report.hpp"
 
+#include "reports/shard_report.hpp"
 #include "reports/table.hpp"
 
 #include <fmt/format.h>
@@ -15,10 +16,15 @@ std::string pct(double fraction) {
     return fmt::format("{:.1f}%", fraction * 100);
 }
 
-} // namespace
+double mean_bubble(std::span<const runtime::step_summary> steps) {
+    double sum = 0.0;
+    for (const auto& s : steps)
+        sum += s.bubble_fraction;
+    return steps.empty() ? 0.0 : sum / static_cast<double>(steps.size());
+}
 
-nlohmann::json simulate_json(const tuner::cost_model& costs, const simulate_context& c,
-                             const tuner::simulate_job_result& r) {
+nlohmann::json steps_json(const tuner::cost_model& costs, const simulate_context& c,
+                          std::span<const runtime::step_summary> steps_in, double total_seconds) {
     auto j = runtime::report_header(simulate_schema, c.inputs);
     j["simulated"] = true;
     j["note"] = "simulated: durations from the cost model, not measured";
@@ -30,10 +36,11 @@ nlohmann::json simulate_json(const tuner::cost_model& costs, const simulate_cont
     j["schedule"] = c.schedule;
     j["stage_partition"] = c.partition;
     j["faults"] = c.faults;
-    j["total_seconds"] = r.total_seconds;
-    j["mean_step_seconds"] = r.steps.empty() ? 0.0 : r.total_seconds / r.steps.size();
+    j["total_seconds"] = total_seconds;
+    j["mean_step_seconds"] =
+        steps_in.empty() ? 0.0 : total_seconds / static_cast<double>(steps_in.size());
     auto& steps = j["steps"] = nlohmann::json::array();
-    for (const auto& s : r.steps) {
+    for (const auto& s : steps_in) {
         nlohmann::json cp = nlohmann::json::object();
         for (const auto& [k, v] : s.critical_path)
             cp[k] = v;
@@ -61,8 +68,7 @@ nlohmann::json simulate_json(const tuner::cost_model& costs, const simulate_cont
     return j;
 }
 
-std::string simulate_text(const tuner::cost_model& costs, const simulate_context& c,
-                          const tuner::simulate_job_result& r) {
+std::string header_text(const tuner::cost_model& costs, const simulate_context& c) {
     std::string out = fmt::format(
         "simulated step times (cost model, not measured): {} on {}, layout {} ({} ranks), {}, "
         "stage partition {}\n",
@@ -74,10 +80,18 @@ std::string simulate_text(const tuner::cost_model& costs, const simulate_context
             f += (f.empty() ? "" : ", ") + x;
         out += fmt::format("injected faults: {}\n", f);
     }
-    out += "\n";
+    if (c.documents)
+        out += fmt::format("data: {} ({} documents, {} tokens read{})\n", c.documents->description,
+                           c.documents->documents.size(), c.documents->tokens,
+                           c.documents->complete ? ", the whole stream" : "");
+    return out;
+}
+
+std::string steps_text(std::span<const runtime::step_summary> steps_in, double total_seconds) {
+    std::string out = "\n";
     table steps({"step", "time (ms)", "bubble", "exposed comm", "imbalance", "crit: compute", "tp",
                  "cp", "pp", "dp"});
-    for (const auto& s : r.steps) {
+    for (const auto& s : steps_in) {
         std::vector<std::string> row = {std::to_string(s.step), ms(s.step_seconds),
                                         pct(s.bubble_fraction), pct(s.exposed_comm_fraction),
                                         fmt::format("{:.3f}", s.compute_imbalance)};
@@ -88,13 +102,14 @@ std::string simulate_text(const tuner::cost_model& costs, const simulate_context
         steps.add_row(std::move(row));
     }
     out += steps.render();
-    out += fmt::format("\nsimulated total {} ms over {} steps, mean {} ms per step\n",
-                       ms(r.total_seconds), r.steps.size(),
-                       ms(r.steps.empty() ? 0.0 : r.total_seconds / r.steps.size()));
-    if (!r.steps.empty()) {
+    out += fmt::format(
+        "\nsimulated total {} ms over {} steps, mean {} ms per step\n", ms(total_seconds),
+        steps_in.size(),
+        ms(steps_in.empty() ? 0.0 : total_seconds / static_cast<double>(steps_in.size())));
+    if (!steps_in.empty()) {
         // The slowest ranks of the slowest step.
-        const auto* worst = &r.steps.front();
-        for (const auto& s : r.steps)
+        const auto* worst = &steps_in.front();
+        for (const auto& s : steps_in)
             if (s.step_seconds > worst->step_seconds)
                 worst = &s;
         out += fmt::format("\nslowest ranks in step {} (simulated; TP peers identical):\n",
@@ -111,6 +126,125 @@ std::string simulate_text(const tuner::cost_model& costs, const simulate_context
                  fmt::format("{:.3f}", w.busy_over_mean), w.why});
         out += slow.render();
     }
+    return out;
+}
+
+nlohmann::json candidate_json(const tuner::evaluation& e) {
+    return {{"name", e.name},
+            {"packing_config", tuner::to_json(e.packing_params)},
+            {"sharding_spec", tuner::to_json(e.sharding_params)},
+            {"steps", e.steps.size()},
+            {"mean_step_seconds", e.mean_step_seconds},
+            {"total_seconds", e.total_seconds},
+            {"mean_bubble_fraction", mean_bubble(e.steps)},
+            {"packing", tuner::to_json(e.packing)},
+            {"sharding", shard_summary_json(e.sharding)},
+            {"documents_drawn", e.documents_drawn},
+            {"documents_exhausted", e.documents_exhausted}};
+}
+
+std::string exhausted_note(const tuner::evaluation& e) {
+    return e.documents_exhausted
+               ? fmt::format("note: {} drew every document before its last step; the last steps "
+                             "may be short\n",
+                             e.name)
+               : std::string();
+}
+
+} // namespace
+
+nlohmann::json simulate_json(const tuner::cost_model& costs, const simulate_context& c,
+                             const tuner::simulate_job_result& r) {
+    return steps_json(costs, c, r.steps, r.total_seconds);
+}
+
+std::string simulate_text(const tuner::cost_model& costs, const simulate_context& c,
+                          const tuner::simulate_job_result& r) {
+    return header_text(costs, c) + steps_text(r.steps, r.total_seconds);
+}
+
+nlohmann::json simulate_json(const tuner::cost_model& costs, const simulate_context& c,
+                             const tuner::evaluation& chosen,
+                             std::span<const compared> comparison) {
+    auto j = steps_json(costs, c, chosen.steps, chosen.total_seconds);
+    j["measured_fields"] = {"packing.pack_seconds: wall clock of the packer, measured"};
+    j["candidate"] = candidate_json(chosen);
+    if (c.documents)
+        j["data"] = {{"description", c.documents->description},
+                     {"documents", c.documents->documents.size()},
+                     {"tokens", c.documents->tokens},
+                     {"whole_stream", c.documents->complete}};
+    if (!comparison.empty()) {
+        const double base = comparison.front().result->mean_step_seconds;
+        auto& arr = j["compare"] = nlohmann::json::array();
+        for (const auto& k : comparison) {
+            auto x = candidate_json(*k.result);
+            x["role"] = k.role;
+            x["predicted_speedup"] =
+                k.result->mean_step_seconds > 0 ? base / k.result->mean_step_seconds : 0.0;
+            arr.push_back(std::move(x));
+        }
+        j["compare_baseline"] = comparison.front().result->name;
+    }
+    return j;
+}
+
+std::string simulate_text(const tuner::cost_model& costs, const simulate_context& c,
+                          const tuner::evaluation& e) {
+    std::string out = header_text(costs, c);
+    out += fmt::format("candidate: {}\n", e.name);
+    out += steps_text(e.steps, e.total_seconds);
+    const auto& p = e.packing;
+    out += fmt::format(
+        "\npacking (predicted): imbalance mean {:.3f}, p99 {:.3f}, max {:.3f}; delay "
+        "per token mean {:.3f}, p99 {:.0f}, max {:.0f} iterations; waiting documents mean {:.1f}, "
+        "max {}\n",
+        p.imbalance.mean, p.imbalance.p99, p.imbalance.max, p.delay_iterations.mean,
+        p.delay_iterations.p99, p.delay_iterations.max, p.mean_waiting_documents,
+        p.max_waiting_documents);
+    const auto& s = e.sharding;
+    out += fmt::format(
+        "CP sharding (predicted): attention imbalance mean {:.3f}, worst {:.3f}; token "
+        "imbalance mean {:.3f}, worst {:.3f}; layouts applied: per-seq {}, per-doc {}, hybrid {}\n",
+        s.mean_attention_imbalance, s.worst_attention_imbalance, s.mean_token_imbalance,
+        s.worst_token_imbalance, s.applied[0], s.applied[1], s.applied[3]);
+    out += exhausted_note(e);
+    return out;
+}
+
+std::string compare_text(const tuner::cost_model& costs, const simulate_context& c,
+                         std::span<const compared> comparison) {
+    std::string out = header_text(costs, c);
+    if (comparison.empty())
+        return out;
+    const auto& base = *comparison.front().result;
+    out += fmt::format("\npredicted step time and speedup over {} (simulated with the cost "
+                       "model on the same documents, {} steps each; not measured):\n",
+                       base.name, base.steps.size());
+    table t({"candidate", "role", "step (ms)", "speedup", "pack imb.", "delay mean", "delay max",
+             "CP attn imb.", "bubble"},
+            {table::align::left, table::align::left, table::align::right, table::align::right,
+             table::align::right, table::align::right, table::align::right, table::align::right,
+             table::align::right});
+    for (const auto& k : comparison) {
+        const auto& e = *k.result;
+        t.add_row({e.name, k.role, ms(e.mean_step_seconds),
+                   e.mean_step_seconds > 0
+                       ? fmt::format("{:.3f}x", base.mean_step_seconds / e.mean_step_seconds)
+                       : "-",
+                   fmt::format("{:.3f}", e.packing.imbalance.mean),
+                   fmt::format("{:.3f}", e.packing.delay_iterations.mean),
+                   fmt::format("{:.0f}", e.packing.delay_iterations.max),
+                   fmt::format("{:.3f}", e.sharding.mean_attention_imbalance),
+                   pct(mean_bubble(e.steps))});
+    }
+    out += t.render();
+    out += "speedup = baseline mean step time / candidate mean step time (both simulated); pack "
+           "imb. = mean over steps of max / mean predicted micro-batch forward time; delay in "
+           "iterations per token; CP attn imb. = mean over micro-batches of max / mean CP-rank "
+           "attention time\n";
+    for (const auto& k : comparison)
+        out += exhausted_note(*k.result);
     return out;
 }
 

@@ -4,6 +4,7 @@
 #include "runtime/error.hpp"
 #include "runtime/layout.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fmt/format.h>
@@ -29,6 +30,137 @@ void append_docs(std::string& out, const std::vector<runtime::document>& docs) {
         append_doc(out, docs[i]);
     }
     out += ']';
+}
+
+// ,"sharding":{"applied":"per-doc","ranks":[[[id,q_offset,q_tokens],...],...]}
+void append_sharding(std::string& out, const shard_decision& d) {
+    fmt::format_to(std::back_inserter(out), ",\"sharding\":{{\"applied\":\"{}\"",
+                   to_string(d.applied));
+    if (d.applied == sharding_policy::hybrid) {
+        if (d.threshold_tokens)
+            fmt::format_to(std::back_inserter(out), ",\"threshold_tokens\":{}",
+                           *d.threshold_tokens);
+        else
+            out += ",\"threshold_tokens\":null";
+    }
+    if (d.fell_back)
+        out += ",\"fell_back\":true";
+    out += ",\"ranks\":[";
+    for (std::size_t r = 0; r < d.sharded.ranks.size(); ++r) {
+        if (r)
+            out += ',';
+        out += '[';
+        const auto& chunks = d.sharded.ranks[r].chunks;
+        for (std::size_t k = 0; k < chunks.size(); ++k) {
+            if (k)
+                out += ',';
+            fmt::format_to(std::back_inserter(out), "[{},{},{}]", chunks[k].doc_id,
+                           chunks[k].q_offset, chunks[k].q_tokens);
+        }
+        out += ']';
+    }
+    out += "]}";
+}
+
+// The layouts a micro-batch may record under the header's policy: what the policy applies
+// (adaptive picks per-seq or per-doc; hybrid applies itself or falls back to one of them).
+bool may_apply(sharding_policy header, sharding_policy applied, bool fell_back) {
+    switch (header) {
+    case sharding_policy::per_seq:
+    case sharding_policy::per_doc:
+        return applied == header && !fell_back;
+    case sharding_policy::adaptive:
+        return applied != sharding_policy::adaptive && applied != sharding_policy::hybrid &&
+               !fell_back;
+    case sharding_policy::hybrid:
+        return applied != sharding_policy::adaptive &&
+               fell_back == (applied != sharding_policy::hybrid);
+    }
+    return false;
+}
+
+// Reads a micro-batch's "sharding" record (see plan_io.hpp) over `cp` ranks and checks it
+// against the micro-batch's documents; `path` is its JSON path for errors.
+shard_decision parse_sharding(const nlohmann::json& j, const runtime::micro_batch& mb, int cp,
+                              sharding_policy header_policy, std::string_view where,
+                              const std::string& path) {
+    if (!j.is_object())
+        throw input_error(where, fmt::format("{}: expected {{\"applied\": ..., \"ranks\": "
+                                             "[...]}}, found {}",
+                                             path, j.dump()));
+    shard_decision d;
+    const auto applied = j.find("applied");
+    if (applied == j.end() || !applied->is_string())
+        throw input_error(where, fmt::format("{}.applied: expected a layout name "
+                                             "(per-seq, per-doc, hybrid)",
+                                             path));
+    const auto name = applied->get<std::string>();
+    const auto names = sharding_policy_names();
+    if (std::find(names.begin(), names.end(), name) == names.end())
+        throw input_error(where, fmt::format("{}.applied: unknown layout \"{}\" (expected "
+                                             "per-seq, per-doc or hybrid)",
+                                             path, name));
+    d.applied = parse_sharding_policy(name, path);
+    if (d.applied == sharding_policy::adaptive)
+        throw input_error(where, fmt::format("{}.applied: \"adaptive\" is a policy, not a "
+                                             "layout: a plan records what it picked (per-seq or "
+                                             "per-doc)",
+                                             path));
+    if (auto f = j.find("fell_back"); f != j.end()) {
+        if (!f->is_boolean())
+            throw input_error(where, fmt::format("{}.fell_back: expected true or false, found {}",
+                                                 path, f->dump()));
+        d.fell_back = f->get<bool>();
+    }
+    if (!may_apply(header_policy, d.applied, d.fell_back))
+        throw input_error(where, fmt::format("{}: layout \"{}\"{} cannot come from the header's "
+                                             "sharding policy \"{}\"",
+                                             path, name, d.fell_back ? " (fell back)" : "",
+                                             to_string(header_policy)));
+    if (auto t = j.find("threshold_tokens"); t != j.end()) {
+        if (d.applied != sharding_policy::hybrid)
+            throw input_error(where, fmt::format("{}.threshold_tokens: only a hybrid layout has "
+                                                 "a threshold",
+                                                 path));
+        if (t->is_number_integer() && t->get<std::int64_t>() > 0)
+            d.threshold_tokens = t->get<std::int64_t>();
+        else if (!t->is_null())
+            throw input_error(where, fmt::format("{}.threshold_tokens: expected a positive "
+                                                 "integer or null, found {}",
+                                                 path, t->dump()));
+    }
+    const auto ranks = j.find("ranks");
+    if (ranks == j.end() || !ranks->is_array() || ranks->size() != static_cast<std::size_t>(cp))
+        throw input_error(
+            where, fmt::format("{}.ranks: expected an array of {} CP rank(s) (the layout's "
+                               "cp), found {}",
+                               path, cp,
+                               ranks == j.end()    ? std::string("none")
+                               : ranks->is_array() ? fmt::format("{} element(s)", ranks->size())
+                                                   : ranks->dump()));
+    d.sharded.ranks.resize(static_cast<std::size_t>(cp));
+    for (std::size_t r = 0; r < ranks->size(); ++r) {
+        const auto& chunks = (*ranks)[r];
+        if (!chunks.is_array())
+            throw input_error(where, fmt::format("{}.ranks[{}]: expected an array of chunks, "
+                                                 "found {}",
+                                                 path, r, chunks.dump()));
+        for (std::size_t k = 0; k < chunks.size(); ++k) {
+            const auto& c = chunks[k];
+            if (!c.is_array() || c.size() != 3 || !c[0].is_number_integer() ||
+                !c[1].is_number_integer() || !c[2].is_number_integer() ||
+                c[1].get<std::int64_t>() < 0 || c[2].get<std::int64_t>() < 1)
+                throw input_error(where, fmt::format("{}.ranks[{}][{}]: expected [doc_id, "
+                                                     "q_offset, q_tokens] with q_offset >= 0 and "
+                                                     "q_tokens > 0, found {}",
+                                                     path, r, k, c.dump()));
+            d.sharded.ranks[r].chunks.push_back(
+                {c[0].get<std::int64_t>(), c[1].get<std::int64_t>(), c[2].get<std::int64_t>()});
+        }
+    }
+    if (auto e = find_sharding_error(mb, d.sharded))
+        throw input_error(where, fmt::format("{}.ranks: {}", path, *e));
+    return d;
 }
 
 // Reads [id, tokens, drawn_step]; `path` is the JSON path for errors.
@@ -73,18 +205,28 @@ plan_writer::plan_writer(const std::string& path, const plan_header& header) {
     j["hardware"] = to_json(header.hardware);
     j["data"] = header.data;
     j["packing"] = to_json(header.packing);
-    if (!header.sharding_json.empty())
-        j["sharding"] = nlohmann::json::parse(header.sharding_json);
+    if (header.sharding) {
+        j["sharding"] = to_json(*header.sharding);
+        m_sharded = true;
+        m_cp = runtime::layout::parse(header.layout_spec, header.layout_order).cp();
+    }
     m_out->write(j.dump() + "\n");
 }
 
 plan_writer::~plan_writer() = default;
 
-void plan_writer::write(const runtime::global_batch& batch) {
+void plan_writer::write(const runtime::global_batch& batch, const step_sharding* sharding) {
     WLB_EXPECTS(m_out, "plan_writer::write after finish");
     WLB_EXPECTS(batch.step == m_steps,
                 "plan steps must be written in order: expected step {}, got {}", m_steps,
                 batch.step);
+    WLB_EXPECTS(m_sharded == (sharding != nullptr),
+                "plan_writer::write: a plan {} sharding header needs {} sharding per step",
+                m_sharded ? "with a" : "without", m_sharded ? "a" : "no");
+    if (sharding)
+        WLB_EXPECTS(sharding->size() == batch.replicas.size(),
+                    "plan_writer::write: sharding for {} replicas, the step has {}",
+                    sharding->size(), batch.replicas.size());
     m_buffer.clear();
     fmt::format_to(std::back_inserter(m_buffer), "{{\"step\":{},\"replicas\":[", batch.step);
     for (std::size_t r = 0; r < batch.replicas.size(); ++r) {
@@ -92,11 +234,25 @@ void plan_writer::write(const runtime::global_batch& batch) {
             m_buffer += ',';
         m_buffer += "{\"micro_batches\":[";
         const auto& mbs = batch.replicas[r].micro_batches;
+        if (sharding)
+            WLB_EXPECTS((*sharding)[r].size() == mbs.size(),
+                        "plan_writer::write: sharding for {} micro-batches, replica {} has {}",
+                        (*sharding)[r].size(), r, mbs.size());
         for (std::size_t m = 0; m < mbs.size(); ++m) {
             if (m)
                 m_buffer += ',';
             m_buffer += "{\"docs\":";
             append_docs(m_buffer, mbs[m].docs);
+            if (sharding) {
+                const auto& d = (*sharding)[r][m];
+                WLB_EXPECTS(d.sharded.ranks.size() == static_cast<std::size_t>(m_cp),
+                            "plan_writer::write: sharding over {} ranks, the layout's cp is {}",
+                            d.sharded.ranks.size(), m_cp);
+                const auto error = find_sharding_error(mbs[m], d.sharded);
+                WLB_EXPECTS(!error, "plan_writer::write: step {} replica {} micro-batch {}: {}",
+                            batch.step, r, m, error.value_or(""));
+                append_sharding(m_buffer, d);
+            }
             m_buffer += '}';
         }
         m_buffer += "]}";
@@ -178,11 +334,9 @@ plan_reader::plan_reader(const std::string& path) : m_path(path) {
         throw input_error(w, fmt::format("header: packing.replicas {} differs from the layout's "
                                          "dp {}",
                                          h.packing.replicas, parsed.dp()));
-    if (auto s = j.find("sharding"); s != j.end()) {
-        if (!s->is_object())
-            throw input_error(w, "header: \"sharding\" must be an object");
-        h.sharding_json = s->dump();
-    }
+    m_cp = parsed.cp();
+    if (auto s = j.find("sharding"); s != j.end())
+        h.sharding = sharding_spec_from_json(*s, w + ": header: sharding");
     if (auto in = j.find("inputs"); in != j.end() && in->is_array()) {
         for (const auto& i : *in)
             if (i.is_object())
@@ -292,6 +446,9 @@ std::optional<runtime::global_batch> plan_reader::next() {
     const auto limit = m_header.packing.micro_batch_limit();
     const auto mb_count = static_cast<std::size_t>(m_header.packing.micro_batches);
     batch.replicas.resize(replicas.size());
+    m_sharding.clear();
+    if (m_header.sharding)
+        m_sharding.resize(replicas.size());
     for (std::size_t r = 0; r < replicas.size(); ++r) {
         const auto rpath = fmt::format("replicas[{}]", r);
         if (!replicas[r].is_object() || !replicas[r].contains("micro_batches") ||
@@ -326,6 +483,20 @@ std::optional<runtime::global_batch> plan_reader::next() {
                                                  "policy {}",
                                                  mpath, tokens, limit,
                                                  to_string(m_header.packing.policy)));
+            const auto sharding = mbs[m].find("sharding");
+            if (m_header.sharding) {
+                if (sharding == mbs[m].end())
+                    throw input_error(w, fmt::format("{}: \"sharding\" is missing (the header "
+                                                     "says the plan records the CP sharding of "
+                                                     "every micro-batch)",
+                                                     mpath));
+                m_sharding[r].push_back(parse_sharding(
+                    *sharding, out[m], m_cp, m_header.sharding->policy, w, mpath + ".sharding"));
+            } else if (sharding != mbs[m].end()) {
+                throw input_error(w, fmt::format("{}: a \"sharding\" record, but the header "
+                                                 "carries no \"sharding\" policy",
+                                                 mpath));
+            }
         }
     }
     ++m_steps;
@@ -341,8 +512,11 @@ plan_contents read_plan(const std::string& path) {
     plan_reader reader(path);
     plan_contents c;
     c.header = reader.header();
-    while (auto b = reader.next())
+    while (auto b = reader.next()) {
         c.steps.push_back(std::move(*b));
+        if (c.header.sharding)
+            c.sharding.push_back(reader.sharding());
+    }
     c.waiting = reader.waiting();
     return c;
 }

@@ -4,12 +4,19 @@
 //              "layout": {"spec", "order"}, "context_tokens", "model" (model_config JSON),
 //              "hardware" (hardware_config JSON), "data" (the document stream's description),
 //              "packing": {"policy", ...parameters} and, optionally, "sharding": {"policy", ...}
+//              (tuner/sharding.hpp: sharding_spec, as `wlbtune pack --sharding` applied it)
 //   lines 2..  one per step, steps 0, 1, 2, ... in order:
 //              {"step":N,"replicas":[{"micro_batches":[{"docs":[[id,tokens,drawn_step],...]}]}]}
+//              with "sharding" in the header, every micro-batch also carries what was applied
+//              and each CP rank's chunks (the layout's cp ranks):
+//              {"docs":[...],"sharding":{"applied":"per-doc","ranks":[[[id,q_offset,q_tokens],
+//              ...],...]}} (+ "threshold_tokens": N|null when hybrid was applied, "fell_back":
+//              true when hybrid fell back)
 //   last line  {"end":true,"steps":N,"waiting":[[id,tokens,drawn_step],...]}
 //
-// The end record makes a truncated file detectable. Files are streamed both ways: the writer
-// never holds more than one step, the reader hands out one step at a time. A path ending in
+// Sharding is an optional extension of wlbtune.plan/1: a reader that ignores it still reads
+// every step. The end record makes a truncated file detectable. Files are streamed both ways: the
+// writer never holds more than one step, the reader hands out one step at a time. A path ending in
 // ".gz" is written gzip-compressed; the reader accepts plain or gzip files alike.
 #pragma once
 
@@ -18,6 +25,7 @@
 #include "tuner/hardware.hpp"
 #include "tuner/model.hpp"
 #include "tuner/packer.hpp"
+#include "tuner/sharding.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -42,9 +50,10 @@ struct plan_header {
     hardware_config hardware;
     std::string data; ///< the document stream's description
     packing_config packing;
-    /// The "sharding" object as JSON text, or empty when the plan has none (the CP sharder
-    /// owns its fields; this layer passes it through).
-    std::string sharding_json;
+    /// The CP sharding applied to every micro-batch (`wlbtune pack --sharding`), over the
+    /// layout's cp ranks; std::nullopt when the plan records none. With it, every step carries
+    /// a shard_decision per micro-batch (plan_writer::write, plan_reader::sharding).
+    std::optional<sharding_spec> sharding;
     /// The whole header line as read (reader only): for tools that want the provenance fields.
     std::string raw_json;
 };
@@ -59,8 +68,10 @@ public:
     plan_writer(const plan_writer&) = delete;
     plan_writer& operator=(const plan_writer&) = delete;
 
-    /// Appends one step; its number must be the count of steps written so far.
-    void write(const runtime::global_batch& batch);
+    /// Appends one step; its number must be the count of steps written so far. `sharding`
+    /// ([replica][micro-batch], over the layout's cp ranks) is required when the header carries
+    /// a sharding spec and refused otherwise; every decision must hold every token once.
+    void write(const runtime::global_batch& batch, const step_sharding* sharding = nullptr);
     /// Writes the end record with the documents still waiting and commits the file.
     void finish(const std::vector<runtime::document>& waiting);
     [[nodiscard]] std::int64_t steps_written() const noexcept { return m_steps; }
@@ -69,6 +80,8 @@ private:
     std::unique_ptr<runtime::atomic_writer> m_out;
     std::string m_buffer;
     std::int64_t m_steps = 0;
+    bool m_sharded = false;
+    int m_cp = 1;
 };
 
 /// Reads a plan line by line. Every malformed record is a wlb::input_error "FILE:LINE: what"
@@ -76,7 +89,10 @@ private:
 /// is reported as truncated. Checked: the header's schema and fields; step numbers 0, 1, 2, ...;
 /// DP replicas = the layout's dp; micro-batches per replica = packing.micro_batches; every
 /// document [id >= 0, tokens > 0, 0 <= drawn_step <= step]; micro-batch tokens <= the policy's
-/// limit; the end record's step count; nothing after the end record.
+/// limit; the end record's step count; nothing after the end record. With a sharding header:
+/// every micro-batch's "sharding" record, its applied layout consistent with the header's
+/// policy, one chunk list per CP rank of the layout, and its chunks holding every token of the
+/// micro-batch exactly once (find_sharding_error).
 class plan_reader {
 public:
     explicit plan_reader(const std::string& path);
@@ -87,6 +103,11 @@ public:
     [[nodiscard]] const plan_header& header() const noexcept { return m_header; }
     /// The next step, or nullopt after the end record was read.
     std::optional<runtime::global_batch> next();
+    /// The recorded sharding of the step next() returned last, [replica][micro-batch]; empty
+    /// when the plan records none (header().sharding is std::nullopt).
+    [[nodiscard]] const step_sharding& sharding() const noexcept { return m_sharding; }
+    /// The layout's cp: how many ranks every recorded sharding has.
+    [[nodiscard]] int cp() const noexcept { return m_cp; }
     /// Documents still waiting at the end; valid once next() returned nullopt.
     [[nodiscard]] const std::vector<runtime::document>& waiting() const;
     [[nodiscard]] const std::string& path() const noexcept { return m_path; }
@@ -104,6 +125,8 @@ private:
     std::int64_t m_steps = 0;
     bool m_ended = false;
     plan_header m_header;
+    int m_cp = 1;
+    step_sharding m_sharding;
     std::vector<runtime::document> m_waiting;
 };
 
@@ -111,6 +134,7 @@ private:
 struct plan_contents {
     plan_header header;
     std::vector<runtime::global_batch> steps;
+    std::vector<step_sharding> sharding; ///< one per step when the plan records it, else empty
     std::vector<runtime::document> waiting;
 };
 plan_contents read_plan(const std::string& path);

@@ -1,5 +1,7 @@
 #include "tuner/shard_run.hpp"
 
+#include "runtime/error.hpp"
+
 #include <algorithm>
 
 namespace wlb::tuner {
@@ -8,8 +10,12 @@ void shard_run_accumulator::add(const shard_record& r) {
     const auto& m = r.metrics;
     m_sum.micro_batches += 1;
     m_sum.tokens += r.tokens;
-    m_sum.worst_attention_imbalance =
-        std::max(m_sum.worst_attention_imbalance, m.attention_imbalance);
+    if (m.attention_imbalance > m_sum.worst_attention_imbalance) {
+        m_sum.worst_attention_imbalance = m.attention_imbalance;
+        m_sum.worst_step = r.step;
+        m_sum.worst_replica = r.replica;
+        m_sum.worst_micro_batch = r.micro_batch;
+    }
     m_sum.worst_token_imbalance = std::max(m_sum.worst_token_imbalance, m.token_imbalance);
     m_sum.predicted_seconds += m.predicted_seconds;
     m_sum.applied[static_cast<std::size_t>(r.decision.applied)] += 1;
@@ -33,19 +39,53 @@ shard_run_summary shard_run_accumulator::summary() const {
     return s;
 }
 
-void shard_step(const runtime::global_batch& batch, const sharder& s, const cost_model& cost,
-                shard_run_accumulator& acc, const shard_record_sink& sink) {
+shard_record make_shard_record(std::int64_t step, int replica, int micro_batch,
+                               const runtime::micro_batch& mb, shard_decision decision,
+                               const cost_model& cost) {
+    shard_record r;
+    r.step = step;
+    r.replica = replica;
+    r.micro_batch = micro_batch;
+    r.documents = static_cast<std::int64_t>(mb.docs.size());
+    r.tokens = mb.tokens();
+    r.decision = std::move(decision);
+    r.metrics = measure_sharding(r.decision.sharded, cost);
+    return r;
+}
+
+step_sharding shard_step(const runtime::global_batch& batch, const sharder& s,
+                         const cost_model& cost, shard_run_accumulator& acc,
+                         const shard_record_sink& sink) {
+    step_sharding out(batch.replicas.size());
     for (std::size_t rep = 0; rep < batch.replicas.size(); ++rep) {
         const auto& mbs = batch.replicas[rep].micro_batches;
+        out[rep].reserve(mbs.size());
         for (std::size_t i = 0; i < mbs.size(); ++i) {
-            shard_record r;
-            r.step = batch.step;
-            r.replica = static_cast<int>(rep);
-            r.micro_batch = static_cast<int>(i);
-            r.documents = static_cast<std::int64_t>(mbs[i].docs.size());
-            r.tokens = mbs[i].tokens();
-            r.decision = s.shard(mbs[i]);
-            r.metrics = measure_sharding(r.decision.sharded, cost);
+            auto r = make_shard_record(batch.step, static_cast<int>(rep), static_cast<int>(i),
+                                       mbs[i], s.shard(mbs[i]), cost);
+            acc.add(r);
+            if (sink)
+                sink(r);
+            out[rep].push_back(std::move(r.decision));
+        }
+    }
+    return out;
+}
+
+void measure_step(const runtime::global_batch& batch, const step_sharding& decisions,
+                  const cost_model& cost, shard_run_accumulator& acc,
+                  const shard_record_sink& sink) {
+    WLB_EXPECTS(decisions.size() == batch.replicas.size(),
+                "measure_step: {} replicas of decisions for {} replicas", decisions.size(),
+                batch.replicas.size());
+    for (std::size_t rep = 0; rep < batch.replicas.size(); ++rep) {
+        const auto& mbs = batch.replicas[rep].micro_batches;
+        WLB_EXPECTS(decisions[rep].size() == mbs.size(),
+                    "measure_step: {} decisions for {} micro-batches", decisions[rep].size(),
+                    mbs.size());
+        for (std::size_t i = 0; i < mbs.size(); ++i) {
+            auto r = make_shard_record(batch.step, static_cast<int>(rep), static_cast<int>(i),
+                                       mbs[i], decisions[rep][i], cost);
             acc.add(r);
             if (sink)
                 sink(r);

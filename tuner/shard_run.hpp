@@ -31,6 +31,11 @@ struct shard_run_summary {
     std::int64_t tokens = 0;
     double mean_attention_imbalance = 1.0;
     double worst_attention_imbalance = 1.0;
+    /// Where the worst CP imbalance is (the first such micro-batch); all -1 when no
+    /// micro-batch was above 1.
+    std::int64_t worst_step = -1;
+    int worst_replica = -1;
+    int worst_micro_batch = -1;
     double weighted_attention_imbalance = 1.0;
     double mean_token_imbalance = 1.0;
     double worst_token_imbalance = 1.0;
@@ -57,9 +62,22 @@ private:
 
 using shard_record_sink = std::function<void(const shard_record&)>;
 
-/// Shards every micro-batch of `batch` with `s`, measures it with `cost`, and hands each record
-/// to `sink` and to `acc`.
-void shard_step(const runtime::global_batch& batch, const sharder& s, const cost_model& cost,
-                shard_run_accumulator& acc, const shard_record_sink& sink = {});
+/// Measures `decision` for micro-batch `mb` (index `micro_batch` of DP replica `replica` of
+/// `step`) with `cost`.
+[[nodiscard]] shard_record make_shard_record(std::int64_t step, int replica, int micro_batch,
+                                             const runtime::micro_batch& mb,
+                                             shard_decision decision, const cost_model& cost);
+
+/// Shards every micro-batch of `batch` with `s`, measures it with `cost`, hands each record to
+/// `sink` and to `acc`, and returns the decisions (what a plan records for the step).
+step_sharding shard_step(const runtime::global_batch& batch, const sharder& s,
+                         const cost_model& cost, shard_run_accumulator& acc,
+                         const shard_record_sink& sink = {});
+
+/// The same for decisions made elsewhere (a plan's recorded chunks): `decisions` has the shape
+/// of `batch` ([replica][micro-batch]); each is measured with `cost`.
+void measure_step(const runtime::global_batch& batch, const step_sharding& decisions,
+                  const cost_model& cost, shard_run_accumulator& acc,
+                  const shard_record_sink& sink = {});
 
 } // namespace wlb::tuner

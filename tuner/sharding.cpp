@@ -54,6 +54,17 @@ std::optional<std::int64_t> parse_hybrid_threshold(std::string_view text, std::s
     return runtime::parse_token_count(text, what);
 }
 
+std::string describe_sharding(const sharding_spec& s) {
+    std::string out(to_string(s.policy));
+    if (s.policy == sharding_policy::hybrid)
+        out += fmt::format(" (threshold {}, token imbalance <= {})",
+                           s.hybrid_threshold_tokens
+                               ? fmt::format("{} tokens", *s.hybrid_threshold_tokens)
+                               : std::string("auto"),
+                           s.hybrid_max_token_imbalance);
+    return out;
+}
+
 nlohmann::json to_json(const sharding_spec& s) {
     nlohmann::json j = {{"policy", to_string(s.policy)}};
     if (s.policy == sharding_policy::hybrid) {
@@ -122,6 +133,23 @@ void append_chunk(runtime::cp_shard& shard, const runtime::chunk& c) {
         }
     }
     shard.chunks.push_back(c);
+}
+
+bool same_chunks(const runtime::sharded_micro_batch& a,
+                 const runtime::sharded_micro_batch& b) noexcept {
+    if (a.ranks.size() != b.ranks.size())
+        return false;
+    for (std::size_t r = 0; r < a.ranks.size(); ++r) {
+        const auto& x = a.ranks[r].chunks;
+        const auto& y = b.ranks[r].chunks;
+        if (x.size() != y.size())
+            return false;
+        for (std::size_t k = 0; k < x.size(); ++k)
+            if (x[k].doc_id != y[k].doc_id || x[k].q_offset != y[k].q_offset ||
+                x[k].q_tokens != y[k].q_tokens)
+                return false;
+    }
+    return true;
 }
 
 std::optional<std::string> find_sharding_error(const runtime::micro_batch& mb,

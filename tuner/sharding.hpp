@@ -58,6 +58,8 @@ struct sharding_spec {
 nlohmann::json to_json(const sharding_spec& s);
 /// Throws wlb::input_error naming `where` (file and JSON path) on a bad object.
 sharding_spec sharding_spec_from_json(const nlohmann::json& j, std::string_view where);
+/// "adaptive", "hybrid (threshold auto, token imbalance <= 1.05)": a spec in words.
+std::string describe_sharding(const sharding_spec& s);
 /// "auto" or a token count ("8k", "8192") for --hybrid-threshold.
 std::optional<std::int64_t> parse_hybrid_threshold(std::string_view text, std::string_view what);
 
@@ -72,6 +74,14 @@ struct shard_decision {
     std::optional<std::int64_t> threshold_tokens;
     bool fell_back = false; ///< hybrid only: its own layout predicted worse, so it fell back
 };
+
+/// The decisions for one step, [DP replica][micro-batch], in the step's order: what a plan
+/// records per micro-batch (tuner/plan_io.hpp).
+using step_sharding = std::vector<std::vector<shard_decision>>;
+
+/// Whether two shardings give every rank the same chunks in the same order.
+[[nodiscard]] bool same_chunks(const runtime::sharded_micro_batch& a,
+                               const runtime::sharded_micro_batch& b) noexcept;
 
 /// One interface for all policies. CP degree, model, hardware and TP come from the cost model
 /// given at construction (adaptive and hybrid predict with it; per-seq and per-doc use only its

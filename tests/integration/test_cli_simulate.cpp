@@ -102,3 +102,147 @@ TEST(CliSimulate, BadInputsExitWithBadInputAndSayWhy) {
 }
 
 } // namespace
+
+// ---- --data: pack, shard and simulate documents (tuner::evaluate) ----
+
+namespace {
+
+const std::string small_data =
+    "--data 'synthetic:wlbllm?n=4000&seed=5' --model 550m --layout tp=2,cp=2,pp=4,dp=1 "
+    "--context 32k";
+
+TEST(CliSimulateData, TablesJsonAndATraceThatPassesTheChecker) {
+    wlb::test::temp_dir dir;
+    const auto trace = (dir / "t.json.gz").string();
+    const auto json = (dir / "s.json").string();
+    auto r = run_wlbtune("simulate " + small_data +
+                         " --packing wlb --sharding adaptive --steps 6 " + "--trace '" + trace +
+                         "' --trace-dir '" + (dir / "tdir").string() + "' --json '" + json + "'");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err, ""); // no progress line when stderr is not a terminal
+    for (const char* part : {"simulated", "candidate: wlb", "+ adaptive", "packing (predicted",
+                             "CP sharding (predicted)", "slowest ranks", "synthetic:wlbllm"})
+        EXPECT_NE(r.out.find(part), std::string::npos) << part << "\n" << r.out;
+    const auto check = wlb::reports::check_perfetto_file(trace);
+    for (const auto& p : check.problems)
+        ADD_FAILURE() << p;
+    EXPECT_EQ(check.processes, 16u);
+    EXPECT_GT(check.flows, 0u);
+    EXPECT_GT(check.slices, 0u);
+
+    const auto j = nlohmann::json::parse(wlb::test::read_text(json));
+    EXPECT_EQ(j.at("schema"), "wlbtune.simulate/1");
+    EXPECT_EQ(j.at("simulated"), true);
+    ASSERT_EQ(j.at("steps").size(), 6u);
+    double total = 0.0;
+    for (const auto& s : j.at("steps"))
+        total += s.at("step_seconds").get<double>();
+    EXPECT_NEAR(total, j.at("total_seconds").get<double>(), 1e-9);
+    EXPECT_NEAR(j.at("mean_step_seconds").get<double>(), total / 6, 1e-12);
+    const auto& c = j.at("candidate");
+    EXPECT_EQ(c.at("packing_config").at("policy"), "wlb");
+    EXPECT_EQ(c.at("packing_config").at("context_tokens"), 32768);
+    EXPECT_EQ(c.at("packing_config").at("micro_batches"), 4); // the layout's pp
+    EXPECT_EQ(c.at("sharding_spec").at("policy"), "adaptive");
+    EXPECT_EQ(c.at("steps"), 6);
+    EXPECT_EQ(c.at("packing").at("steps"), 6);
+    EXPECT_GE(c.at("packing").at("predicted_imbalance").at("mean").get<double>(), 1.0);
+    EXPECT_TRUE(c.at("packing").at("delay_iterations").contains("p99"));
+    EXPECT_EQ(c.at("sharding").at("micro_batches"), 24); // 6 steps x 4 micro-batches
+    EXPECT_EQ(c.at("documents_exhausted"), false);
+    EXPECT_GT(j.at("data").at("documents").get<int>(), 0);
+    const auto manifest =
+        nlohmann::json::parse(wlb::test::read_text(dir / "tdir" / "manifest.json"));
+    EXPECT_EQ(manifest.at("schema"), "wlbtune.trace/1");
+    EXPECT_EQ(manifest.at("ranks").size(), 16u);
+}
+
+TEST(CliSimulateData, CompareRunsEveryCandidateOnTheSameDocuments) {
+    auto r = run_wlbtune("simulate " + small_data + " --steps 4 --compare --json -");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    const auto& cmp = j.at("compare");
+    ASSERT_EQ(cmp.size(), 7u);
+    EXPECT_EQ(cmp.at(0).at("name"), "plain + per-seq");
+    EXPECT_EQ(cmp.at(0).at("role"), "baseline");
+    EXPECT_EQ(j.at("compare_baseline"), "plain + per-seq");
+    const double base = cmp.at(0).at("mean_step_seconds").get<double>();
+    int chosen = 0;
+    for (const auto& c : cmp) {
+        EXPECT_EQ(c.at("steps"), 4);
+        EXPECT_NEAR(c.at("predicted_speedup").get<double>(),
+                    base / c.at("mean_step_seconds").get<double>(), 1e-12);
+        if (c.at("role").get<std::string>().find("chosen") != std::string::npos) {
+            ++chosen; // the defaults: wlb + adaptive, which is the "both" candidate
+            EXPECT_EQ(c.at("role"), "both, chosen");
+            EXPECT_EQ(c.at("name"), j.at("candidate").at("name"));
+            EXPECT_EQ(c.at("mean_step_seconds"), j.at("mean_step_seconds"));
+        }
+    }
+    EXPECT_EQ(chosen, 1);
+    EXPECT_NEAR(cmp.at(0).at("predicted_speedup").get<double>(), 1.0, 1e-15);
+
+    // The table says what it is, and an extra --packing/--sharding candidate is appended.
+    auto t = run_wlbtune("simulate " + small_data +
+                         " --steps 3 --compare --packing varlen --sharding per-doc");
+    ASSERT_EQ(t.exit_code, 0) << t.err;
+    for (const char* part :
+         {"predicted step time and speedup over plain + per-seq", "simulated", "baseline",
+          "packing only", "sharding only", "chosen", "varlen", "1.000x"})
+        EXPECT_NE(t.out.find(part), std::string::npos) << part << "\n" << t.out;
+}
+
+TEST(CliSimulateData, DefaultsAreTheEmbeddedWorkloadAt7B128K) {
+    auto r = run_wlbtune("simulate --steps 2 --json -");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j.at("layout").at("spec"), "tp=8,cp=2,pp=4,dp=1");
+    EXPECT_EQ(j.at("layout").at("world_size"), 64);
+    EXPECT_EQ(j.at("model"), "7b");
+    EXPECT_EQ(j.at("hardware"), "h100-sxm");
+    EXPECT_EQ(j.at("candidate").at("packing_config").at("context_tokens"), 131072);
+    EXPECT_EQ(j.at("candidate").at("packing_config").at("policy"), "wlb");
+    EXPECT_EQ(j.at("candidate").at("sharding_spec").at("policy"), "adaptive");
+    EXPECT_NE(j.at("data").at("description").get<std::string>().find("embedded"),
+              std::string::npos);
+}
+
+TEST(CliSimulateData, SlowRankSlowsEveryStep) {
+    const std::string base = "simulate " + small_data + " --steps 3 --json -";
+    auto a = run_wlbtune(base);
+    auto b = run_wlbtune(base + " --inject slow-rank=5:1.5");
+    ASSERT_EQ(a.exit_code, 0) << a.err;
+    ASSERT_EQ(b.exit_code, 0) << b.err;
+    const auto ja = nlohmann::json::parse(a.out), jb = nlohmann::json::parse(b.out);
+    for (std::size_t s = 0; s < 3; ++s)
+        EXPECT_GT(jb.at("steps").at(s).at("step_seconds").get<double>(),
+                  ja.at("steps").at(s).at("step_seconds").get<double>());
+    EXPECT_EQ(jb.at("faults").at(0), "slow-rank=5:1.5");
+}
+
+TEST(CliSimulateData, BadInputsSayWhich) {
+    const std::pair<std::string, std::string> bad_input[] = {
+        {"--packing nope", "unknown packing policy \"nope\""},
+        {"--sharding nope", "--sharding"},
+        {"--smax 0.5x", "--smax"},
+        {"--thresholds 64k,24k", "--thresholds"},
+        {"--steps 0", "--steps must be >= 1"},
+        {"--inject slow-rank=999:2", "rank 999 is outside"},
+        {"--hybrid-threshold lots", "--hybrid-threshold"},
+    };
+    for (const auto& [args, part] : bad_input) {
+        auto r = run_wlbtune("simulate " + small_data + " " + args);
+        EXPECT_EQ(r.exit_code, 3) << args << "\n" << r.err;
+        EXPECT_NE(r.err.find(part), std::string::npos) << args << "\n" << r.err;
+    }
+    auto missing = run_wlbtune("simulate --data json:/nonexistent/lengths.json --steps 2");
+    EXPECT_EQ(missing.exit_code, 3) << missing.err;
+    EXPECT_NE(missing.err.find("/nonexistent/lengths.json"), std::string::npos) << missing.err;
+    // --batch takes sharded steps as given: packing and sharding options make no sense with it.
+    auto r = run_wlbtune("simulate --batch x.json --packing wlb");
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    r = run_wlbtune("simulate --batch x.json --compare");
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+}
+
+} // namespace

@@ -137,7 +137,7 @@ TEST(PlanIo, RoundTripKeepsEveryStepAndTheWaitingDocuments) {
             EXPECT_EQ(back.header.packing.thresholds, h.packing.thresholds);
             EXPECT_EQ(back.header.packing.smax_tokens, h.packing.smax_tokens);
             EXPECT_EQ(back.header.packing.micro_batches, h.packing.micro_batches);
-            EXPECT_TRUE(back.header.sharding_json.empty());
+            EXPECT_FALSE(back.header.sharding.has_value());
         }
     }
 }
@@ -153,16 +153,26 @@ TEST(PlanIo, GzipPlanIsCompressedOnDisk) {
     EXPECT_EQ(static_cast<unsigned char>(bytes[1]), 0x8b);
 }
 
-TEST(PlanIo, ShardingObjectPassesThrough) {
+TEST(PlanIo, ShardingSpecReadsBackAndABadOneIsNamed) {
     temp_dir dir;
     auto h = make_header();
-    h.sharding_json = R"({"policy":"per-document","tile":128})";
+    h.sharding = tuner::sharding_spec{tuner::sharding_policy::hybrid, 4096, 1.2};
     const auto path = (dir / "p.jsonl").string();
     write_plan(path, h, {}, {});
     const auto back = tuner::read_plan(path);
-    EXPECT_EQ(nlohmann::json::parse(back.header.sharding_json),
-              nlohmann::json::parse(h.sharding_json));
+    ASSERT_TRUE(back.header.sharding.has_value());
+    EXPECT_EQ(back.header.sharding->policy, tuner::sharding_policy::hybrid);
+    EXPECT_EQ(back.header.sharding->hybrid_threshold_tokens, 4096);
+    EXPECT_EQ(back.header.sharding->hybrid_max_token_imbalance, 1.2);
     EXPECT_EQ(nlohmann::json::parse(back.header.raw_json).at("schema"), "wlbtune.plan/1");
+
+    auto j = nlohmann::json::parse(lines_of(path)[0]);
+    j["sharding"] = {{"policy", "zigzag"}};
+    write_lines(path, {j.dump(), R"({"end":true,"steps":0,"waiting":[]})"});
+    const auto e = read_error(path);
+    EXPECT_NE(e.find(path + ":1: header: sharding.policy: unknown sharding policy \"zigzag\""),
+              std::string::npos)
+        << e;
 }
 
 TEST(PlanIo, NothingAppearsWhenTheWriterIsNotFinished) {
