@@ -10,9 +10,9 @@
 #include "tuner/open_document_source.hpp"
 #include "tuner/pack_run.hpp"
 #include "tuner/plan_io.hpp"
-#include "tuner/tuned_config.hpp"
 #include "tuner/shard_run.hpp"
 #include "tuner/sharding.hpp"
+#include "tuner/tuned_config.hpp"
 
 #include <fmt/format.h>
 #include <memory>
@@ -241,10 +241,10 @@ registered_command register_pack(CLI::App& app, error_sink& sink) {
         "--config", o->config,
         "Apply a tuned config (wlbtune.config/1 from wlbtune tune): its layout, context, model, "
         "hardware, data order, packing and sharding; --data may point it at other data");
-    for (const char* name : {"--model", "--hardware", "--layout", "--order", "--context",
-                             "--context-policy", "--shuffle", "--policy", "--queues",
-                             "--thresholds", "--smax", "--window", "--micro-batches",
-                             "--sharding", "--hybrid-threshold"})
+    for (const char* name :
+         {"--model", "--hardware", "--layout", "--order", "--context", "--context-policy",
+          "--shuffle", "--policy", "--queues", "--thresholds", "--smax", "--window",
+          "--micro-batches", "--sharding", "--hybrid-threshold"})
         config->excludes(sub->get_option(name));
     sub->footer("Examples:\n"
                 "  wlbtune pack --steps 200 --compare plain,fixed-greedy,varlen,wlb\n"

@@ -186,7 +186,7 @@ public:
           m_start(clock_type::now()) {
         const double budget = std::max(0.0, options.time_budget_seconds);
         m_soft = m_start + std::chrono::duration_cast<clock_type::duration>(
-                               std::chrono::duration<double>(0.85 * budget));
+                               std::chrono::duration<double>(0.75 * budget));
         m_hard = m_start + std::chrono::duration_cast<clock_type::duration>(
                                std::chrono::duration<double>(budget));
         m_threads = options.threads > 0
@@ -202,10 +202,12 @@ public:
         return std::chrono::duration<double>(clock_type::now() - m_start).count();
     }
 
-    /// Evaluates `cands` on `steps` steps in parallel. `must`: ignore the deadlines (baselines).
+    /// Evaluates `cands` on `steps` steps in parallel. `must`: ignore the deadlines (baselines);
+    /// `late`: start after the soft deadline too, but stop at the hard one (the knob table).
     /// Results are in the order of `cands`; a candidate the deadline stopped is left out.
     std::vector<candidate_result> run(const std::vector<candidate>& cands, std::int64_t steps,
-                                      const std::string& phase, bool must = false) {
+                                      const std::string& phase, bool must = false,
+                                      bool late = false) {
         std::vector<std::optional<candidate_result>> slots(cands.size());
         std::vector<std::size_t> todo;
         for (std::size_t i = 0; i < cands.size(); ++i) {
@@ -216,7 +218,8 @@ public:
                                   [&](std::size_t j) { return cache_key(cands[j], steps) == key; }))
                 todo.push_back(i);
         }
-        if (!must && past_soft() && !todo.empty()) {
+        const auto start_until = late ? m_hard : m_soft;
+        if (!must && clock_type::now() >= start_until && !todo.empty()) {
             m_stopped = true;
             todo.clear();
         }
@@ -232,7 +235,7 @@ public:
                     break;
                 const auto i = todo[k];
                 std::optional<candidate_result> r;
-                bool cancelled = !must && clock_type::now() >= m_soft;
+                bool cancelled = !must && clock_type::now() >= start_until;
                 std::exception_ptr error;
                 if (!cancelled) {
                     try {
@@ -574,9 +577,9 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
     const sharding_spec adaptive{l.cp() > 1 ? sharding_policy::adaptive : sharding_policy::per_seq,
                                  {}};
     auto coarse = coarse_packings(out.space, adaptive);
-    coarse.push_back({plain_candidate(out.space).packing, adaptive});
+    coarse.push_back({plain_candidate(out.space).packing, adaptive, ""});
     for (auto& c : fixed_greedy_candidates(out.space))
-        coarse.push_back({c.packing, adaptive});
+        coarse.push_back({c.packing, adaptive, ""});
     for (auto& c : random_packings(out.space, adaptive, options.random_points, rng))
         coarse.push_back(std::move(c));
     coarse.push_back(paper_candidate(out.space));
@@ -611,13 +614,13 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
             std::vector<candidate> shard_cands;
             for (const auto& r : best)
                 for (const auto& sh : out.space.shardings)
-                    shard_cands.push_back({r.config.packing, sh});
+                    shard_cands.push_back({r.config.packing, sh, ""});
             dedupe(shard_cands);
             add_pool(s.run(shard_cands, n, "sharding"));
         }
         for (int iteration = 0; iteration < 12 && !s.past_soft(); ++iteration) {
-            const auto climbers = top_outcomes(s.run(pool, n, "ranking"),
-                                               static_cast<std::size_t>(options.climbers));
+            const auto climbers =
+                top_outcomes(s.run(pool, n, "ranking"), static_cast<std::size_t>(options.climbers));
             std::vector<candidate> next;
             for (const auto& c : climbers)
                 for (auto& x : packing_neighbours(out.space, c.config))
@@ -643,7 +646,7 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
         if (!best.empty()) {
             std::vector<candidate> shard_cands;
             for (const auto& sh : out.space.shardings)
-                shard_cands.push_back({best.front().config.packing, sh});
+                shard_cands.push_back({best.front().config.packing, sh, ""});
             add_pool(s.run(shard_cands, n, "sharding"));
         }
     };
@@ -656,8 +659,7 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
     out.stability = measure_stability(results);
     const auto grow_limit = std::min(avail, options.max_sample_steps);
     int growths = 0;
-    while (out.stability.regret > options.max_regret && steps * 2 <= grow_limit &&
-           !s.past_soft()) {
+    while (out.stability.regret > options.max_regret && steps * 2 <= grow_limit && !s.past_soft()) {
         steps *= 2;
         ++growths;
         s.set_full_steps(steps);
@@ -695,14 +697,14 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
             reverts.push_back({"sharding",
                                sharding_text(w.sharding),
                                "per-seq",
-                               {w.packing, {sharding_policy::per_seq, {}}}});
+                               {w.packing, {sharding_policy::per_seq, {}}, ""}});
         if (w.packing.policy == packing_policy::wlb)
             reverts.push_back({"outlier queues",
                                thresholds_text(w.packing.thresholds),
                                "none",
                                {make_packing(sp, packing_policy::varlen, w.packing.micro_batches,
                                              w.packing.smax_tokens, {}),
-                                w.sharding}});
+                                w.sharding, ""}});
         if (variable && w.packing.micro_batch_limit() != context_tokens)
             reverts.push_back(
                 {"S_max",
@@ -711,32 +713,39 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
                  "1x",
                  {make_packing(sp, w.packing.policy, w.packing.micro_batches, context_tokens,
                                w.packing.thresholds),
-                  w.sharding}});
+                  w.sharding, ""}});
         if (variable && w.packing.micro_batches != l.pp())
             reverts.push_back({"micro-batches",
                                fmt::format("{}", w.packing.micro_batches),
                                fmt::format("{}", l.pp()),
                                {make_packing(sp, w.packing.policy, l.pp(), w.packing.smax_tokens,
                                              w.packing.thresholds),
-                                w.sharding}});
+                                w.sharding, ""}});
         if (w.packing.policy != packing_policy::plain)
             reverts.push_back(
                 {"packing",
                  describe(w.packing),
                  "plain",
-                 {make_packing(sp, packing_policy::plain, l.pp(), 0, {}), w.sharding}});
+                 {make_packing(sp, packing_policy::plain, l.pp(), 0, {}), w.sharding, ""}});
         std::vector<candidate> cands;
         for (const auto& r : reverts)
             cands.push_back(r.c);
-        const auto got = s.run(cands, steps, "knobs", true);
-        for (std::size_t i = 0; i < reverts.size() && i < got.size(); ++i) {
+        const auto got = s.run(cands, steps, "knobs", false, true);
+        for (std::size_t i = 0; i < reverts.size(); ++i) {
+            // a revert the hard deadline stopped is left out of the table
+            const auto key = candidate_key(reverts[i].c);
+            const auto it = std::find_if(got.begin(), got.end(), [&](const candidate_result& g) {
+                return candidate_key(g.config) == key;
+            });
+            if (it == got.end())
+                continue;
             knob_effect k;
             k.knob = reverts[i].knob;
             k.tuned = reverts[i].tuned;
             k.reverted = reverts[i].reverted;
-            k.without = got[i];
+            k.without = *it;
             k.slowdown = winner.mean_step_seconds > 0.0
-                             ? got[i].mean_step_seconds / winner.mean_step_seconds
+                             ? it->mean_step_seconds / winner.mean_step_seconds
                              : 1.0;
             effects.push_back(std::move(k));
         }
@@ -756,7 +765,6 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
         if (!improved)
             break;
     }
-
 
     // The answer: the best feasible candidate on the full sample. Plain is always feasible (no
     // delay, the full budget, the memory limit at least its peak), so there is one.

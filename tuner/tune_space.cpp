@@ -145,21 +145,24 @@ packing_config make_packing(const search_space& s, packing_policy policy, int mi
 
 candidate plain_candidate(const search_space& s) {
     return {make_packing(s, packing_policy::plain, s.job_layout.pp(), 0, {}),
-            {sharding_policy::per_seq, {}}};
+            {sharding_policy::per_seq, {}},
+            "baseline"};
 }
 
 std::vector<candidate> fixed_greedy_candidates(const search_space& s) {
     std::vector<candidate> out;
     for (int w : s.windows)
         out.push_back({make_packing(s, packing_policy::fixed_greedy, s.job_layout.pp(), 0, {}, w),
-                       {sharding_policy::per_seq, {}}});
+                       {sharding_policy::per_seq, {}},
+                       "baseline"});
     return out;
 }
 
 candidate paper_candidate(const search_space& s) {
     return {make_packing(s, packing_policy::wlb, s.job_layout.pp(), default_smax(s.context_tokens),
                          default_thresholds(2, s.context_tokens)),
-            {sharding_policy::adaptive, {}}};
+            {sharding_policy::adaptive, {}},
+            "paper"};
 }
 
 std::vector<candidate> coarse_packings(const search_space& s, const sharding_spec& sharding) {
@@ -171,9 +174,9 @@ std::vector<candidate> coarse_packings(const search_space& s, const sharding_spe
             const auto smax = s.smax_tokens(f, m);
             if (!smax)
                 continue;
-            out.push_back({make_packing(s, packing_policy::varlen, m, *smax, {}), sharding});
+            out.push_back({make_packing(s, packing_policy::varlen, m, *smax, {}), sharding, ""});
             for (const auto& t : sets)
-                out.push_back({make_packing(s, packing_policy::wlb, m, *smax, t), sharding});
+                out.push_back({make_packing(s, packing_policy::wlb, m, *smax, t), sharding, ""});
         }
     return out;
 }
@@ -201,7 +204,7 @@ std::vector<candidate> random_packings(const search_space& s, const sharding_spe
         }
         std::sort(t.begin(), t.end());
         const auto policy = queues == 0 ? packing_policy::varlen : packing_policy::wlb;
-        out.push_back({make_packing(s, policy, m, *smax, std::move(t)), sharding});
+        out.push_back({make_packing(s, policy, m, *smax, std::move(t)), sharding, ""});
     }
     return out;
 }
@@ -222,7 +225,7 @@ std::vector<candidate> packing_neighbours(const search_space& s, const candidate
             limit > s.smax_cap_tokens[static_cast<std::size_t>(s.micro_batch_index(mb))])
             return;
         const auto policy = t.empty() ? packing_policy::varlen : packing_policy::wlb;
-        out.push_back({make_packing(s, policy, mb, limit, std::move(t)), c.sharding});
+        out.push_back({make_packing(s, policy, mb, limit, std::move(t)), c.sharding, ""});
     };
     const auto& grid = s.fine_thresholds;
     const auto thresholds =

@@ -17,6 +17,7 @@
 #pragma once
 
 #include "runtime/layout.hpp"
+#include "tuner/compare_set.hpp"
 #include "tuner/packer.hpp"
 #include "tuner/sharding.hpp"
 
@@ -29,11 +30,8 @@
 
 namespace wlb::tuner {
 
-/// One point of the space: a packing configuration and a CP sharding policy.
-struct candidate {
-    packing_config packing;
-    sharding_spec sharding;
-};
+// One point of the space is a tuner::candidate (tuner/compare_set.hpp): a packing
+// configuration and a CP sharding policy (its role is left empty or names a baseline).
 
 /// A canonical text of the candidate's every parameter: equal keys = the same configuration.
 [[nodiscard]] std::string candidate_key(const candidate& c);

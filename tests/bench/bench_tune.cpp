@@ -99,11 +99,12 @@ int main(int argc, char** argv) {
     fmt::print("# all step times SIMULATED (cost model + step simulator); tuning time measured\n");
     fmt::print("# budget {} per configuration, micro-batch knob {}\n\n", budget,
                fixed_micro_batches ? "off (pp)" : "on (pp, 2pp, 4pp)");
-    fmt::print("| config | tuned | step s | vs plain in / out | vs fixed-greedy | vs paper in / "
-               "out | paper vs plain | delay mean / max | sample steps | tau / regret | evals | "
-               "tuning s |\n");
-    fmt::print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
-               "---: |\n");
+    fmt::print("| config | tuned | step s | plain step s in / out | vs plain in / out | vs "
+               "fixed-greedy | vs paper in / out | paper vs plain | delay mean / max | sample "
+               "steps | tau / regret | evals | tuning s |\n");
+    fmt::print(
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+        "---: |\n");
     double sum_plain = 0.0, sum_plain_out = 0.0, sum_paper = 0.0, sum_paper_vs_plain = 0.0;
     int n = 0;
     for (const auto& pc : configs) {
@@ -142,16 +143,17 @@ int main(int argc, char** argv) {
         sum_paper += vs_paper;
         sum_paper_vs_plain += r.plain.mean_step_seconds / r.paper.mean_step_seconds;
         ++n;
-        fmt::print("| {} | {} | {:.3f} | {:.3f}x / {:.3f}x | {:.3f}x ({}) | {:.3f}x / {:.3f}x | "
-                   "{:.3f}x | {:.2f} / {:.0f} | {} | {:.2f} / {:.2f}% | {} | {:.1f}{} |\n",
-                   pc.name, r.winner.name, r.winner.mean_step_seconds, vs_plain, plain2 / w2,
-                   r.speedup_over(r.fixed_greedy), r.fixed_greedy.name, vs_paper, paper2 / w2,
-                   r.plain.mean_step_seconds / r.paper.mean_step_seconds, r.winner.delay_mean,
-                   r.winner.delay_max, r.sample_steps, r.stability.kendall_tau,
-                   100.0 * r.stability.regret, r.evaluations, took.count(),
-                   r.stopped_by_budget ? " (budget)" : "");
+        fmt::print(
+            "| {} | {} | {:.3f} | {:.3f} / {:.3f} | {:.3f}x / {:.3f}x | {:.3f}x ({}) | "
+            "{:.3f}x / {:.3f}x | {:.3f}x | {:.2f} / {:.0f} | {} | {:.2f} / {:.2f}% | {} | "
+            "{:.1f}{} |\n",
+            pc.name, r.winner.name, r.winner.mean_step_seconds, r.plain.mean_step_seconds, plain2,
+            vs_plain, plain2 / w2, r.speedup_over(r.fixed_greedy), r.fixed_greedy.name, vs_paper,
+            paper2 / w2, r.plain.mean_step_seconds / r.paper.mean_step_seconds, r.winner.delay_mean,
+            r.winner.delay_max, r.sample_steps, r.stability.kendall_tau, 100.0 * r.stability.regret,
+            r.evaluations, took.count(), r.stopped_by_budget ? " (budget)" : "");
         for (const auto& k : r.knobs)
-            fmt::print("|   | knob {}: {} -> {}: {:+.1f}% |  |  |  |  |  |  |  |  |  |  |\n",
+            fmt::print("|   | knob {}: {} -> {}: {:+.1f}% |  |  |  |  |  |  |  |  |  |  |  |\n",
                        k.knob, k.tuned, k.reverted, 100.0 * (k.slowdown - 1.0));
         std::fflush(stdout);
     }

@@ -84,7 +84,9 @@ TEST(CliTune, PackConfigReproducesTheEvaluatedBatches) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const auto p = wlb::tuner::read_plan(plan);
     EXPECT_EQ(wlb::tuner::to_json(p.header.packing), wlb::tuner::to_json(c.packing));
-    EXPECT_EQ(p.header.sharding_json, wlb::tuner::to_json(c.sharding).dump());
+    ASSERT_TRUE(p.header.sharding.has_value()); // the tuned sharding, applied and recorded
+    EXPECT_EQ(wlb::tuner::to_json(*p.header.sharding), wlb::tuner::to_json(c.sharding));
+    ASSERT_EQ(p.sharding.size(), p.steps.size());
 
     // The tuner's evaluation of the winner, with the batches it packed.
     const wlb::tuner::cost_model costs(c.model, c.hardware,
@@ -135,6 +137,25 @@ TEST(CliTune, PackConfigReproducesTheEvaluatedBatches) {
             }
         }
     }
+}
+
+// `simulate --config` simulates the same steps: the tuner's figure is their mean after its
+// warm-up (the first quarter of the steps).
+TEST(CliTune, SimulateConfigGivesTheTunersSteps) {
+    const auto& t = tuned_once();
+    const auto r = run_wlbtune(fmt::format("simulate --config '{}' --json -", t.config));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    const auto& steps = j.at("steps");
+    const auto evaluated = t.json.at("evaluated").at("steps").get<std::size_t>();
+    ASSERT_EQ(steps.size(), evaluated);
+    double sum = 0.0;
+    for (std::size_t i = evaluated / 4; i < evaluated; ++i)
+        sum += steps[i].at("step_seconds").get<double>();
+    EXPECT_NEAR(sum / static_cast<double>(evaluated - evaluated / 4),
+                t.json.at("predicted").at("step_seconds").get<double>(), 1e-9);
+    const auto bad = run_wlbtune(fmt::format("simulate --config '{}' --packing plain", t.config));
+    EXPECT_EQ(bad.exit_code, 2) << bad.err;
 }
 
 TEST(CliTune, JsonOnStdout) {
