@@ -619,8 +619,14 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
             add_pool(s.run(shard_cands, n, "sharding"));
         }
         for (int iteration = 0; iteration < 12 && !s.past_soft(); ++iteration) {
-            const auto climbers =
-                top_outcomes(s.run(pool, n, "ranking"), static_cast<std::size_t>(options.climbers));
+            // The best distinct variable-length packings climb (plain and fixed-greedy have no
+            // neighbours, and sharding variants of one packing share theirs).
+            std::vector<candidate_result> climbers;
+            for (auto& r : top(s.run(pool, n, "ranking"), pool.size(), true))
+                if (climbers.size() < static_cast<std::size_t>(options.climbers) &&
+                    (r.config.packing.policy == packing_policy::varlen ||
+                     r.config.packing.policy == packing_policy::wlb))
+                    climbers.push_back(std::move(r));
             std::vector<candidate> next;
             for (const auto& c : climbers)
                 for (auto& x : packing_neighbours(out.space, c.config))

@@ -283,10 +283,15 @@ TEST(Tune, DelayBudgetIsRespected) {
     auto o = quick_options(2);
     o.constraints.max_mean_delay = 0.05;
     o.constraints.max_delay_steps = 1;
+    o.constraints.memory_gbytes = 13.0; // plain needs about 10.7 GB here (memory model)
     const auto r = tuner::tune(w.costs, w.context, w.documents, o);
     ASSERT_TRUE(r.winner.feasible);
     EXPECT_LE(r.winner.delay_mean, 0.05);
     EXPECT_LE(r.winner.delay_max, 1.0);
+    EXPECT_LE(r.winner.memory_peak_gbytes, 13.0 * 0.9);
+    for (const auto& x : r.runners_up)
+        EXPECT_LE(x.memory_peak_gbytes, 13.0 * 0.9) << x.name;
+    EXPECT_TRUE(r.notes.empty() || r.notes.front().find("memory") == std::string::npos);
     // The paper's 2 queues delay more than 0.05 iterations on this data.
     EXPECT_FALSE(r.paper.feasible);
     EXPECT_NE(r.paper.infeasible.find("delay"), std::string::npos) << r.paper.infeasible;
