@@ -12,6 +12,7 @@
 #include "tuner/plan_io.hpp"
 #include "tuner/shard_run.hpp"
 #include "tuner/sharding.hpp"
+#include "tuner/tuned_config.hpp"
 
 #include <fmt/format.h>
 #include <memory>
@@ -41,14 +42,22 @@ struct pack_options {
     std::string json_path;
     bool json_steps = false;
     std::vector<std::string> compare;
+    std::string config; ///< a tuned config (wlbtune.config/1) replacing the packing options
+    bool data_given = false;
     std::string sharding;         ///< empty: the plan records no CP sharding
     std::string hybrid_threshold; ///< empty: not given
 };
 
 void run_pack(const pack_options& o) {
-    const auto context = runtime::parse_token_count(o.context, "--context");
-    const auto layout = runtime::layout::parse(o.layout, o.order);
-    const tuner::cost_model costs(tuner::load_model(o.model), tuner::load_hardware(o.hardware),
+    // --config: layout, context, model, hardware, data order, packing and sharding as tuned.
+    const auto tuned =
+        o.config.empty() ? std::nullopt : std::optional(tuner::read_tuned_config(o.config));
+    const auto context =
+        tuned ? tuned->context_tokens : runtime::parse_token_count(o.context, "--context");
+    const auto layout = tuned ? runtime::layout::parse(tuned->layout_spec, tuned->layout_order)
+                              : runtime::layout::parse(o.layout, o.order);
+    const tuner::cost_model costs(tuned ? tuned->model : tuner::load_model(o.model),
+                                  tuned ? tuned->hardware : tuner::load_hardware(o.hardware),
                                   layout);
 
     tuner::packing_config base;
@@ -60,7 +69,10 @@ void run_pack(const pack_options& o) {
     base.thresholds = o.thresholds.empty() ? tuner::default_thresholds(o.queues, context)
                                            : tuner::parse_thresholds(o.thresholds);
     base.window = o.window;
+    if (tuned)
+        base = tuned->packing;
     tuner::validate(base);
+    const auto data = tuned && !o.data_given ? tuned->data.spec : o.data;
     std::vector<tuner::packing_policy> compare; // checked before anything is written
     for (const auto& name : o.compare)
         compare.push_back(tuner::parse_packing_policy(name));
@@ -75,16 +87,20 @@ void run_pack(const pack_options& o) {
         sharding->hybrid_threshold_tokens =
             tuner::parse_hybrid_threshold(o.hybrid_threshold, "--hybrid-threshold");
     }
+    if (tuned)
+        sharding = tuned->sharding;
     const auto sharder = sharding ? tuner::make_sharder(*sharding, costs) : nullptr;
     tuner::shard_run_accumulator sharded;
 
     tuner::stream_options so;
     so.context_tokens = context;
-    so.policy = tuner::parse_context_policy(o.context_policy);
-    so.shuffle_seed = o.shuffle_seed;
-    const auto spec = tuner::parse_source_spec(o.data);
-    const auto inputs = tuner::source_inputs(spec);
-    tuner::document_stream stream(tuner::open_document_source(o.data), so);
+    so.policy = tuner::parse_context_policy(tuned ? tuned->data.context_policy : o.context_policy);
+    so.shuffle_seed = tuned ? tuned->data.shuffle_seed : o.shuffle_seed;
+    const auto spec = tuner::parse_source_spec(data);
+    auto inputs = tuner::source_inputs(spec);
+    if (tuned)
+        inputs.push_back(runtime::identify_file(o.config));
+    tuner::document_stream stream(tuner::open_document_source(data), so);
 
     std::vector<tuner::pack_result> results;
     std::int64_t documents_read = 0;
@@ -221,16 +237,26 @@ registered_command register_pack(CLI::App& app, error_sink& sink) {
     sub->add_option("--hybrid-threshold", o->hybrid_threshold,
                     "--sharding hybrid only: documents of at least this many tokens are sharded "
                     "per document (e.g. 16k); auto (the default) picks it per micro-batch");
+    auto* config = sub->add_option(
+        "--config", o->config,
+        "Apply a tuned config (wlbtune.config/1 from wlbtune tune): its layout, context, model, "
+        "hardware, data order, packing and sharding; --data may point it at other data");
+    for (const char* name :
+         {"--model", "--hardware", "--layout", "--order", "--context", "--context-policy",
+          "--shuffle", "--policy", "--queues", "--thresholds", "--smax", "--window",
+          "--micro-batches", "--sharding", "--hybrid-threshold"})
+        config->excludes(sub->get_option(name));
     sub->footer("Examples:\n"
                 "  wlbtune pack --steps 200 --compare plain,fixed-greedy,varlen,wlb\n"
                 "  wlbtune pack --layout tp=8,cp=4,pp=4,dp=1 --sharding adaptive -o plan.jsonl\n"
                 "  wlbtune pack --data json:lengths.json --policy wlb --thresholds 24k,64k "
                 "-o plan.jsonl.gz --json summary.json");
-    return {sub, [o, &sink] {
+    return {sub, [o, &sink, sub] {
                 sink.json_path = o->json_path == "-" ? "" : o->json_path;
                 sink.json_stdout = o->json_path == "-";
                 if (o->json_path == "-" && o->plan_path == "-")
                     throw usage_error("--json - and -o - cannot both write to standard output");
+                o->data_given = sub->get_option("--data")->count() > 0;
                 run_pack(*o);
             }};
 }

@@ -4,7 +4,8 @@
 //
 // Two inputs: --batch (sharded steps from a file) or --data (documents, packed with --packing
 // and sharded with --sharding here, through tuner::evaluate). --compare runs the baseline and
-// WLB-LLM's candidates on the same documents (tuner::comparison_candidates).
+// WLB-LLM's candidates on the same documents (tuner::comparison_candidates). --config applies a
+// tuned config (wlbtune.config/1) in place of the packing, sharding, layout and data options.
 #include "cli/command.hpp"
 #include "reports/perfetto.hpp"
 #include "reports/progress.hpp"
@@ -20,6 +21,7 @@
 #include "tuner/model.hpp"
 #include "tuner/open_document_source.hpp"
 #include "tuner/simulate_job.hpp"
+#include "tuner/tuned_config.hpp"
 
 #include <fmt/format.h>
 #include <memory>
@@ -57,6 +59,8 @@ struct simulate_options {
     std::string trace;
     std::string trace_dir;
     std::string json;
+    std::string config; ///< a tuned config (wlbtune.config/1)
+    bool data_given = false;
 };
 
 struct common_setup {
@@ -66,16 +70,17 @@ struct common_setup {
     reports::simulate_context context;
 };
 
-common_setup setup(const simulate_options& o) {
-    const auto l = runtime::layout::parse(o.layout, o.order);
-    common_setup s{
-        tuner::cost_model(tuner::load_model(o.model), tuner::load_hardware(o.hardware), l),
-        {},
-        {},
-        {}};
-    s.plan.schedule = runtime::parse_schedule(o.schedule, l.vpp());
-    s.plan.partition =
-        runtime::make_stage_partition(o.partition, s.costs.model().layers, l.pp() * l.vpp());
+common_setup setup(const simulate_options& o, const tuner::tuned_config* tuned = nullptr) {
+    const auto l = tuned ? runtime::layout::parse(tuned->layout_spec, tuned->layout_order)
+                         : runtime::layout::parse(o.layout, o.order);
+    common_setup s{tuner::cost_model(tuned ? tuned->model : tuner::load_model(o.model),
+                                     tuned ? tuned->hardware : tuner::load_hardware(o.hardware), l),
+                   {},
+                   {},
+                   {}};
+    s.plan.schedule = runtime::parse_schedule(tuned ? tuned->schedule : o.schedule, l.vpp());
+    s.plan.partition = runtime::make_stage_partition(tuned ? tuned->partition : o.partition,
+                                                     s.costs.model().layers, l.pp() * l.vpp());
     s.plan.bucket_params = o.bucket_params;
     s.plan.overlap_grad_reduce = !o.no_overlap;
     for (const auto& spec : o.inject) {
@@ -136,11 +141,14 @@ void run_from_batch(const simulate_options& o) {
 }
 
 void run_from_data(const simulate_options& o) {
-    auto s = setup(o);
+    const auto tuned =
+        o.config.empty() ? std::nullopt : std::optional(tuner::read_tuned_config(o.config));
+    auto s = setup(o, tuned ? &*tuned : nullptr);
     const auto& l = s.costs.layout();
     tuner::packing_knobs knobs;
     knobs.policy = o.packing;
-    knobs.context_tokens = runtime::parse_token_count(o.context, "--context");
+    knobs.context_tokens =
+        tuned ? tuned->context_tokens : runtime::parse_token_count(o.context, "--context");
     knobs.queues = o.queues;
     knobs.thresholds = o.thresholds;
     knobs.smax = o.smax;
@@ -150,8 +158,14 @@ void run_from_data(const simulate_options& o) {
     sharding.policy = tuner::parse_sharding_policy(o.sharding, "--sharding");
     sharding.hybrid_threshold_tokens =
         tuner::parse_hybrid_threshold(o.hybrid_threshold, "--hybrid-threshold");
-    const auto chosen_packing = tuner::make_packing_config(knobs, l);
-    const std::int64_t steps = o.steps.value_or(64);
+    auto chosen_packing = tuner::make_packing_config(knobs, l);
+    if (tuned) {
+        sharding = tuned->sharding;
+        chosen_packing = tuned->packing;
+    }
+    // With a tuned config: by default the steps the tuner simulated.
+    const std::int64_t steps =
+        o.steps.value_or(tuned && tuned->evaluated_steps > 0 ? tuned->evaluated_steps : 64);
     if (steps < 1)
         throw input_error(fmt::format("--steps must be >= 1 with --data, found {}", steps));
     // Every input is checked before the documents are read.
@@ -160,13 +174,23 @@ void run_from_data(const simulate_options& o) {
         candidates = tuner::comparison_candidates(knobs, sharding, l);
     else
         candidates.push_back({chosen_packing, sharding, "chosen"});
+    if (tuned) { // the tuned configuration is the chosen one, beside the comparison's
+        std::erase_if(candidates, [](const tuner::candidate& c) { return c.role == "chosen"; });
+        for (auto& c : candidates)
+            if (c.role.ends_with(", chosen"))
+                c.role.resize(c.role.size() - 8);
+        candidates.push_back({chosen_packing, sharding, "tuned, chosen"});
+    }
 
     tuner::stream_options so;
     so.context_tokens = knobs.context_tokens;
-    so.policy = tuner::parse_context_policy(o.context_policy);
-    so.shuffle_seed = o.shuffle_seed;
-    s.context.inputs = tuner::source_inputs(tuner::parse_source_spec(o.data));
-    tuner::document_stream stream(tuner::open_document_source(o.data), so);
+    so.policy = tuner::parse_context_policy(tuned ? tuned->data.context_policy : o.context_policy);
+    so.shuffle_seed = tuned ? tuned->data.shuffle_seed : o.shuffle_seed;
+    const auto data = tuned && !o.data_given ? tuned->data.spec : o.data;
+    s.context.inputs = tuner::source_inputs(tuner::parse_source_spec(data));
+    if (tuned)
+        s.context.inputs.push_back(runtime::identify_file(o.config));
+    tuner::document_stream stream(tuner::open_document_source(data), so);
     int window = 1;
     for (const auto& c : candidates)
         window = std::max(window, c.packing.window);
@@ -302,6 +326,17 @@ registered_command register_simulate(CLI::App& app, error_sink& sink) {
         "same documents and print the predicted step time and speedup (simulated)"));
     for (auto* opt : data_only)
         batch->excludes(opt);
+    auto* config = sub->add_option(
+        "--config", o->config,
+        "Apply a tuned config (wlbtune.config/1 from wlbtune tune): its layout, model, hardware, "
+        "data order, packing, sharding, schedule and partition; --steps defaults to the steps "
+        "it was tuned on; --data may point it at other data");
+    config->excludes(batch);
+    for (const char* name :
+         {"--model", "--hardware", "--layout", "--order", "--context", "--context-policy",
+          "--shuffle", "--packing", "--queues", "--thresholds", "--smax", "--window",
+          "--micro-batches", "--sharding", "--hybrid-threshold"})
+        config->excludes(sub->get_option(name));
     sub->add_option("--schedule", o->schedule,
                     "Pipeline schedule: 1f1b, interleaved (Megatron), llama3:N (N consecutive "
                     "micro-batches per model chunk), auto")
@@ -310,6 +345,8 @@ registered_command register_simulate(CLI::App& app, error_sink& sink) {
                     "Layers per model chunk: even, llama3 (first and last one fewer) or a list "
                     "\"7,8,8,7\"")
         ->capture_default_str();
+    for (const char* name : {"--schedule", "--partition"}) // the config's own
+        config->excludes(sub->get_option(name));
     sub->add_option("-n,--steps", o->steps,
                     "Steps to simulate: with --data, to pack (default 64); with --batch, the "
                     "first N steps of the file (default: all)");
@@ -334,8 +371,10 @@ registered_command register_simulate(CLI::App& app, error_sink& sink) {
                 "  wlbtune simulate --data json:lengths.json --model 7b --layout "
                 "tp=8,cp=2,pp=4,dp=1 --context 128k --packing wlb --sharding adaptive --steps "
                 "64 --trace step.json.gz\n"
-                "  wlbtune simulate --batch b.json --inject slow-rank=5:1.3 --json s.json");
-    return {sub, [o, &sink] {
+                "  wlbtune simulate --batch b.json --inject slow-rank=5:1.3 --json s.json\n"
+                "  wlbtune simulate --config tuned.json --compare");
+    return {sub, [o, &sink, sub] {
+                o->data_given = sub->get_option("--data")->count() > 0;
                 sink.json_stdout = o->json == "-";
                 if (!o->json.empty() && o->json != "-")
                     sink.json_path = o->json;

@@ -137,6 +137,8 @@ evaluation evaluate(const cost_model& costs, const document_set& documents,
     // it is packed (the packing wall clock covers packer::pack only).
     std::int64_t done = 0;
     const step_sink per_step = [&](const runtime::global_batch& batch) {
+        if (config.on_batch)
+            config.on_batch(batch);
         const auto& summary = job.add(shard_batch(batch, *sharder, costs, shards));
         out.step_seconds.push_back(summary.step_seconds);
         ++done;

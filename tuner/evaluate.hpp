@@ -106,6 +106,9 @@ struct evaluation_config {
     const runtime::duration_model* durations = nullptr;
     /// Called after each simulated step with (steps done, config.steps); may be empty.
     std::function<void(std::int64_t, std::int64_t)> progress;
+    /// Called with every packed step before it is sharded (the batches evaluated, for tests
+    /// and for checking a plan against them); may be empty.
+    std::function<void(const runtime::global_batch&)> on_batch;
 };
 
 /// What one candidate did. Every seconds figure is simulated (predicted), except the measured

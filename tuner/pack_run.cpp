@@ -46,12 +46,20 @@ std::string tokens_text(std::int64_t t) {
 }
 } // namespace
 
+namespace {
+// " M=8" when the step budget is held at another number of micro-batches (budget_tokens).
+std::string micro_batches_text(const packing_config& c) {
+    return c.budget_tokens > 0 ? fmt::format(" M={}", c.micro_batches) : std::string();
+}
+} // namespace
+
 std::string describe(const packing_config& c) {
     switch (c.policy) {
     case packing_policy::fixed_greedy:
         return fmt::format("fixed-greedy W={}", c.window);
     case packing_policy::varlen:
-        return fmt::format("varlen S_max={}", tokens_text(c.micro_batch_limit()));
+        return fmt::format("varlen S_max={}{}", tokens_text(c.micro_batch_limit()),
+                           micro_batches_text(c));
     case packing_policy::wlb: {
         std::string t;
         for (auto x : c.thresholds) {
@@ -59,8 +67,8 @@ std::string describe(const packing_config& c) {
                 t += ',';
             t += tokens_text(x);
         }
-        return fmt::format("wlb {}q [{}] S_max={}", c.thresholds.size(), t,
-                           tokens_text(c.micro_batch_limit()));
+        return fmt::format("wlb {}q [{}] S_max={}{}", c.thresholds.size(), t,
+                           tokens_text(c.micro_batch_limit()), micro_batches_text(c));
     }
     default:
         return std::string(to_string(c.policy));

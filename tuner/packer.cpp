@@ -76,6 +76,23 @@ void validate(const packing_config& c) {
                                       c.smax_tokens, c.context_tokens));
     if (c.window < 1)
         throw input_error(fmt::format("packing: window must be >= 1, found {}", c.window));
+    if (c.budget_tokens < 0)
+        throw input_error(
+            fmt::format("packing: step_tokens must be positive, found {}", c.budget_tokens));
+    if (c.budget_tokens > 0) {
+        const auto product = static_cast<std::int64_t>(c.step_micro_batches()) * c.context_tokens;
+        if (!variable_length(c.policy) && c.budget_tokens != product)
+            throw input_error(fmt::format("packing: step_tokens {} differs from replicas x "
+                                          "micro_batches x context = {}; only varlen and wlb "
+                                          "take another step budget",
+                                          c.budget_tokens, product));
+        const auto room = static_cast<std::int64_t>(c.step_micro_batches()) * c.micro_batch_limit();
+        if (c.budget_tokens > room)
+            throw input_error(fmt::format("packing: step_tokens {} exceed what {} micro-batches "
+                                          "of at most {} tokens hold ({})",
+                                          c.budget_tokens, c.step_micro_batches(),
+                                          c.micro_batch_limit(), room));
+    }
     for (std::size_t i = 0; i < c.thresholds.size(); ++i) {
         if (c.thresholds[i] < 1)
             throw input_error(fmt::format("packing: threshold {} must be positive, found {}", i + 1,
@@ -102,6 +119,8 @@ nlohmann::json to_json(const packing_config& c) {
         j["thresholds"] = c.thresholds;
     if (c.policy == packing_policy::fixed_greedy)
         j["window"] = c.window;
+    if (c.budget_tokens > 0)
+        j["step_tokens"] = c.budget_tokens;
     return j;
 }
 
@@ -134,6 +153,7 @@ packing_config packing_config_from_json(const nlohmann::json& j, std::string_vie
     c.micro_batches = static_cast<int>(integer("micro_batches", true, 1));
     c.smax_tokens = integer("smax_tokens", false, 0);
     c.window = static_cast<int>(integer("window", false, 1));
+    c.budget_tokens = integer("step_tokens", false, 0);
     if (auto t = j.find("thresholds"); t != j.end()) {
         if (!t->is_array())
             throw input_error(where, "packing.thresholds must be an array of integers");

@@ -68,11 +68,18 @@ struct packing_config {
     /// waits in queue i (Ln+1 = infinity). Empty = no queues (then wlb behaves as varlen).
     std::vector<std::int64_t> thresholds;
     int window = 1; ///< fixed-greedy: global batches per packing window W
+    /// varlen / wlb: the step's token budget when it is not replicas x micro_batches x context,
+    /// so that the number of micro-batches can change while the tokens per step stay fixed
+    /// (8 micro-batches of 64K on average instead of 4 of 128K); 0 means the product. Must not
+    /// exceed step_micro_batches() x S_max. The fixed-length policies always use the product.
+    std::int64_t budget_tokens = 0;
 
     /// Micro-batches per step (all replicas): the N of Algorithm 1.
     [[nodiscard]] int step_micro_batches() const noexcept { return replicas * micro_batches; }
-    /// Global batch tokens: replicas x micro_batches x context.
+    /// Global batch tokens: budget_tokens when set, else replicas x micro_batches x context.
     [[nodiscard]] std::int64_t step_tokens() const noexcept {
+        if (budget_tokens > 0)
+            return budget_tokens;
         return static_cast<std::int64_t>(step_micro_batches()) * context_tokens;
     }
     /// Most tokens one micro-batch may hold under this policy.
@@ -82,7 +89,8 @@ struct packing_config {
 /// Throws wlb::input_error naming the field when the configuration is inconsistent.
 void validate(const packing_config& c);
 /// {"policy", "context_tokens", "replicas", "micro_batches", "micro_batch_limit",
-///  "smax_tokens", "thresholds", "window"} (the fields a policy does not use are omitted).
+///  "smax_tokens", "thresholds", "window", "step_tokens"} (the fields a policy does not use are
+///  omitted; "step_tokens" only when budget_tokens is set).
 nlohmann::json to_json(const packing_config& c);
 /// The inverse; `where` names the file and JSON path for errors.
 packing_config packing_config_from_json(const nlohmann::json& j, std::string_view where);

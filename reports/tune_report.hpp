@@ -1,0 +1,30 @@
+// wlbtune tune's terminal report: the winner, the runners-up beside the baselines and the
+// paper's settings, what each knob bought, and how the search went. Every step time in it is
+// simulated (predicted by the cost model) and the report says so.
+#pragma once
+
+#include "tuner/tune.hpp"
+
+#include <cstdint>
+#include <string>
+
+namespace wlb::reports {
+
+struct tune_context {
+    std::string data; ///< the document stream's description
+    std::int64_t documents = 0;
+    std::int64_t tokens = 0;
+    std::string layout;
+    std::string model;
+    std::string hardware;
+    std::int64_t context_tokens = 0;
+    double max_mean_delay = 0.5;
+    std::int64_t max_delay_steps = 0;
+};
+
+std::string tune_text(const tune_context& ctx, const tuner::tune_result& r);
+
+/// "wlb tune: [coarse 64 steps] 45/95  best 12.345 s  3.2 s" (one line, no newline).
+std::string tune_progress_line(const tuner::tune_progress& p);
+
+} // namespace wlb::reports
