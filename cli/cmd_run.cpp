@@ -15,6 +15,7 @@
 #include "tuner/open_document_source.hpp"
 #include "tuner/pack_run.hpp"
 #include "tuner/run_job.hpp"
+#include "tuner/tuned_config.hpp"
 
 #include <cstdio>
 #include <fmt/format.h>
@@ -32,6 +33,7 @@ struct run_options {
     std::string model = "tiny";
     std::string data = "default";
     std::string config;
+    bool data_given = false;
     std::string context = "4k";
     std::string context_policy = "truncate";
     std::optional<std::uint64_t> shuffle_seed;
@@ -57,11 +59,12 @@ struct run_options {
 
 void run_run(const run_options& o) {
     // Everything that can be refused is refused before MPI starts and before any work.
-    if (!o.config.empty())
-        throw input_error(o.config, "--config: tuned configurations (wlbtune.config/1) come with "
-                                    "the tuner ([tuner] issue) and cannot be run yet; pass "
-                                    "--packing and --sharding instead");
-    const auto l = runtime::layout::parse(o.layout, o.order);
+    // --config: the layout, context, data order, packing, sharding and schedule as tuned; the
+    // decoder (--model), the costs it balances with (--hardware) and --steps stay the run's.
+    const auto tuned =
+        o.config.empty() ? std::nullopt : std::optional(tuner::read_tuned_config(o.config));
+    const auto l = tuned ? runtime::layout::parse(tuned->layout_spec, tuned->layout_order)
+                         : runtime::layout::parse(o.layout, o.order);
     const auto launch = runtime::detect_launch();
     if (launch.size != l.world_size())
         throw input_error(fmt::format("layout {} needs {} ranks but the job has {} (launcher {}); "
@@ -80,8 +83,9 @@ void run_run(const run_options& o) {
         throw input_error(fmt::format("model {}: {} layers cannot fill pp={} x vpp={} model "
                                       "chunks",
                                       model.name, model.layers, l.pp(), l.vpp()));
-    const auto context = runtime::parse_token_count(o.context, "--context");
-    const auto schedule = runtime::parse_schedule(o.schedule, l.vpp());
+    const auto context =
+        tuned ? tuned->context_tokens : runtime::parse_token_count(o.context, "--context");
+    const auto schedule = runtime::parse_schedule(tuned ? tuned->schedule : o.schedule, l.vpp());
     const auto costs = tuner::run_cost_model(model, tuner::load_hardware(o.hardware), l, numbers);
 
     tuner::packing_config packing;
@@ -93,23 +97,28 @@ void run_run(const run_options& o) {
     packing.thresholds = o.thresholds.empty() ? tuner::default_thresholds(o.queues, context)
                                               : tuner::parse_thresholds(o.thresholds);
     packing.window = o.window;
+    if (tuned)
+        packing = tuned->packing;
     tuner::validate(packing);
     tuner::sharding_spec sharding;
     sharding.policy = tuner::parse_sharding_policy(o.sharding, "--sharding");
     sharding.hybrid_threshold_tokens =
         tuner::parse_hybrid_threshold(o.hybrid_threshold, "--hybrid-threshold");
+    if (tuned)
+        sharding = tuned->sharding;
+    const auto& data = tuned && !o.data_given ? tuned->data.spec : o.data;
 
     // Every rank packs and shards the same steps (the packers and sharders are deterministic),
     // so no batch travels between ranks.
     tuner::stream_options so;
     so.context_tokens = context;
-    so.policy = tuner::parse_context_policy(o.context_policy);
-    so.shuffle_seed = o.shuffle_seed;
-    const auto spec = tuner::parse_source_spec(o.data);
-    tuner::document_stream stream(tuner::open_document_source(o.data), so);
+    so.policy = tuner::parse_context_policy(tuned ? tuned->data.context_policy : o.context_policy);
+    so.shuffle_seed = tuned ? tuned->data.shuffle_seed : o.shuffle_seed;
+    const auto spec = tuner::parse_source_spec(data);
+    tuner::document_stream stream(tuner::open_document_source(data), so);
     const auto packer = tuner::make_packer(packing, costs);
     const auto sharder = tuner::make_sharder(sharding, costs);
-    const auto batches = tuner::pack_and_shard(stream, *packer, *sharder, o.steps, o.data);
+    const auto batches = tuner::pack_and_shard(stream, *packer, *sharder, o.steps, data);
     const auto predicted = tuner::predict_run_seconds(costs, model, batches.steps, schedule);
 
     auto world = runtime::make_world_communicator({.watchdog_seconds = o.watchdog_seconds});
@@ -138,6 +147,8 @@ void run_run(const run_options& o) {
     ctx.hardware = costs.hardware().name;
     ctx.trace_dir = o.trace_dir;
     ctx.inputs = tuner::source_inputs(spec);
+    if (tuned)
+        ctx.inputs.push_back(runtime::identify_file(o.config));
     if (main_rank) {
         fmt::print("{}", reports::run_header_text(ctx));
         std::fflush(stdout);
@@ -195,9 +206,11 @@ registered_command register_run(CLI::App& app, error_sink& sink) {
     sub->add_option("-d,--data", o->data,
                     std::string("Document source:\n") + std::string(tuner::source_spec_help()))
         ->capture_default_str();
-    sub->add_option("--config", o->config,
-                    "Tuned configuration (wlbtune.config/1): not supported yet, arrives with "
-                    "the tuner; use --packing and --sharding");
+    auto* config = sub->add_option(
+        "--config", o->config,
+        "Apply a tuned config (wlbtune.config/1 from wlbtune tune): its layout, context, data "
+        "order, packing, sharding and schedule; --data may point it at other data; --model, "
+        "--hardware and --steps stay this run's");
     sub->add_option("-c,--context", o->context, "Sequence length C in tokens (4k = 4096)")
         ->capture_default_str();
     sub->add_option("--context-policy", o->context_policy,
@@ -262,8 +275,13 @@ registered_command register_run(CLI::App& app, error_sink& sink) {
                 "  mpirun -np 2 wlbtune run --layout cp=2 --model small --context 8k --sharding "
                 "per-doc --trace-dir trace/\n"
                 "  mpirun -np 8 wlbtune run --layout tp=2,cp=2,pp=2 --packing wlb --json run.json");
-    return {sub, [o, &sink] {
+    for (const char* name : {"--layout", "--order", "--context", "--context-policy", "--shuffle",
+                             "--packing", "--queues", "--thresholds", "--smax", "--window",
+                             "--micro-batches", "--sharding", "--hybrid-threshold", "--schedule"})
+        config->excludes(sub->get_option(name));
+    return {sub, [o, &sink, sub] {
                 sink.json_path = o->json_path;
+                o->data_given = sub->get_option("--data")->count() > 0;
                 run_run(*o);
             }};
 }

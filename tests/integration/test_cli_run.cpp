@@ -64,15 +64,16 @@ TEST(CliRun, ALayoutOfAnotherWorldSizeIsRefusedBeforeAnyWork) {
     EXPECT_FALSE(std::filesystem::exists(trace));
 }
 
-TEST(CliRun, TheCudaBackendAndTunedConfigsAreClearErrorsForNow) {
+TEST(CliRun, TheCudaBackendAndBadTunedConfigsAreClearErrors) {
     auto cuda = run_wlbtune("run " + data + " --backend cuda");
     EXPECT_EQ(cuda.exit_code, 3);
     EXPECT_NE(cuda.err.find("--backend cuda: the CUDA backend"), std::string::npos) << cuda.err;
     EXPECT_NE(cuda.err.find("Use --backend cpu"), std::string::npos) << cuda.err;
-    auto config = run_wlbtune("run " + data + " --config tuned.json");
+    auto config = run_wlbtune("run --config missing-tuned.json");
     EXPECT_EQ(config.exit_code, 3);
-    EXPECT_NE(config.err.find("tuned.json: --config: tuned configurations"), std::string::npos)
-        << config.err;
+    EXPECT_NE(config.err.find("missing-tuned.json"), std::string::npos) << config.err;
+    auto both = run_wlbtune("run --config missing-tuned.json --packing wlb");
+    EXPECT_EQ(both.exit_code, 2) << both.err; // --config excludes the packing options
     auto other = run_wlbtune("run " + data + " --backend tpu");
     EXPECT_EQ(other.exit_code, 3);
     EXPECT_NE(other.err.find("unknown backend \"tpu\""), std::string::npos) << other.err;
@@ -143,3 +144,31 @@ TEST(CliRunMpi, FourRanksWriteATraceThatReadsBackAndExportsAndMatchTheSingleProc
 }
 
 } // namespace
+
+// `run --config` applies what `wlbtune tune` chose: the layout, context, data, packing and
+// sharding come from the file; the decoder and the step count are the run's.
+TEST(CliRunMpi, ATunedConfigSetsTheLayoutDataPackingAndSharding) {
+    WLB_SKIP_WITHOUT_MPI();
+    temp_dir tmp;
+    const auto config = (tmp / "tuned.json").string();
+    const auto report = (tmp / "run.json").string();
+    auto tuned = run_wlbtune("tune --data 'synthetic:lognormal?mu=4&sigma=1&n=3000&seed=3&max=256' "
+                             "--model 550m --context 256 --layout tp=1,cp=2,pp=1,dp=1 --steps 16 "
+                             "--max-steps 16 --threads 1 --time-budget 20s -o '" +
+                             config + "'");
+    ASSERT_EQ(tuned.exit_code, 0) << tuned.err;
+    auto r = run_mpi_wlbtune(2, "run --config '" + config + "' --model tiny --steps 2 --json '" +
+                                    report + "'");
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    const auto t = read_json(config);
+    const auto j = read_json(report);
+    EXPECT_EQ(j["layout"]["spec"], "tp=1,cp=2,pp=1,dp=1");
+    EXPECT_EQ(j["context_tokens"], 256);
+    EXPECT_EQ(j["packing"], t["packing"]);
+    EXPECT_EQ(j["sharding"]["policy"], t["sharding"]["policy"]);
+    EXPECT_EQ(j["steps"].size(), 2u);
+    bool config_named = false;
+    for (const auto& input : j["inputs"])
+        config_named = config_named || input["path"] == config;
+    EXPECT_TRUE(config_named) << j["inputs"].dump();
+}
