@@ -151,9 +151,6 @@ candidate_result run_one(const cost_model& costs, const document_set& documents,
     if (relaxed.max_delay_steps > 0)
         relaxed.max_delay_steps += (relaxed.max_delay_steps + 3) / 4;
     r.nearly_feasible = check_constraints(r, relaxed, m).empty();
-    if (std::getenv("WLB_TUNE_DEBUG"))
-        fmt::print(stderr, "DEBUG {} steps={} t={:.4f} d={:.3f} {}\n", r.name, r.steps,
-                   r.mean_step_seconds, r.delay_mean, r.infeasible);
     return r;
 }
 
