@@ -24,7 +24,27 @@ if(NOT WLB_CUDA STREQUAL "OFF")
     set(CMAKE_CUDA_STANDARD_REQUIRED ON)
     find_package(CUDAToolkit)
   endif()
+  # The CUDA edge needs, beside nvcc and cudart: cuBLAS (GEMMs), CUPTI (capture), the NVTX3
+  # headers (ranges) and NCCL (the NCCL communicator), all of which the toolkit here ships.
+  set(_wlb_cuda_missing "")
   if(CMAKE_CUDA_COMPILER AND CUDAToolkit_FOUND)
+    find_path(WLB_NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
+    find_library(WLB_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR})
+    foreach(_t cublas cupti nvtx3)
+      if(NOT TARGET CUDA::${_t})
+        list(APPEND _wlb_cuda_missing ${_t})
+      endif()
+    endforeach()
+    if(NOT WLB_NCCL_INCLUDE_DIR OR NOT WLB_NCCL_LIBRARY)
+      list(APPEND _wlb_cuda_missing "nccl (nccl.h, libnccl)")
+    endif()
+    if(_wlb_cuda_missing AND WLB_CUDA STREQUAL "ON")
+      message(FATAL_ERROR "WLB_CUDA=ON but the CUDA toolkit lacks: ${_wlb_cuda_missing}.\n"
+        "Fix: install them beside the toolkit (or pass -DWLB_NCCL_INCLUDE_DIR=... "
+        "-DWLB_NCCL_LIBRARY=... for NCCL), or configure with -DWLB_CUDA=OFF.")
+    endif()
+  endif()
+  if(CMAKE_CUDA_COMPILER AND CUDAToolkit_FOUND AND NOT _wlb_cuda_missing)
     set(WLB_WITH_CUDA ON)
     set(WLB_CUDA_VERSION "${CUDAToolkit_VERSION}")
     find_file(_wlb_nccl_h nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
@@ -46,6 +66,9 @@ if(NOT WLB_CUDA STREQUAL "OFF")
       "WLB_CUDA=ON but no usable CUDA toolkit was found (nvcc: '${CMAKE_CUDA_COMPILER}').\n"
       "Fix: install the CUDA toolkit (nvcc under /usr/local/cuda/bin) or pass "
       "-DCMAKE_CUDA_COMPILER=/path/to/nvcc; or configure with -DWLB_CUDA=OFF for a CPU-only build.")
+  elseif(_wlb_cuda_missing)
+    message(STATUS "wlbtune: WLB_CUDA=AUTO found CUDA without ${_wlb_cuda_missing}; "
+                   "building CPU-only")
   else()
     message(STATUS "wlbtune: WLB_CUDA=AUTO found no CUDA toolkit; building CPU-only")
   endif()

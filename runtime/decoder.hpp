@@ -18,12 +18,15 @@
 
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace wlb::runtime {
 
 struct decoder_config {
+    std::string name = "custom"; ///< a preset's name, or what a file calls the model
     std::int64_t vocab = 32;
     std::int64_t hidden = 16;
     std::int64_t heads = 4;
@@ -36,6 +39,26 @@ struct decoder_config {
     /// Throws wlb::input_error when the shape is inconsistent or does not split over `tp`.
     void validate(int tp) const;
 };
+
+/// Built-in shapes for `wlbtune run --model`: "tiny" (vocab 128, hidden 32, 4 heads, ffn 64, 4
+/// layers: tests, CI, seconds per step on a laptop) and "small" (vocab 1024, hidden 256, 4 heads,
+/// ffn 512, 4 layers: the benchmarks, where attention over 4K-token documents outweighs the
+/// GEMMs as at 128K on a 7B model). Throws wlb::input_error listing the names.
+[[nodiscard]] decoder_config decoder_preset(std::string_view name);
+[[nodiscard]] std::vector<std::string> decoder_preset_names();
+/// A preset name, or a JSON file {"name", "vocab", "hidden", "heads", "ffn", "layers",
+/// ["norm_eps", "rope_base"]}; unknown or ill-typed fields are wlb::input_error naming the file
+/// and the field. The shape is validated for tp = 1 (the layout's tp is checked later).
+[[nodiscard]] decoder_config load_decoder_config(const std::string& name_or_path);
+[[nodiscard]] nlohmann::json to_json(const decoder_config& c);
+/// Parameters of the full model (every tensor of decoder_params).
+[[nodiscard]] std::int64_t decoder_parameter_count(const decoder_config& c);
+
+/// Layers of each model chunk when `layers` layers are cut into `chunks` near-equal contiguous
+/// chunks: chunk c holds layers [layers*c/chunks, layers*(c+1)/chunks). The cut of
+/// stage_decoder_params and compute_step_gradients (and what the simulator is given to predict
+/// a run).
+[[nodiscard]] std::vector<int> decoder_chunk_layers(std::int64_t layers, int chunks);
 
 template <typename T>
 struct decoder_layer_params {

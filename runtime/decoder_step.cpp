@@ -133,7 +133,8 @@ public:
         auto& st = m_in_flight[{m, v}];
         const auto [layer0, layer_count] = m_chunk_layers[static_cast<std::size_t>(v)];
         enter(op_phase::forward, m, v);
-        st.tokens = map_tokens(m_config, mb, shard, m_g.cp.rank());
+        timed("token layout", op_lane::host, 0,
+              [&] { st.tokens = map_tokens(m_config, mb, shard, m_g.cp.rank()); });
         const token_map& tm = st.tokens;
         const index n = static_cast<index>(tm.ids.size());
         const index h = m_h, vocab = m_config.vocab;
@@ -141,32 +142,42 @@ public:
         std::vector<T> x = sized<T>(n * h);
         const int c = chunk(v);
         if (c == 0)
-            timed("embedding", op_lane::compute, 0, [&] {
+            timed("embedding fwd", op_lane::compute, 0, [&] {
                 kernels::embedding_forward<T>(m_p.embed.data(), tm.ids.data(), n, h, x.data());
             });
         else
-            timed("recv_activations", op_lane::pp, bytes_of(x),
-                  [&] { m_g.pp->recv(std::span<T>(x), previous_stage(), tag(m, c, false)); });
+            timed_p2p("recv activation", op_type::recv, bytes_of(x), previous_stage(),
+                      message(m, c, false),
+                      [&] { m_g.pp->recv(std::span<T>(x), previous_stage(), tag(m, c, false)); });
         for (std::size_t l = 0; l < layer_count; ++l) {
             m_layer = m_chunk_first_layer[static_cast<std::size_t>(v)] + static_cast<int>(l);
             x = layer_forward(tm, m_p.layers[layer0 + l], st.caches[l], std::move(x));
         }
         m_layer = -1;
         if (c != last_chunk()) {
-            timed("send_activations", op_lane::pp, bytes_of(x),
-                  [&] { m_g.pp->send(std::span<const T>(x), next_stage(), tag(m, c + 1, false)); });
+            timed_p2p("send activation", op_type::send, bytes_of(x), next_stage(),
+                      message(m, c + 1, false), [&] {
+                          m_g.pp->send(std::span<const T>(x), next_stage(), tag(m, c + 1, false));
+                      });
             return 0;
         }
-        // Head: final norm, LM head, loss, and at once their backward.
+        // Head: final norm, LM head, loss, and at once their backward (reported as backward
+        // work, though it runs in the forward's slot).
         double loss = 0;
-        timed("head", op_lane::compute, 0, [&] {
-            std::vector<T> y = sized<T>(n * h), rstd = sized<T>(n), logits = sized<T>(n * vocab);
+        std::vector<T> y, rstd, dlogits;
+        timed("output layer fwd", op_lane::compute, 0, [&] {
+            y = sized<T>(n * h);
+            rstd = sized<T>(n);
+            std::vector<T> logits = sized<T>(n * vocab);
             kernels::rms_norm_forward<T>(x.data(), m_p.final_norm.data(), n, h, eps(), y.data(),
                                          rstd.data());
             matmul(y.data(), m_p.lm_head.data(), logits.data(), n, h, vocab);
-            std::vector<T> dlogits = sized<T>(n * vocab);
+            dlogits = sized<T>(n * vocab);
             loss = kernels::cross_entropy<T>(logits.data(), tm.labels.data(), n, vocab,
                                              static_cast<T>(grad_scale), dlogits.data());
+        });
+        m_phase = op_phase::backward;
+        timed("output layer bwd", op_lane::compute, 0, [&] {
             matmul_at_acc(y.data(), dlogits.data(), grads.lm_head.data(), n, h, vocab);
             std::vector<T> dy = sized<T>(n * h);
             st.d_top = sized<T>(n * h);
@@ -194,8 +205,9 @@ public:
             dx = std::move(st.d_top);
         } else {
             dx = sized<T>(n * m_h);
-            timed("recv_gradients", op_lane::pp, bytes_of(dx),
-                  [&] { m_g.pp->recv(std::span<T>(dx), next_stage(), tag(m, c, true)); });
+            timed_p2p("recv gradient", op_type::recv, bytes_of(dx), next_stage(),
+                      message(m, c, true),
+                      [&] { m_g.pp->recv(std::span<T>(dx), next_stage(), tag(m, c, true)); });
         }
         for (std::size_t l = layer_count; l-- > 0;) {
             m_layer = m_chunk_first_layer[static_cast<std::size_t>(v)] + static_cast<int>(l);
@@ -204,14 +216,16 @@ public:
         }
         m_layer = -1;
         if (c == 0)
-            timed("embedding", op_lane::compute, 0, [&] {
+            timed("embedding bwd", op_lane::compute, 0, [&] {
                 kernels::embedding_backward<T>(dx.data(), tm.ids.data(), n, m_h,
                                                grads.embed.data());
             });
         else
-            timed("send_gradients", op_lane::pp, bytes_of(dx), [&] {
-                m_g.pp->send(std::span<const T>(dx), previous_stage(), tag(m, c - 1, true));
-            });
+            timed_p2p("send gradient", op_type::send, bytes_of(dx), previous_stage(),
+                      message(m, c - 1, true), [&] {
+                          m_g.pp->send(std::span<const T>(dx), previous_stage(),
+                                       tag(m, c - 1, true));
+                      });
         m_in_flight.erase(it);
     }
 
@@ -242,8 +256,11 @@ private:
     /// gets its own tag; messages of one (peer, tag) pair arrive in order, so the wrap-around
     /// is harmless.
     int tag(int m, int c, bool backward) const noexcept {
-        const long long t = (static_cast<long long>(m) * (last_chunk() + 1) + c) * 2 + backward;
-        return static_cast<int>(t % (max_tag + 1));
+        return static_cast<int>(message(m, c, backward) % (max_tag + 1));
+    }
+    /// The step's number of that message, unique within the pipeline group.
+    std::int64_t message(int m, int c, bool backward) const noexcept {
+        return (static_cast<std::int64_t>(m) * (last_chunk() + 1) + c) * 2 + backward;
     }
 
     T eps() const { return static_cast<T>(m_config.norm_eps); }
@@ -258,13 +275,13 @@ private:
         const index n = static_cast<index>(tm.ids.size());
         const index h = m_h, hl = m_hl, w3 = 3 * hl, fl = m_fl;
         c.x = std::move(x);
-        timed("attn_norm", op_lane::compute, 0, [&] {
+        timed("attn norm fwd", op_lane::compute, 0, [&] {
             c.a = sized<T>(n * h);
             c.rstd1 = sized<T>(n);
             kernels::rms_norm_forward<T>(c.x.data(), p.norm1.data(), n, h, eps(), c.a.data(),
                                          c.rstd1.data());
         });
-        timed("qkv_proj", op_lane::compute, 0, [&] {
+        timed("qkv proj fwd", op_lane::compute, 0, [&] {
             c.qkv = sized<T>(n * w3);
             matmul(c.a.data(), p.wqkv.data(), c.qkv.data(), n, h, w3);
             kernels::rotary<T>(c.qkv.data(), n, m_heads, m_d, w3, tm.positions.data(),
@@ -273,7 +290,7 @@ private:
                                m_config.rope_base, false);
         });
         c.kv_seg = gather_key_segments(tm, c.qkv);
-        timed("attention", op_lane::compute, 0, [&] {
+        timed("attention fwd", op_lane::compute, 0, [&] {
             c.attn = sized<T>(n * hl);
             c.lse = sized<T>(n * m_heads);
             kernels::attention_forward<T>(chunks(tm), c.qkv.data(), w3, c.kv_seg.data(), 2 * hl,
@@ -281,10 +298,10 @@ private:
                                           c.lse.data());
         });
         std::vector<T> o = sized<T>(n * h);
-        timed("out_proj", op_lane::compute, 0,
+        timed("out proj fwd", op_lane::compute, 0,
               [&] { matmul(c.attn.data(), p.wo.data(), o.data(), n, hl, h); });
-        tp_all_reduce(o);
-        timed("mlp_norm", op_lane::compute, 0, [&] {
+        tp_all_reduce(o, "tp all-reduce fwd");
+        timed("mlp norm fwd", op_lane::compute, 0, [&] {
             c.x2 = c.x;
             for (std::size_t i = 0; i < o.size(); ++i)
                 c.x2[i] += o[i];
@@ -294,7 +311,7 @@ private:
                                          c.rstd2.data());
         });
         std::vector<T> mlp = sized<T>(n * h);
-        timed("mlp", op_lane::compute, 0, [&] {
+        timed("mlp fwd", op_lane::compute, 0, [&] {
             c.gate = sized<T>(n * fl);
             c.up = sized<T>(n * fl);
             c.act = sized<T>(n * fl);
@@ -303,10 +320,13 @@ private:
             kernels::swiglu_forward<T>(c.gate.data(), c.up.data(), n * fl, c.act.data());
             matmul(c.act.data(), p.w_down.data(), mlp.data(), n, fl, h);
         });
-        tp_all_reduce(mlp);
-        std::vector<T> out = c.x2;
-        for (std::size_t i = 0; i < out.size(); ++i)
-            out[i] += mlp[i];
+        tp_all_reduce(mlp, "tp all-reduce fwd");
+        std::vector<T> out;
+        timed("residual fwd", op_lane::compute, 0, [&] {
+            out = c.x2;
+            for (std::size_t i = 0; i < out.size(); ++i)
+                out[i] += mlp[i];
+        });
         return out;
     }
 
@@ -317,7 +337,7 @@ private:
         const index h = m_h, hl = m_hl, w3 = 3 * hl, fl = m_fl;
         // MLP (row-parallel down, column-parallel gate/up).
         std::vector<T> db = sized<T>(n * h);
-        timed("mlp", op_lane::compute, 0, [&] {
+        timed("mlp bwd", op_lane::compute, 0, [&] {
             std::vector<T> dact = sized<T>(n * fl), dgate = sized<T>(n * fl),
                            dup = sized<T>(n * fl);
             matmul_bt(dy.data(), p.w_down.data(), dact.data(), n, fl, h);
@@ -329,9 +349,9 @@ private:
             matmul_at_acc(c.b.data(), dgate.data(), g.w_gate.data(), n, h, fl);
             matmul_at_acc(c.b.data(), dup.data(), g.w_up.data(), n, h, fl);
         });
-        tp_all_reduce(db);
+        tp_all_reduce(db, "tp all-reduce bwd");
         std::vector<T> dx2 = sized<T>(n * h);
-        timed("mlp_norm", op_lane::compute, 0, [&] {
+        timed("mlp norm bwd", op_lane::compute, 0, [&] {
             kernels::rms_norm_backward<T>(c.x2.data(), p.norm2.data(), c.rstd2.data(), db.data(), n,
                                           h, dx2.data(), g.norm2.data());
             for (std::size_t i = 0; i < dx2.size(); ++i)
@@ -339,13 +359,13 @@ private:
         });
         // Attention (row-parallel output projection, column-parallel QKV).
         std::vector<T> dattn = sized<T>(n * hl);
-        timed("out_proj", op_lane::compute, 0, [&] {
+        timed("out proj bwd", op_lane::compute, 0, [&] {
             matmul_bt(dx2.data(), p.wo.data(), dattn.data(), n, hl, h);
             matmul_at_acc(c.attn.data(), dx2.data(), g.wo.data(), n, hl, h);
         });
         std::vector<T> dqkv = sized<T>(n * w3);
         std::vector<T> dkv_seg(c.kv_seg.size());
-        timed("attention", op_lane::compute, 0, [&] {
+        timed("attention bwd", op_lane::compute, 0, [&] {
             kernels::attention_backward<T>(chunks(tm), c.qkv.data(), w3, c.kv_seg.data(), 2 * hl,
                                            c.kv_seg.data() + hl, 2 * hl, c.attn.data(), hl,
                                            dattn.data(), hl, c.lse.data(), dqkv.data(), w3,
@@ -353,7 +373,7 @@ private:
         });
         scatter_key_gradients(tm, dkv_seg, dqkv);
         std::vector<T> da = sized<T>(n * h);
-        timed("qkv_proj", op_lane::compute, 0, [&] {
+        timed("qkv proj bwd", op_lane::compute, 0, [&] {
             kernels::rotary<T>(dqkv.data(), n, m_heads, m_d, w3, tm.positions.data(),
                                m_config.rope_base, true);
             kernels::rotary<T>(dqkv.data() + hl, n, m_heads, m_d, w3, tm.positions.data(),
@@ -361,9 +381,9 @@ private:
             matmul_bt(dqkv.data(), p.wqkv.data(), da.data(), n, h, w3);
             matmul_at_acc(c.a.data(), dqkv.data(), g.wqkv.data(), n, h, w3);
         });
-        tp_all_reduce(da);
+        tp_all_reduce(da, "tp all-reduce bwd");
         std::vector<T> dx = sized<T>(n * h);
-        timed("attn_norm", op_lane::compute, 0, [&] {
+        timed("attn norm bwd", op_lane::compute, 0, [&] {
             kernels::rms_norm_backward<T>(c.x.data(), p.norm1.data(), c.rstd1.data(), da.data(), n,
                                           h, dx.data(), g.norm1.data());
             for (std::size_t i = 0; i < dx.size(); ++i)
@@ -373,9 +393,8 @@ private:
         return dx;
     }
 
-    void tp_all_reduce(std::vector<T>& data) {
-        timed("tp_all_reduce", op_lane::tp, bytes_of(data),
-              [&] { m_g.tp.all_reduce(std::span<T>(data)); });
+    void tp_all_reduce(std::vector<T>& data, std::string_view name) {
+        timed(name, op_lane::tp, bytes_of(data), [&] { m_g.tp.all_reduce(std::span<T>(data)); });
     }
 
     static std::int64_t bytes_of(const std::vector<T>& v) {
@@ -383,19 +402,41 @@ private:
     }
 
     /// Runs f and, when an observer is attached, reports it under the current micro-batch,
-    /// virtual stage, layer and phase.
+    /// virtual stage, layer and phase: compute on the compute and host lanes, a collective on
+    /// the tp, cp and dp lanes. A collective of a one-member group moves nothing and is not
+    /// reported.
     template <typename F>
     void timed(std::string_view name, op_lane lane, std::int64_t bytes, F&& f) {
+        const bool collective = lane != op_lane::compute && lane != op_lane::host;
+        if (m_g.observer == nullptr || (collective && group_size(lane) == 1)) {
+            f();
+            return;
+        }
+        report(name, lane, collective ? op_type::collective : op_type::compute, bytes, -1, -1, f);
+    }
+
+    /// Runs a send or receive to/from pipeline stage `peer` and reports it with the message's
+    /// number (message()).
+    template <typename F>
+    void timed_p2p(std::string_view name, op_type type, std::int64_t bytes, int peer,
+                   std::int64_t msg, F&& f) {
         if (m_g.observer == nullptr) {
             f();
             return;
         }
+        report(name, op_lane::pp, type, bytes, m_g.pp->group().world_ranks[peer], msg, f);
+    }
+
+    template <typename F>
+    void report(std::string_view name, op_lane lane, op_type type, std::int64_t bytes,
+                int peer_world_rank, std::int64_t msg, F&& f) {
         const auto t0 = std::chrono::steady_clock::now();
         f();
         const auto t1 = std::chrono::steady_clock::now();
         op_record r;
         r.name = name;
         r.lane = lane;
+        r.type = type;
         r.phase = m_phase;
         r.micro_batch = m_micro_batch;
         r.virtual_stage = m_virtual_stage;
@@ -404,7 +445,24 @@ private:
             std::chrono::duration_cast<std::chrono::nanoseconds>(t0.time_since_epoch()).count();
         r.dur_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
         r.bytes = bytes;
+        r.peer_world_rank = peer_world_rank;
+        r.message = msg;
         m_g.observer->record(r);
+    }
+
+    int group_size(op_lane lane) const noexcept {
+        switch (lane) {
+        case op_lane::tp:
+            return m_g.tp.size();
+        case op_lane::cp:
+            return m_g.cp.size();
+        case op_lane::dp:
+            return m_g.dp.size();
+        case op_lane::pp:
+            return stages();
+        default:
+            return 1;
+        }
     }
 
     /// All-gathers K and V in the CP group and returns, per local chunk, the keys and values of
@@ -415,14 +473,14 @@ private:
         const int cp = m_g.cp.size();
         std::vector<T> mine = sized<T>(tm.max_rows * w2);
         std::vector<T> all = sized<T>(cp * tm.max_rows * w2);
-        timed("kv_layout", op_lane::compute, 0, [&] {
+        timed("kv layout fwd", op_lane::compute, 0, [&] {
             for (index i = 0; i < n; ++i)
                 std::copy_n(qkv.begin() + i * w3 + hl, w2, mine.begin() + i * w2);
         });
-        timed("kv_all_gather", op_lane::cp, bytes_of(mine),
+        timed("cp all-gather kv", op_lane::cp, bytes_of(mine),
               [&] { m_g.cp.all_gather(std::span<const T>(mine), std::span<T>(all)); });
         std::vector<T> seg = sized<T>(tm.cu_k.back() * w2);
-        timed("kv_layout", op_lane::compute, 0, [&] {
+        timed("kv layout fwd", op_lane::compute, 0, [&] {
             std::vector<T> packed = sized<T>(tm.total * w2);
             for (int r = 0; r < cp; ++r) {
                 const auto& rows = tm.rank_rows[static_cast<std::size_t>(r)];
@@ -446,7 +504,7 @@ private:
         const index n = static_cast<index>(tm.ids.size());
         const int cp = m_g.cp.size();
         std::vector<T> send = sized<T>(cp * tm.max_rows * w2);
-        timed("kv_layout", op_lane::compute, 0, [&] {
+        timed("kv layout bwd", op_lane::compute, 0, [&] {
             std::vector<T> packed = sized<T>(tm.total * w2);
             for (std::size_t c = 0; c < tm.offsets.size(); ++c)
                 for (index j = 0; j < tm.cu_k[c + 1] - tm.cu_k[c]; ++j)
@@ -461,10 +519,12 @@ private:
             }
         });
         std::vector<T> mine = sized<T>(tm.max_rows * w2);
-        timed("dkv_reduce_scatter", op_lane::cp, bytes_of(send),
+        timed("cp reduce-scatter dkv", op_lane::cp, bytes_of(send),
               [&] { m_g.cp.reduce_scatter(std::span<const T>(send), std::span<T>(mine)); });
-        for (index i = 0; i < n; ++i)
-            std::copy_n(mine.begin() + i * w2, w2, dqkv.begin() + i * w3 + hl);
+        timed("kv layout bwd", op_lane::compute, 0, [&] {
+            for (index i = 0; i < n; ++i)
+                std::copy_n(mine.begin() + i * w2, w2, dqkv.begin() + i * w3 + hl);
+        });
     }
 
     const decoder_config& m_config;
@@ -482,18 +542,20 @@ private:
     index m_h, m_heads, m_d, m_hl, m_fl;
 };
 
-/// Reports a step-level operation (gradient and loss reductions) to the observer.
+/// Runs a step-level collective over `c` (gradient and loss reductions) and reports it to the
+/// observer; a one-member group moves nothing and is not reported.
 template <typename F>
-void timed_step_op(const parallel_groups& g, std::string_view name, op_lane lane,
-                   std::int64_t bytes, F&& f) {
+void timed_step_collective(const parallel_groups& g, const communicator& c, std::string_view name,
+                           op_lane lane, std::int64_t bytes, F&& f) {
     const auto t0 = std::chrono::steady_clock::now();
     f();
-    if (g.observer == nullptr)
+    if (g.observer == nullptr || c.size() == 1)
         return;
     const auto t1 = std::chrono::steady_clock::now();
     op_record r;
     r.name = name;
     r.lane = lane;
+    r.type = op_type::collective;
     r.phase = op_phase::backward;
     r.start_ns =
         std::chrono::duration_cast<std::chrono::nanoseconds>(t0.time_since_epoch()).count();
@@ -511,8 +573,9 @@ void all_reduce_params(const parallel_groups& g, communicator& c, op_lane lane,
     grads.for_each([&](const std::string&, const std::vector<T>& t) {
         flat.insert(flat.end(), t.begin(), t.end());
     });
-    timed_step_op(g, "grad_all_reduce", lane, static_cast<std::int64_t>(flat.size() * sizeof(T)),
-                  [&] { c.all_reduce(std::span<T>(flat)); });
+    timed_step_collective(g, c, "grad all-reduce", lane,
+                          static_cast<std::int64_t>(flat.size() * sizeof(T)),
+                          [&] { c.all_reduce(std::span<T>(flat)); });
     std::size_t at = 0;
     grads.for_each([&](const std::string&, std::vector<T>& t) {
         std::copy_n(flat.begin() + static_cast<std::ptrdiff_t>(at), t.size(), t.begin());
@@ -585,6 +648,15 @@ std::vector<stage_op> all_forward_all_backward(int micro_batches, int virtual_st
         for (int v = virtual_stages; v-- > 0;)
             order.push_back({stage_op::kind::backward, m, v});
     return order;
+}
+
+std::vector<stage_op> schedule_stage_ops(int pp, int vpp, int micro_batches, int stage,
+                                         const schedule_options& schedule) {
+    std::vector<stage_op> ops;
+    for (const auto& slot : pipeline_order(pp, vpp, micro_batches, stage, schedule))
+        ops.push_back({slot.phase == pass::fwd ? stage_op::kind::forward : stage_op::kind::backward,
+                       slot.micro_batch, slot.virtual_stage});
+    return ops;
 }
 
 namespace {
@@ -675,10 +747,14 @@ step_gradients<T> compute_step_gradients(const decoder_config& config,
     // Every TP rank of the last stage holds the same loss; CP ranks and replicas hold parts of
     // it; the other stages hold none.
     std::vector<double> loss = {loss_sum};
-    groups.cp.all_reduce(std::span<double>(loss));
-    groups.dp.all_reduce(std::span<double>(loss));
+    const std::int64_t loss_bytes = sizeof(double);
+    timed_step_collective(groups, groups.cp, "loss all-reduce", op_lane::cp, loss_bytes,
+                          [&] { groups.cp.all_reduce(std::span<double>(loss)); });
+    timed_step_collective(groups, groups.dp, "loss all-reduce", op_lane::dp, loss_bytes,
+                          [&] { groups.dp.all_reduce(std::span<double>(loss)); });
     if (groups.pp != nullptr)
-        groups.pp->all_reduce(std::span<double>(loss));
+        timed_step_collective(groups, *groups.pp, "loss all-reduce", op_lane::pp, loss_bytes,
+                              [&] { groups.pp->all_reduce(std::span<double>(loss)); });
     out.loss = loss[0] * grad_scale;
     all_reduce_params(groups, groups.cp, op_lane::cp, out.grads);
     all_reduce_params(groups, groups.dp, op_lane::dp, out.grads);

@@ -24,6 +24,7 @@
 #include "runtime/batch.hpp"
 #include "runtime/communicator.hpp"
 #include "runtime/decoder.hpp"
+#include "runtime/pipeline_schedule.hpp"
 #include "runtime/step_observer.hpp"
 
 #include <vector>
@@ -59,6 +60,13 @@ struct stage_op {
 /// backwards in reverse (GPipe): valid for any stage.
 [[nodiscard]] std::vector<stage_op> all_forward_all_backward(int micro_batches,
                                                              int virtual_stages = 1);
+
+/// The op list of pipeline stage `stage` under one of the simulator's schedules (1F1B,
+/// interleaved, Llama 3's; runtime/pipeline_schedule.hpp's pipeline_order), so the executor runs
+/// exactly the order the simulator predicts. Throws wlb::input_error as pipeline_order does
+/// (e.g. an interleaved schedule over a micro-batch count that is not a multiple of its group).
+[[nodiscard]] std::vector<stage_op> schedule_stage_ops(int pp, int vpp, int micro_batches,
+                                                       int stage, const schedule_options& schedule);
 
 template <typename T>
 struct step_gradients {

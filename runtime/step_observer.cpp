@@ -14,12 +14,22 @@ std::string_view op_lane_name(op_lane lane) noexcept {
         return "pp";
     case op_lane::dp:
         return "dp";
+    case op_lane::host:
+        return "host";
     }
     return "compute";
 }
 
 std::string_view op_phase_name(op_phase phase) noexcept {
-    return phase == op_phase::forward ? "fwd" : "bwd";
+    switch (phase) {
+    case op_phase::forward:
+        return "fwd";
+    case op_phase::backward:
+        return "bwd";
+    case op_phase::optimizer:
+        return "optimizer";
+    }
+    return "fwd";
 }
 
 } // namespace wlb::runtime

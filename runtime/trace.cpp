@@ -132,35 +132,59 @@ trace_event trace_event_from_json(const nlohmann::json& j, std::string_view wher
     return e;
 }
 
-void write_trace_dir(const std::string& dir, const trace& t, const nlohmann::json* extra) {
+namespace {
+
+void create_trace_dir(const std::string& dir) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     if (ec)
         throw runtime_failure(
             fmt::format("{}: cannot create the trace directory: {}", dir, ec.message()));
+}
+
+} // namespace
+
+void write_trace_rank_file(const std::string& dir, int rank,
+                           const std::vector<trace_event>& events) {
+    create_trace_dir(dir);
+    atomic_writer out((std::filesystem::path(dir) / rank_file_name(rank)).string());
+    for (const auto& e : events) {
+        out.write(to_json(e).dump());
+        out.write("\n");
+    }
+    out.commit();
+}
+
+void write_trace_manifest(const std::string& dir, const trace_meta& meta,
+                          const std::vector<std::int64_t>& events_per_rank,
+                          const nlohmann::json* extra) {
+    create_trace_dir(dir);
     nlohmann::json manifest = extra && extra->is_object() ? *extra : nlohmann::json::object();
     manifest["schema"] = trace_schema;
-    manifest["source"] = t.meta.source;
-    manifest["layout"] = {{"spec", t.meta.job_layout.spec()},
-                          {"order", t.meta.job_layout.order_string()}};
-    manifest["world_size"] = t.meta.job_layout.world_size();
-    manifest["steps"] = t.meta.steps;
-    manifest["tp_replicated"] = t.meta.tp_replicated;
-    manifest["note"] = t.meta.note;
+    manifest["source"] = meta.source;
+    manifest["layout"] = {{"spec", meta.job_layout.spec()},
+                          {"order", meta.job_layout.order_string()}};
+    manifest["world_size"] = meta.job_layout.world_size();
+    manifest["steps"] = meta.steps;
+    manifest["tp_replicated"] = meta.tp_replicated;
+    manifest["note"] = meta.note;
     manifest["clock"] = "ns, from the start of the first step";
     auto& ranks = manifest["ranks"] = nlohmann::json::array();
-    for (std::size_t r = 0; r < t.ranks.size(); ++r) {
-        const std::string name = rank_file_name(static_cast<int>(r));
-        atomic_writer out((std::filesystem::path(dir) / name).string());
-        for (const auto& e : t.ranks[r]) {
-            out.write(to_json(e).dump());
-            out.write("\n");
-        }
-        out.commit();
-        ranks.push_back({{"rank", r}, {"file", name}, {"events", t.ranks[r].size()}});
-    }
+    for (std::size_t r = 0; r < events_per_rank.size(); ++r)
+        ranks.push_back({{"rank", r},
+                         {"file", rank_file_name(static_cast<int>(r))},
+                         {"events", events_per_rank[r]}});
     write_file_atomic((std::filesystem::path(dir) / "manifest.json").string(),
                       manifest.dump(2) + "\n");
+}
+
+void write_trace_dir(const std::string& dir, const trace& t, const nlohmann::json* extra) {
+    std::vector<std::int64_t> counts;
+    for (std::size_t r = 0; r < t.ranks.size(); ++r) {
+        write_trace_rank_file(dir, static_cast<int>(r), t.ranks[r]);
+        counts.push_back(static_cast<std::int64_t>(t.ranks[r].size()));
+    }
+    write_trace_manifest(dir, t.meta, counts, extra);
 }
 
 trace_reader::trace_reader(std::string dir) : m_dir(std::move(dir)) {

@@ -86,6 +86,16 @@ inline constexpr std::string_view trace_schema = "wlbtune.trace/1";
 /// `extra` (an object, may be null) is merged into the manifest (e.g. provenance).
 void write_trace_dir(const std::string& dir, const trace& t, const nlohmann::json* extra = nullptr);
 
+/// The two halves of write_trace_dir, for a job whose ranks write their own files (the real
+/// executors): every rank writes its events, then one rank writes the manifest once every
+/// rank's file is complete. The directory is created if missing.
+void write_trace_rank_file(const std::string& dir, int rank,
+                           const std::vector<trace_event>& events);
+/// `events_per_rank[r]` is the number of events rank r wrote (its file is listed for every r).
+void write_trace_manifest(const std::string& dir, const trace_meta& meta,
+                          const std::vector<std::int64_t>& events_per_rank,
+                          const nlohmann::json* extra = nullptr);
+
 /// Reads a trace directory one rank at a time: open() reads and checks the manifest; then
 /// read_rank() streams one rank's file line by line into the callback. Throws
 /// wlb::input_error naming the file and line on anything malformed.

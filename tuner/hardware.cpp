@@ -67,6 +67,46 @@ hardware_config h200() {
     return h;
 }
 
+// The dev VM's CPU as `wlbtune run --backend cpu` uses it (one BLAS thread per MPI rank, two
+// ranks on its two cores), for the simulator's predictions of real CPU runs. Every number is
+// the output of `mpirun -np 2 bench_cpu_runtime --calibrate small float` (docs/benchmarks.md).
+hardware_config cpu_dev_vm() {
+    hardware_config h;
+    h.name = "cpu-dev-vm";
+    h.gemm_tflops = 0.0171;
+    h.peak_bf16_tflops = h.gemm_tflops;
+    h.attention_fwd = {
+        {16, 0.00206}, {64, 0.00369}, {256, 0.00518}, {1024, 0.00572}, {4096, 0.00711}};
+    h.attention_bwd_rate_ratio = 1.30;
+    h.attention_tile = 64;
+    h.hbm_gbytes_per_s = 0.921;
+    h.nvlink_gbytes_per_s = 0.323;
+    h.nvlink_latency_us = 0.94;
+    h.network_gbytes_per_s = h.nvlink_gbytes_per_s;
+    h.network_latency_us = h.nvlink_latency_us;
+    h.gpus_per_node = 64;
+    h.memory_gbytes = 16.0;
+    const std::string how = "measured on the dev VM (2 cores shared with other builds, load "
+                            "average 9.2-9.5), 2026-11-26: mpirun -np 2 bench_cpu_runtime "
+                            "--calibrate small float, both ranks at once, 1 BLAS thread each";
+    h.sources = {
+        {"gemm_tflops", how + "; a layer's forward and backward GEMMs at 2048 tokens"},
+        {"peak_bf16_tflops", "set to gemm_tflops (a CPU has no separate bf16 peak here)"},
+        {"attention_fwd", how + "; forward kernel over whole documents of 16..4096 tokens"},
+        {"attention_bwd_rate_ratio", how + "; backward rate (2.5x forward FLOPs) / forward"},
+        {"attention_tile", "the CPU attention kernel's 64-query block (kernels/attention.cpp)"},
+        {"hbm_gbytes_per_s", how + "; effective rate of a layer's element-wise kernels against "
+                                   "the cost model's 24 + 48 hidden-sized passes per token"},
+        {"nvlink_gbytes_per_s", how + "; MPI all-gather of 8 MiB through shared memory"},
+        {"nvlink_latency_us", how + "; MPI all-reduce of one value, per ring step"},
+        {"network_gbytes_per_s", "as nvlink: a dev VM job has every rank on one host"},
+        {"network_latency_us", "as nvlink: a dev VM job has every rank on one host"},
+        {"gpus_per_node", "ranks per host: all of a dev VM job"},
+        {"memory_gbytes", "assumed host memory per rank"},
+    };
+    return h;
+}
+
 void validate(const hardware_config& h, std::string_view where) {
     auto positive = [&](double v, const char* field) {
         if (!(v > 0.0) || !std::isfinite(v))
@@ -118,7 +158,7 @@ double hardware_config::attention_fwd_tflops(double query_tokens) const {
 }
 
 std::vector<std::string> hardware_preset_names() {
-    return {"h100-sxm", "h200"};
+    return {"h100-sxm", "h200", "cpu-dev-vm"};
 }
 
 hardware_config hardware_preset(std::string_view name) {
@@ -126,8 +166,12 @@ hardware_config hardware_preset(std::string_view name) {
         return h100();
     if (name == "h200")
         return h200();
+    if (name == "cpu-dev-vm")
+        return cpu_dev_vm();
     throw input_error(fmt::format(
-        "unknown hardware \"{}\" (presets: h100-sxm, h200; or a path to a JSON file)", name));
+        "unknown hardware \"{}\" (presets: h100-sxm, h200, cpu-dev-vm; or a path to a JSON "
+        "file)",
+        name));
 }
 
 hardware_config hardware_from_json(const nlohmann::json& j, std::string_view where) {
@@ -183,7 +227,8 @@ hardware_config hardware_from_json(const nlohmann::json& j, std::string_view whe
 }
 
 hardware_config load_hardware(const std::string& name_or_path) {
-    if (name_or_path == "h100-sxm" || name_or_path == "h100" || name_or_path == "h200")
+    if (name_or_path == "h100-sxm" || name_or_path == "h100" || name_or_path == "h200" ||
+        name_or_path == "cpu-dev-vm")
         return hardware_preset(name_or_path);
     std::ifstream in(name_or_path);
     if (!in)

@@ -6,8 +6,18 @@
 //      holds, and per rank the captured seconds in attention and in CP collectives. Started by
 //      mpirun with 2 ranks, the ranks are MPI processes (wlb::mpi); otherwise
 //      two threads of this process over the in-process communicator.
+//   4. --calibrate [MODEL] [float|double]: the CPU hardware description for the cost model
+//      (tuner/hardware.hpp), measured at the decoder's own shapes (default: small, float) and
+//      printed as JSON: GEMM rate over a layer's forward and backward GEMMs, the attention
+//      kernel's forward rate by query-chunk length and its backward's rate ratio, an effective
+//      element-wise bandwidth (the element-wise kernels of a layer against the cost model's
+//      24 hidden-sized passes per token), and under mpirun the collective latency and
+//      bandwidth. Every rank measures at once, as in a run; the figures are the ranks' means.
+//      The cpu-dev-vm preset holds its output on the dev VM.
 // Usage: [mpirun -np 2] bench_cpu_runtime [--quick|--full] [--default-malloc]
+//        [mpirun -np 2] bench_cpu_runtime --calibrate [tiny|small|FILE] [float|double]
 //   --quick: smaller sizes, for a smoke run; --default-malloc: skip retain_freed_memory()
+#include "cpu_calibration.hpp"
 #include "kernels/ops.hpp"
 #include "runtime/batch.hpp"
 #include "runtime/communicator.hpp"
@@ -15,6 +25,7 @@
 #include "runtime/decoder_step.hpp"
 #include "runtime/fake_communicator.hpp"
 #include "runtime/host_memory.hpp"
+#include "tuner/hardware.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -22,6 +33,7 @@
 #include <cstring>
 #include <fmt/format.h>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <vector>
 
@@ -107,7 +119,7 @@ struct time_split final : step_observer {
     double attention_seconds = 0;
     double cp_seconds = 0;
     void record(const op_record& op) override {
-        if (op.name == "attention")
+        if (op.name.starts_with("attention"))
             attention_seconds += static_cast<double>(op.dur_ns) * 1e-9;
         if (op.lane == op_lane::cp)
             cp_seconds += static_cast<double>(op.dur_ns) * 1e-9;
@@ -233,6 +245,16 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
+    for (int i = 1; i < argc; ++i)
+        if (std::strcmp(argv[i], "--calibrate") == 0) {
+            const decoder_config m = load_decoder_config(i + 1 < argc ? argv[i + 1] : "small");
+            const bool dbl = i + 2 < argc && std::strcmp(argv[i + 2], "double") == 0;
+            const auto hw = dbl ? wlb::bench::calibrate_cpu<double>(m, mpi_world.get())
+                                : wlb::bench::calibrate_cpu<float>(m, mpi_world.get());
+            if (mpi_world == nullptr || mpi_world->rank() == 0)
+                fmt::print("{}\n", wlb::tuner::to_json(hw).dump(2));
+            return 0;
+        }
     if (mpi_world == nullptr || mpi_world->rank() == 0) {
         fmt::print("allocator: {}\n\n",
                    retained ? "freed memory retained (retain_freed_memory)" : "C library defaults");

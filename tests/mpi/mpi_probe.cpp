@@ -9,11 +9,19 @@
 //   decoder LAYOUT POLICY       one decoder step (double) with TP, CP, PP (1F1B order) and DP of
 //                               LAYOUT and per_seq or per_doc chunks; every rank's loss and
 //                               gradient part must equal a single-rank run within 1e-5 relative
+//   run LAYOUT double|float|both
+//                               the CPU trainer of `wlbtune run` (the simulator's pipeline
+//                               schedule) on packer-made steps (plain and wlb packing) under
+//                               every sharding policy (per-seq, per-doc, adaptive, hybrid): every
+//                               rank's loss and gradients equal the single-rank run within the
+//                               stated tolerance (tests/support/run_batches.hpp), 8 or 16 cases
+//                               in one launch
 // Exit code 0 when every check held; a failed check prints "wlb_mpi_probe: FAIL ..." and exits 1.
 #include "runtime/communicator.hpp"
 #include "runtime/error.hpp"
 #include "runtime/layout.hpp"
 #include "support/hand_shards.hpp"
+#include "support/run_batches.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -165,6 +173,37 @@ int decoder(const std::string& spec, const std::string& policy_name) {
     return 0;
 }
 
+int run_cases(const std::string& spec, const std::string& numbers) {
+    if (numbers != "double" && numbers != "float" && numbers != "both")
+        fail("run needs double, float or both");
+    auto world = make_world_communicator({.watchdog_seconds = 30.0});
+    const layout l = layout::parse(spec);
+    int cases = 0;
+    double worst = 0;
+    for (auto packing : wlb::test::run_test_packings())
+        for (auto sharding : wlb::test::run_test_shardings()) {
+            std::string problem;
+            if (numbers != "float") {
+                problem = wlb::test::check_run_case<double>(*world, l, packing, sharding, worst);
+                ++cases;
+            }
+            if (problem.empty() && numbers != "double") {
+                problem = wlb::test::check_run_case<float>(*world, l, packing, sharding, worst);
+                ++cases;
+            }
+            if (!problem.empty())
+                fail(problem);
+        }
+    std::vector<double> w = {worst};
+    world->all_reduce(std::span<double>(w)); // a sum bounds the max from above
+    if (world->rank() == 0)
+        fmt::print("run ok on {} ranks, layout {}: {} cases (plain and wlb packing x per-seq, "
+                   "per-doc, adaptive, hybrid), worst error / tolerance (summed over ranks) "
+                   "{:.3g}\n",
+                   world->size(), l.spec(), cases, w[0]);
+    return 0;
+}
+
 int watchdog(double seconds, int silent, const std::string& spec) {
     auto world = make_world_communicator({.watchdog_seconds = seconds});
     group_communicators groups;
@@ -197,11 +236,13 @@ int main(int argc, char** argv) {
             return collectives(argv[2]);
         if (scenario == "decoder" && argc == 4)
             return decoder(argv[2], argv[3]);
+        if (scenario == "run" && argc == 4)
+            return run_cases(argv[2], argv[3]);
         if (scenario == "watchdog" && (argc == 4 || argc == 5))
             return watchdog(std::stod(argv[2]), std::stoi(argv[3]), argc == 5 ? argv[4] : "");
         fmt::print(stderr, "usage: wlb_mpi_probe collectives LAYOUT | watchdog SECONDS SILENT "
                            "[LAYOUT] | decoder LAYOUT "
-                           "per_seq|per_doc\n");
+                           "per_seq|per_doc | run LAYOUT double|float|both\n");
         return 2;
     } catch (const wlb::error& e) {
         fmt::print(stderr, "wlb_mpi_probe: error: {}\n", e.what());

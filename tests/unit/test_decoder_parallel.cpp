@@ -298,11 +298,11 @@ TEST(DecoderCapture, EveryOperationIsReportedInOrderWithItsMicroBatchLayerAndByt
         std::map<std::tuple<int, int, int>, int> attention; // (phase, m, layer) -> count
         int sends = 0, recvs = 0, grad_reductions = 0;
         for (const auto& op : ops) {
-            if (op.name == "attention") {
+            if (op.name == "attention fwd" || op.name == "attention bwd") {
                 ASSERT_EQ(op.layer, c.pp);
                 ++attention[{static_cast<int>(op.phase), op.micro_batch, op.layer}];
             }
-            if (op.name == "kv_all_gather") {
+            if (op.name == "cp all-gather kv") {
                 // Every CP rank contributes the longest CP rank's rows of K and V.
                 const auto& mb_shard = shards[0][static_cast<std::size_t>(op.micro_batch)];
                 std::int64_t max_rows = 0;
@@ -314,10 +314,17 @@ TEST(DecoderCapture, EveryOperationIsReportedInOrderWithItsMicroBatchLayerAndByt
                 }
                 ASSERT_EQ(op.bytes, max_rows * 2 * hl * 8);
                 ASSERT_EQ(op.lane, op_lane::cp);
+                ASSERT_EQ(op.type, op_type::collective);
             }
-            sends += op.lane == op_lane::pp && op.name.starts_with("send");
-            recvs += op.lane == op_lane::pp && op.name.starts_with("recv");
-            grad_reductions += op.name == "grad_all_reduce";
+            if (op.type == op_type::send || op.type == op_type::recv) {
+                // A stage's messages go to and come from its one neighbour (pp = 2).
+                ASSERT_EQ(op.lane, op_lane::pp);
+                ASSERT_EQ(op.peer_world_rank, l.rank_of({c.tp, c.cp, 1 - c.pp, c.dp}));
+                ASSERT_GE(op.message, 0);
+            }
+            sends += op.type == op_type::send;
+            recvs += op.type == op_type::recv;
+            grad_reductions += op.name == "grad all-reduce";
         }
         ASSERT_EQ(static_cast<int>(attention.size()), 2 * micro_batches);
         for (const auto& [key, count] : attention)

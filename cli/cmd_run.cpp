@@ -1,0 +1,271 @@
+// wlbtune run: execute real 4D-parallel training steps (forward, backward, gradient reduction,
+// optimizer) on the ranks mpirun started, print per-step measured time and loss beside the
+// simulator's prediction, and write the job's trace (host timers, wlbtune.trace/1).
+#include "cli/command.hpp"
+#include "reports/perfetto.hpp"
+#include "reports/run_report.hpp"
+#include "runtime/atomic_file.hpp"
+#include "runtime/backend.hpp"
+#include "runtime/communicator.hpp"
+#include "runtime/error.hpp"
+#include "runtime/token_count.hpp"
+#include "runtime/trace.hpp"
+#include "runtime/train_run.hpp"
+#include "tuner/document_stream.hpp"
+#include "tuner/open_document_source.hpp"
+#include "tuner/pack_run.hpp"
+#include "tuner/run_job.hpp"
+
+#include <cstdio>
+#include <fmt/format.h>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+namespace wlb::cli {
+namespace {
+
+struct run_options {
+    std::string backend = "cpu";
+    std::string layout = "tp=1,cp=1,pp=1,dp=1";
+    std::string order = std::string(runtime::layout::default_order);
+    std::string model = "tiny";
+    std::string data = "default";
+    std::string config;
+    std::string context = "4k";
+    std::string context_policy = "truncate";
+    std::optional<std::uint64_t> shuffle_seed;
+    std::string packing = "wlb";
+    int queues = 2;
+    std::string thresholds;
+    std::string smax = "1.5x";
+    int window = 1;
+    int micro_batches = 0;
+    std::string sharding = "adaptive";
+    std::string hybrid_threshold = "auto";
+    std::string schedule = "auto";
+    std::int64_t steps = 3;
+    std::string precision = "float";
+    std::uint64_t seed = 1;
+    double learning_rate = 1e-2;
+    std::string hardware = "cpu-dev-vm";
+    double watchdog_seconds = runtime::default_watchdog_seconds;
+    std::string trace_dir;
+    std::string trace;
+    std::string json_path;
+};
+
+void run_run(const run_options& o) {
+    // Everything that can be refused is refused before MPI starts and before any work.
+    if (!o.config.empty())
+        throw input_error(o.config, "--config: tuned configurations (wlbtune.config/1) come with "
+                                    "the tuner ([tuner] issue) and cannot be run yet; pass "
+                                    "--packing and --sharding instead");
+    const auto l = runtime::layout::parse(o.layout, o.order);
+    const auto launch = runtime::detect_launch();
+    if (launch.size != l.world_size())
+        throw input_error(fmt::format("layout {} needs {} ranks but the job has {} (launcher {}); "
+                                      "start it with mpirun -np {}",
+                                      l.spec(), l.world_size(), launch.size, launch.launcher,
+                                      l.world_size()));
+    const auto kind = runtime::parse_backend(o.backend);
+    runtime::check_backend_available(kind);
+    if (!o.trace.empty() && o.trace_dir.empty())
+        throw usage_error("--trace needs --trace-dir (the Perfetto file is exported from the "
+                          "trace directory the ranks write)");
+    const auto numbers = runtime::parse_precision(o.precision);
+    auto model = runtime::load_decoder_config(o.model);
+    model.validate(l.tp());
+    if (model.layers < static_cast<std::int64_t>(l.pp()) * l.vpp())
+        throw input_error(fmt::format("model {}: {} layers cannot fill pp={} x vpp={} model "
+                                      "chunks",
+                                      model.name, model.layers, l.pp(), l.vpp()));
+    const auto context = runtime::parse_token_count(o.context, "--context");
+    const auto schedule = runtime::parse_schedule(o.schedule, l.vpp());
+    const auto costs = tuner::run_cost_model(model, tuner::load_hardware(o.hardware), l, numbers);
+
+    tuner::packing_config packing;
+    packing.policy = tuner::parse_packing_policy(o.packing);
+    packing.context_tokens = context;
+    packing.replicas = l.dp();
+    packing.micro_batches = o.micro_batches > 0 ? o.micro_batches : l.pp();
+    packing.smax_tokens = tuner::parse_smax(o.smax, context);
+    packing.thresholds = o.thresholds.empty() ? tuner::default_thresholds(o.queues, context)
+                                              : tuner::parse_thresholds(o.thresholds);
+    packing.window = o.window;
+    tuner::validate(packing);
+    tuner::sharding_spec sharding;
+    sharding.policy = tuner::parse_sharding_policy(o.sharding, "--sharding");
+    sharding.hybrid_threshold_tokens =
+        tuner::parse_hybrid_threshold(o.hybrid_threshold, "--hybrid-threshold");
+
+    // Every rank packs and shards the same steps (the packers and sharders are deterministic),
+    // so no batch travels between ranks.
+    tuner::stream_options so;
+    so.context_tokens = context;
+    so.policy = tuner::parse_context_policy(o.context_policy);
+    so.shuffle_seed = o.shuffle_seed;
+    const auto spec = tuner::parse_source_spec(o.data);
+    tuner::document_stream stream(tuner::open_document_source(o.data), so);
+    const auto packer = tuner::make_packer(packing, costs);
+    const auto sharder = tuner::make_sharder(sharding, costs);
+    const auto batches = tuner::pack_and_shard(stream, *packer, *sharder, o.steps, o.data);
+    const auto predicted = tuner::predict_run_seconds(costs, model, batches.steps, schedule);
+
+    auto world = runtime::make_world_communicator({.watchdog_seconds = o.watchdog_seconds});
+    runtime::backend_options bo;
+    bo.model = model;
+    bo.job_layout = l;
+    bo.numbers = numbers;
+    bo.trainer.seed = o.seed;
+    bo.trainer.learning_rate = o.learning_rate;
+    bo.trainer.schedule = schedule;
+    auto backend = runtime::make_backend(kind, *world, bo);
+    const bool main_rank = world->rank() == 0;
+
+    reports::run_context ctx;
+    ctx.backend = std::string(backend->name());
+    ctx.precision = std::string(runtime::to_string(numbers));
+    ctx.job_layout = l;
+    ctx.launcher = launch.launcher;
+    ctx.model = model;
+    ctx.data = stream.describe();
+    ctx.context_tokens = context;
+    ctx.packing = tuner::describe(packing);
+    ctx.packing_json = tuner::to_json(packing);
+    ctx.sharding = sharding;
+    ctx.schedule = schedule.describe(l.pp(), l.vpp());
+    ctx.hardware = costs.hardware().name;
+    ctx.trace_dir = o.trace_dir;
+    ctx.inputs = tuner::source_inputs(spec);
+    if (main_rank) {
+        fmt::print("{}", reports::run_header_text(ctx));
+        std::fflush(stdout);
+    }
+
+    std::vector<reports::run_step_row> rows;
+    runtime::run_options ro;
+    ro.trace_dir = o.trace_dir;
+    ro.trace_info.source = "cpu";
+    ro.trace_info.note = fmt::format("measured by wlbtune run --backend cpu ({}): host timers "
+                                     "(steady_clock) around every operation; model {}",
+                                     ctx.precision, model.name);
+    ro.trace_manifest_extra = runtime::report_header(runtime::trace_schema, ctx.inputs);
+    const auto result = runtime::run_training(
+        *backend, *world, l, batches.steps, ro, [&](const runtime::step_record& r) {
+            const auto i = rows.size();
+            rows.push_back(
+                reports::make_run_step_row(r, batches.steps[i], predicted[i], batches.applied[i]));
+            if (main_rank) {
+                fmt::print("{}", reports::run_step_text(rows.back(), i == 0));
+                std::fflush(stdout);
+            }
+        });
+    if (!main_rank)
+        return;
+    if (!o.trace.empty())
+        reports::write_perfetto(runtime::trace_reader(o.trace_dir).read_all(), o.trace,
+                                "measured (cpu, host timers)");
+    if (!o.json_path.empty())
+        runtime::write_file_atomic(
+            o.json_path, reports::run_json(ctx, rows, result.trace_events).dump(2) + "\n");
+    fmt::print("{}", reports::run_summary_text(ctx, rows, result.trace_events));
+    if (!o.trace.empty())
+        fmt::print("Perfetto trace (measured): {} (open in https://ui.perfetto.dev)\n", o.trace);
+}
+
+} // namespace
+
+registered_command register_run(CLI::App& app, error_sink& sink) {
+    auto o = std::make_shared<run_options>();
+    auto* sub = app.add_subcommand(
+        "run", "Run real 4D-parallel training steps on the ranks mpirun started (CPU backend: "
+               "OpenBLAS kernels, MPI collectives); print measured step time and loss beside the "
+               "simulator's prediction; capture a trace");
+    sub->add_option("--backend", o->backend, "Execution backend: cpu (cuda: not built yet)")
+        ->capture_default_str();
+    sub->add_option("-l,--layout", o->layout,
+                    "Parallel degrees tp=,cp=,pp=,dp=[,vpp=]; the job must have their product "
+                    "of ranks")
+        ->capture_default_str();
+    sub->add_option("--order", o->order, "Axis order, innermost first")->capture_default_str();
+    sub->add_option("-m,--model", o->model,
+                    "Decoder: tiny, small, or a JSON file with vocab, hidden, heads, ffn, layers")
+        ->capture_default_str();
+    sub->add_option("-d,--data", o->data,
+                    std::string("Document source:\n") + std::string(tuner::source_spec_help()))
+        ->capture_default_str();
+    sub->add_option("--config", o->config,
+                    "Tuned configuration (wlbtune.config/1): not supported yet, arrives with "
+                    "the tuner; use --packing and --sharding");
+    sub->add_option("-c,--context", o->context, "Sequence length C in tokens (4k = 4096)")
+        ->capture_default_str();
+    sub->add_option("--context-policy", o->context_policy,
+                    "A document longer than the context: truncate or split")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"truncate", "split"}));
+    sub->add_option("--shuffle", o->shuffle_seed,
+                    "Shuffle the dataloader order with this seed (default: stored order)");
+    sub->add_option("-p,--packing", o->packing,
+                    "Packing policy: plain, fixed-greedy, varlen, wlb, ffd (see wlbtune pack)")
+        ->capture_default_str();
+    sub->add_option("--queues", o->queues, "wlb: number of outlier queues (default thresholds)")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    sub->add_option("--thresholds", o->thresholds, "wlb: queue lower bounds, e.g. 1k,2k");
+    sub->add_option("--smax", o->smax, "varlen/wlb: most tokens per micro-batch (1.5x or tokens)")
+        ->capture_default_str();
+    sub->add_option("--window", o->window, "fixed-greedy: global batches per packing window")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    sub->add_option("--micro-batches", o->micro_batches,
+                    "Micro-batches per DP replica per step (0: the layout's pp)")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    sub->add_option("-s,--sharding", o->sharding,
+                    "CP sharding: per-seq, per-doc, adaptive, hybrid (see wlbtune shard)")
+        ->capture_default_str();
+    sub->add_option("--hybrid-threshold", o->hybrid_threshold,
+                    "hybrid: documents of at least this many tokens are sharded per document "
+                    "(auto: per micro-batch)")
+        ->capture_default_str();
+    sub->add_option("--schedule", o->schedule,
+                    "Pipeline schedule: 1f1b, interleaved, llama3:N, auto (interleaved when vpp "
+                    "> 1)")
+        ->capture_default_str();
+    sub->add_option("-n,--steps", o->steps, "Training steps to run")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    sub->add_option("--precision", o->precision, "Numbers: float or double")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"float", "double"}));
+    sub->add_option("--seed", o->seed, "Seed of the initial parameters")->capture_default_str();
+    sub->add_option("--learning-rate", o->learning_rate, "SGD learning rate")
+        ->capture_default_str();
+    sub->add_option("--hardware", o->hardware,
+                    "Hardware the packers, the sharders and the predictions assume: a preset "
+                    "(cpu-dev-vm, h100-sxm, h200) or a JSON file")
+        ->capture_default_str();
+    sub->add_option("--watchdog", o->watchdog_seconds,
+                    "Seconds a collective or receive may take before the job is aborted")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    sub->add_option("--trace-dir", o->trace_dir,
+                    "Write the job's trace here (wlbtune.trace/1: one JSONL file per rank and a "
+                    "manifest)");
+    sub->add_option("--trace", o->trace,
+                    "Also export it as a Perfetto file (rank 0 reads the trace directory; .gz "
+                    "compresses)");
+    sub->add_option("--json", o->json_path, "Write the run report (wlbtune.run/1) to this file");
+    sub->footer("Examples:\n"
+                "  wlbtune run --model tiny --steps 3\n"
+                "  mpirun -np 2 wlbtune run --layout cp=2 --model small --context 8k --sharding "
+                "per-doc --trace-dir trace/\n"
+                "  mpirun -np 8 wlbtune run --layout tp=2,cp=2,pp=2 --packing wlb --json run.json");
+    return {sub, [o, &sink] {
+                sink.json_path = o->json_path;
+                run_run(*o);
+            }};
+}
+
+} // namespace wlb::cli

@@ -1,0 +1,71 @@
+// The `run` reports: one line per step as it completes (measured step time and loss beside the
+// simulator's prediction of the same step), a summary, and versioned JSON ("wlbtune.run/1").
+// Measured and predicted figures are labelled as such.
+#pragma once
+
+#include "runtime/decoder.hpp"
+#include "runtime/layout.hpp"
+#include "runtime/provenance.hpp"
+#include "runtime/train_run.hpp"
+#include "tuner/sharding.hpp"
+
+#include <array>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wlb::reports {
+
+inline constexpr std::string_view run_schema = "wlbtune.run/1";
+
+struct run_context {
+    std::string backend;   ///< "cpu"
+    std::string precision; ///< "float", "double"
+    runtime::layout job_layout{1, 1, 1, 1};
+    std::string launcher; ///< runtime::launch_info::launcher
+    runtime::decoder_config model;
+    std::string data; ///< the document stream's description
+    std::int64_t context_tokens = 0;
+    std::string packing;         ///< tuner::describe(packing_config)
+    nlohmann::json packing_json; ///< tuner::to_json(packing_config)
+    tuner::sharding_spec sharding;
+    std::string schedule;  ///< schedule_options::describe
+    std::string hardware;  ///< the cost model's hardware (predictions)
+    std::string trace_dir; ///< empty: none
+    std::vector<runtime::input_identity> inputs;
+};
+
+/// One step: what was measured, what the simulator predicted, and what the step held.
+struct run_step_row {
+    runtime::step_record measured;
+    double predicted_seconds = 0.0; ///< simulated
+    std::int64_t tokens = 0;        ///< of the global batch
+    std::int64_t documents = 0;
+    int micro_batches = 0;        ///< per DP replica (the largest)
+    std::array<int, 4> applied{}; ///< micro-batches laid out per sharding_policy
+};
+
+/// The row of a step: its measured record, its prediction, and what the step held.
+[[nodiscard]] run_step_row make_run_step_row(const runtime::step_record& measured,
+                                             const runtime::training_step& step,
+                                             double predicted_seconds,
+                                             const std::array<int, 4>& applied);
+
+/// The run's facts, printed once before the first step.
+[[nodiscard]] std::string run_header_text(const run_context& c);
+/// The line of one step; the column header comes with the first one.
+[[nodiscard]] std::string run_step_text(const run_step_row& row, bool first);
+/// Mean measured and predicted step time (steps after the first when there are several: the
+/// first warms allocations up) and the prediction's error.
+[[nodiscard]] std::string run_summary_text(const run_context& c,
+                                           const std::vector<run_step_row>& rows,
+                                           std::int64_t trace_events);
+[[nodiscard]] nlohmann::json run_json(const run_context& c, const std::vector<run_step_row>& rows,
+                                      std::int64_t trace_events);
+
+/// The steps the summary averages over: all but the first when there are at least two.
+[[nodiscard]] std::size_t run_summary_first_step(std::size_t steps) noexcept;
+
+} // namespace wlb::reports

@@ -1,0 +1,145 @@
+// wlbtune run end to end: one process without mpirun (world size 1), the refusals before any
+// work (a world that does not match the layout, --backend cuda, --config), and an mpirun job
+// whose trace directory reads back, exports a Perfetto file that perfetto_check accepts, and
+// whose losses equal the single-process run's on the same steps.
+#include "reports/perfetto_check.hpp"
+#include "runtime/trace.hpp"
+#include "support/cli_runner.hpp"
+#include "support/mpi_runner.hpp"
+
+#include <cmath>
+#include <filesystem>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+using wlb::test::read_text;
+using wlb::test::run_mpi_wlbtune;
+using wlb::test::run_wlbtune;
+using wlb::test::temp_dir;
+
+// Small documents (<= 256 tokens) so that tiny steps take milliseconds.
+const std::string data = "--data 'synthetic:lognormal?mu=4&sigma=1&n=3000&seed=3&max=256' "
+                         "--context 256 --model tiny";
+
+nlohmann::json read_json(const std::filesystem::path& p) {
+    return nlohmann::json::parse(read_text(p));
+}
+
+TEST(CliRun, WithoutMpirunTheWorldIsOneRankAndEveryStepIsReported) {
+    temp_dir tmp;
+    const auto json = tmp / "run.json";
+    auto r = run_wlbtune("run " + data + " --steps 3 --packing varlen --sharding per-doc --json '" +
+                         json.string() + "'");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("wlbtune run: backend cpu (float), layout tp=1,cp=1,pp=1,dp=1"),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("mean step time over steps 1..2"), std::string::npos) << r.out;
+    const auto j = read_json(json);
+    EXPECT_EQ(j["schema"], "wlbtune.run/1");
+    EXPECT_EQ(j["layout"]["world_size"], 1);
+    EXPECT_EQ(j["packing"]["policy"], "varlen");
+    ASSERT_EQ(j["steps"].size(), 3u);
+    for (const auto& s : j["steps"]) {
+        const double loss = s["loss"].get<double>();
+        // Cross-entropy of a near-uniform prediction over the vocabulary of 128: about ln 128.
+        EXPECT_GT(loss, 0.5 * std::log(128.0));
+        EXPECT_LT(loss, 2.0 * std::log(128.0));
+        EXPECT_GT(s["seconds"].get<double>(), 0.0);
+        EXPECT_GT(s["predicted_seconds"].get<double>(), 0.0);
+        EXPECT_GT(s["tokens"].get<std::int64_t>(), 0);
+    }
+}
+
+TEST(CliRun, ALayoutOfAnotherWorldSizeIsRefusedBeforeAnyWork) {
+    temp_dir tmp;
+    const auto trace = tmp / "trace";
+    auto r = run_wlbtune("run " + data + " --layout cp=2 --trace-dir '" + trace.string() + "'");
+    EXPECT_EQ(r.exit_code, 3) << r.err;
+    EXPECT_NE(r.err.find("layout tp=1,cp=2,pp=1,dp=1 needs 2 ranks but the job has 1"),
+              std::string::npos)
+        << r.err;
+    EXPECT_FALSE(std::filesystem::exists(trace));
+}
+
+TEST(CliRun, TheCudaBackendAndTunedConfigsAreClearErrorsForNow) {
+    auto cuda = run_wlbtune("run " + data + " --backend cuda");
+    EXPECT_EQ(cuda.exit_code, 3);
+    EXPECT_NE(cuda.err.find("--backend cuda: the CUDA backend"), std::string::npos) << cuda.err;
+    EXPECT_NE(cuda.err.find("Use --backend cpu"), std::string::npos) << cuda.err;
+    auto config = run_wlbtune("run " + data + " --config tuned.json");
+    EXPECT_EQ(config.exit_code, 3);
+    EXPECT_NE(config.err.find("tuned.json: --config: tuned configurations"), std::string::npos)
+        << config.err;
+    auto other = run_wlbtune("run " + data + " --backend tpu");
+    EXPECT_EQ(other.exit_code, 3);
+    EXPECT_NE(other.err.find("unknown backend \"tpu\""), std::string::npos) << other.err;
+    auto precision = run_wlbtune("run " + data + " --precision half");
+    EXPECT_EQ(precision.exit_code, 2) << precision.err;
+}
+
+TEST(CliRunMpi, AMismatchedWorldIsRefusedOnEveryRankWithExitCode3) {
+    WLB_SKIP_WITHOUT_MPI();
+    temp_dir tmp;
+    const auto trace = tmp / "trace";
+    auto r = run_mpi_wlbtune(2, "run " + data + " --layout cp=2,pp=2 --trace-dir '" +
+                                    trace.string() + "'");
+    EXPECT_EQ(r.exit_code, 3) << r.err;
+    EXPECT_NE(r.err.find("layout tp=1,cp=2,pp=2,dp=1 needs 4 ranks but the job has 2"),
+              std::string::npos)
+        << r.err;
+    EXPECT_FALSE(std::filesystem::exists(trace));
+}
+
+TEST(CliRunMpi, FourRanksWriteATraceThatReadsBackAndExportsAndMatchTheSingleProcessLoss) {
+    WLB_SKIP_WITHOUT_MPI();
+    temp_dir tmp;
+    const auto trace = tmp / "trace";
+    const auto perfetto = tmp / "run.json.gz";
+    const auto json = tmp / "run.json";
+    const auto single = tmp / "single.json";
+    const std::string common = "run " + data +
+                               " --steps 2 --micro-batches 2 --packing wlb --sharding adaptive "
+                               "--precision double --seed 5 ";
+    auto r = run_mpi_wlbtune(4, common + "--layout cp=2,pp=2 --trace-dir '" + trace.string() +
+                                    "' --trace '" + perfetto.string() + "' --json '" +
+                                    json.string() + "'");
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    // Only rank 0 prints.
+    EXPECT_EQ(r.out.find("wlbtune run:"), r.out.rfind("wlbtune run:")) << r.out;
+    EXPECT_NE(r.out.find("launcher openmpi"), std::string::npos) << r.out;
+
+    const auto t = wlb::runtime::trace_reader(trace.string()).read_all();
+    EXPECT_EQ(t.meta.source, "cpu");
+    EXPECT_EQ(t.meta.steps, 2);
+    ASSERT_EQ(t.ranks.size(), 4u);
+    for (const auto& rank : t.ranks)
+        EXPECT_FALSE(rank.empty());
+    const auto check = wlb::reports::check_perfetto_file(perfetto.string());
+    EXPECT_TRUE(check.ok()) << (check.problems.empty() ? "" : check.problems.front());
+    EXPECT_GT(check.flows, 0u);
+    EXPECT_EQ(check.processes, 4u);
+
+    auto one = run_wlbtune(common + "--json '" + single.string() + "'");
+    ASSERT_EQ(one.exit_code, 0) << one.err;
+    const auto a = read_json(json), b = read_json(single);
+    ASSERT_EQ(a["steps"].size(), 2u);
+    ASSERT_EQ(b["steps"].size(), 2u);
+    for (std::size_t s = 0; s < 2; ++s) {
+        // Step 1's loss follows an SGD update with the reduced gradients: equal too.
+        const double la = a["steps"][s]["loss"].get<double>();
+        const double lb = b["steps"][s]["loss"].get<double>();
+        EXPECT_NEAR(la, lb, 1e-9 * lb) << "step " << s;
+        EXPECT_EQ(a["steps"][s]["tokens"], b["steps"][s]["tokens"]);
+    }
+    EXPECT_EQ(a["trace"]["events"].get<std::int64_t>(), [&] {
+        std::int64_t n = 0;
+        for (const auto& rank : t.ranks)
+            n += static_cast<std::int64_t>(rank.size());
+        return n;
+    }());
+}
+
+} // namespace
