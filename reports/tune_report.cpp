@@ -71,13 +71,14 @@ std::string tune_text(const tune_context& c, const tuner::tune_result& r) {
 
     if (!r.knobs.empty()) {
         out += "\nwhat each knob bought (the tuned configuration with that knob alone set back):\n";
-        table k({"knob", "tuned", "set back to", "step s", "slower by", "delay"},
-                {a::left, a::left, a::left, a::right, a::right, a::right});
+        table k({"knob", "tuned", "set back to", "step s", "slower by", "delay", "feasible"},
+                {a::left, a::left, a::left, a::right, a::right, a::right, a::left});
         for (const auto& e : r.knobs)
             k.add_row({e.knob, e.tuned, e.reverted,
                        fmt::format("{:.4f}", e.without.mean_step_seconds),
                        fmt::format("{:+.1f}%", 100.0 * (e.slowdown - 1.0)),
-                       fmt::format("{:.3f}", e.without.delay_mean)});
+                       fmt::format("{:.3f}", e.without.delay_mean),
+                       e.without.feasible ? std::string("yes") : "no: " + e.without.infeasible});
         out += k.render();
     }
 

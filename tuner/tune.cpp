@@ -151,9 +151,6 @@ candidate_result run_one(const cost_model& costs, const document_set& documents,
     if (relaxed.max_delay_steps > 0)
         relaxed.max_delay_steps += (relaxed.max_delay_steps + 3) / 4;
     r.nearly_feasible = check_constraints(r, relaxed, m).empty();
-    if (std::getenv("WLB_TUNE_DEBUG"))
-        fmt::print(stderr, "DEBUG {} steps={} t={:.4f} d={:.3f} {}\n", r.name, r.steps,
-                   r.mean_step_seconds, r.delay_mean, r.infeasible);
     return r;
 }
 
@@ -688,7 +685,7 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
     // 5. what each knob bought: the winner with one knob set back at a time. A revert that is
     // feasible and faster than the winner becomes the winner (and its knobs are measured in
     // turn), so the answer is never beaten by undoing one of its own choices.
-    auto knob_effects = [&](const candidate_result& winner) {
+    auto knob_effects = [&](const candidate_result& winner, std::size_t& expected) {
         std::vector<knob_effect> effects;
         const auto& w = winner.config;
         const auto& sp = out.space;
@@ -736,6 +733,7 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
         std::vector<candidate> cands;
         for (const auto& r : reverts)
             cands.push_back(r.c);
+        expected = reverts.size();
         const auto got = s.run(cands, steps, "knobs", false, true);
         for (std::size_t i = 0; i < reverts.size(); ++i) {
             // a revert the hard deadline stopped is left out of the table
@@ -757,11 +755,12 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
         }
         return effects;
     };
+    std::size_t knobs_expected = 0;
     for (int round = 0; round < 8; ++round) { // each round strictly improves
         const auto best = top(results, 1);
         if (best.empty())
             break;
-        out.knobs = knob_effects(best.front());
+        out.knobs = knob_effects(best.front(), knobs_expected);
         bool improved = false;
         for (const auto& k : out.knobs)
             if (k.without.feasible && better(k.without, best.front())) {
@@ -816,6 +815,10 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
             "the time budget ({:.0f} s) cut the search short: a longer budget may find a better "
             "configuration, and the result may differ between runs",
             options.time_budget_seconds));
+    if (out.knobs.size() < knobs_expected)
+        out.notes.push_back(
+            fmt::format("the time budget left {} of the {} knob reverts out of the table",
+                        knobs_expected - out.knobs.size(), knobs_expected));
     if (!out.stability.stable)
         out.notes.push_back(fmt::format(
             "the ranking is not stable at {} steps (choosing on one half of the sample loses "

@@ -132,7 +132,8 @@ nlohmann::json tuned_config_json(const tuned_config& c, const tune_result& r,
                          {"reverted", k.reverted},
                          {"step_seconds_without", k.without.mean_step_seconds},
                          {"slowdown_without", k.slowdown},
-                         {"delay_mean_without", k.without.delay_mean}});
+                         {"delay_mean_without", k.without.delay_mean},
+                         {"feasible_without", k.without.feasible}});
     j["knobs"] = knobs;
     j["constraints"] = {
         {"max_mean_delay_iterations", o.constraints.max_mean_delay},
