@@ -27,5 +27,6 @@ registered_command register_data(CLI::App& app, error_sink& sink);
 registered_command register_pack(CLI::App& app, error_sink& sink);
 registered_command register_simulate(CLI::App& app, error_sink& sink);
 registered_command register_shard(CLI::App& app, error_sink& sink);
+registered_command register_analyze(CLI::App& app, error_sink& sink);
 
 } // namespace wlb::cli

@@ -74,11 +74,9 @@ int main(int argc, char** argv) {
 
     wlb::cli::error_sink sink;
     const std::vector<wlb::cli::registered_command> commands = {
-        wlb::cli::register_layout(app, sink),
-        wlb::cli::register_data(app, sink),
-        wlb::cli::register_pack(app, sink),
-        wlb::cli::register_simulate(app, sink),
-        wlb::cli::register_shard(app, sink),
+        wlb::cli::register_layout(app, sink), wlb::cli::register_data(app, sink),
+        wlb::cli::register_pack(app, sink),   wlb::cli::register_simulate(app, sink),
+        wlb::cli::register_shard(app, sink),  wlb::cli::register_analyze(app, sink),
     };
 
     try {
