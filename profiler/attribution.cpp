@@ -13,20 +13,15 @@ namespace {
 
 using runtime::phase;
 
-// Typical value of a set of peers: the median; of two, the lower (a peer is slowed by a cause,
-// never sped up, so the lower of two is the unaffected one).
+// Typical value of a set of peers: the lower median (of two, the lower). A cause slows a peer
+// down, never speeds it up, so when half the peers are slowed (a slow link carries half of a
+// group's transfers) the lower middle value is still an unaffected one.
 double typical(std::vector<double> v) {
     if (v.empty())
         return 0.0;
-    if (v.size() == 2)
-        return std::min(v[0], v[1]);
-    auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
+    auto mid = v.begin() + static_cast<std::ptrdiff_t>((v.size() - 1) / 2);
     std::nth_element(v.begin(), mid, v.end());
-    if (v.size() % 2 == 1)
-        return *mid;
-    const double upper = *mid;
-    const double lower = *std::max_element(v.begin(), mid);
-    return 0.5 * (lower + upper);
+    return *mid;
 }
 
 double median(std::vector<double> v) {
@@ -40,6 +35,11 @@ double median(std::vector<double> v) {
 double mean(const std::vector<double>& v) {
     return v.empty() ? 0.0
                      : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+}
+
+// Payloads within 1% of each other are the same transfer size (0: unknown, one class).
+std::int64_t size_class(double bytes) {
+    return bytes > 0.0 ? std::llround(std::log(bytes) * 100.0) : -1;
 }
 
 struct coords3 {
@@ -143,31 +143,33 @@ double compute_of(const slot_cost& s) {
 
 // --- the evening operations, on a copy of the measured step -------------------------------
 
+// Micro-batches of a replica to the same total work, each keeping how its work is split over
+// CP ranks, stages and passes (a heavy micro-batch is heavy everywhere it goes).
 void even_pp(measured_step& m, const step_model& sm) {
     const auto& l = sm.layout();
-    for (int u = 0; u < m.units(); ++u) {
-        const int d = sm.where(u).d;
+    for (int d = 0; d < l.dp(); ++d) {
         const int n = sm.mbs(d);
-        for (int v = 0; v < l.vpp(); ++v)
-            for (auto ph : {phase::fwd, phase::bwd}) {
-                slot_cost avg;
-                for (int mb = 0; mb < n; ++mb) {
-                    const auto& s = m.slots[static_cast<std::size_t>(u)]
-                                           [static_cast<std::size_t>(m.slot_of(mb, v, ph))];
-                    avg.linear_s += s.linear_s / n;
-                    avg.attention_s += s.attention_s / n;
-                    avg.output_s += s.output_s / n;
-                    avg.tp_s += s.tp_s / n;
-                }
-                for (int mb = 0; mb < n; ++mb) {
-                    auto& s = m.slots[static_cast<std::size_t>(u)]
-                                     [static_cast<std::size_t>(m.slot_of(mb, v, ph))];
-                    s.linear_s = avg.linear_s;
-                    s.attention_s = avg.attention_s;
-                    s.output_s = avg.output_s;
-                    s.tp_s = avg.tp_s;
-                }
-            }
+        std::vector<double> work(static_cast<std::size_t>(n), 0.0);
+        for (int u = 0; u < m.units(); ++u) {
+            if (sm.where(u).d != d)
+                continue;
+            sm.each_slot(u, [&](int mb, int, phase, int slot) {
+                work[static_cast<std::size_t>(mb)] += compute_of(
+                    m.slots[static_cast<std::size_t>(u)][static_cast<std::size_t>(slot)]);
+            });
+        }
+        const double avg = mean(work);
+        for (int u = 0; u < m.units(); ++u) {
+            if (sm.where(u).d != d)
+                continue;
+            sm.each_slot(u, [&](int mb, int, phase, int slot) {
+                const double w = work[static_cast<std::size_t>(mb)];
+                if (w > 0.0)
+                    scale_compute(
+                        m.slots[static_cast<std::size_t>(u)][static_cast<std::size_t>(slot)],
+                        avg / w);
+            });
+        }
     }
 }
 
@@ -208,8 +210,10 @@ std::vector<double> totals(const measured_step& m, int n, Key&& key) {
     return t;
 }
 
+// `with_optimizer`: the optimizer step moves with the work too (it follows the parameters a
+// stage holds; it does not follow the data a replica holds).
 template <typename Key>
-void even_totals(measured_step& m, int n, Key&& key) {
+void even_totals(measured_step& m, int n, Key&& key, bool with_optimizer) {
     const auto t = totals(m, n, key);
     const double avg = mean(t);
     for (int u = 0; u < m.units(); ++u) {
@@ -218,15 +222,19 @@ void even_totals(measured_step& m, int n, Key&& key) {
             continue;
         for (auto& s : m.slots[static_cast<std::size_t>(u)])
             scale_compute(s, avg / tot);
+        if (with_optimizer)
+            m.optimizer_s[static_cast<std::size_t>(u)] *= avg / tot;
     }
 }
 
 void even_dp(measured_step& m, const step_model& sm) {
-    even_totals(m, sm.layout().dp(), [&](int u) { return sm.where(u).d; });
+    even_totals(
+        m, sm.layout().dp(), [&](int u) { return sm.where(u).d; }, false);
 }
 
 void even_stages(measured_step& m, const step_model& sm) {
-    even_totals(m, sm.layout().pp(), [&](int u) { return sm.where(u).p; });
+    even_totals(
+        m, sm.layout().pp(), [&](int u) { return sm.where(u).p; }, true);
 }
 
 // Communication: each transfer to the typical time of its peers. `ratios` (optional) collects
@@ -242,7 +250,8 @@ void even_comm(measured_step& m, const step_model& sm, std::vector<involvement>*
         for (int mb = 0; mb < sm.mbs(d); ++mb)
             for (auto ph : {phase::fwd, phase::bwd}) {
                 // CP collectives per layer (one value per CP group and chunk).
-                std::vector<double> cpv, tpv, sendv;
+                std::vector<double> cpv, tpv;
+                std::map<std::int64_t, std::vector<double>> sendv; // by payload size
                 for (int p = 0; p < pp; ++p)
                     for (int v = 0; v < vpp; ++v) {
                         const auto& s0 = m.slots[static_cast<std::size_t>(m.unit_of(0, p, d))]
@@ -253,11 +262,13 @@ void even_comm(measured_step& m, const step_model& sm, std::vector<involvement>*
                                                    [static_cast<std::size_t>(m.slot_of(mb, v, ph))];
                             tpv.push_back(s.layers > 0 ? s.tp_s / s.layers : 0.0);
                             if (s.send_s > 0.0)
-                                sendv.push_back(s.send_s);
+                                sendv[size_class(s.send_bytes)].push_back(s.send_s);
                         }
                     }
-                const double cp_ref = typical(cpv), tp_ref = typical(tpv),
-                             send_ref = typical(sendv);
+                const double cp_ref = typical(cpv), tp_ref = typical(tpv);
+                std::map<std::int64_t, double> send_ref;
+                for (auto& [k, vals] : sendv)
+                    send_ref[k] = typical(vals);
                 for (int p = 0; p < pp; ++p)
                     for (int v = 0; v < vpp; ++v)
                         for (int c = 0; c < cp; ++c) {
@@ -277,33 +288,36 @@ void even_comm(measured_step& m, const step_model& sm, std::vector<involvement>*
                             if (s.send_s > 0.0) {
                                 note(fmt::format("PP sends of rank {} (cp{} pp{} dp{})", rank, c, p,
                                                  d),
-                                     s.send_s, send_ref, rank);
-                                s.send_s = send_ref;
+                                     s.send_s, send_ref[size_class(s.send_bytes)], rank);
+                                s.send_s = send_ref[size_class(s.send_bytes)];
                             }
                         }
             }
-    // DP buckets: bucket b of chunk v across stages.
-    std::size_t most = 0;
-    for (const auto& per_stage : m.buckets)
-        for (const auto& list : per_stage)
-            most = std::max(most, list.size());
-    for (int v = 0; v < vpp; ++v)
-        for (std::size_t b = 0; b < most; ++b) {
-            std::vector<double> vals;
-            for (int p = 0; p < pp; ++p) {
-                const auto& list =
-                    m.buckets[static_cast<std::size_t>(p)][static_cast<std::size_t>(v)];
-                if (b < list.size())
-                    vals.push_back(list[b]);
-            }
-            const double ref = typical(vals);
-            for (int p = 0; p < pp; ++p) {
-                auto& list = m.buckets[static_cast<std::size_t>(p)][static_cast<std::size_t>(v)];
-                if (b < list.size()) {
-                    note(fmt::format("DP gradient reduction of stage {}", p), list[b], ref,
-                         l.rank_of({0, 0, p, 0}));
-                    list[b] = ref;
-                }
+    // DP buckets: each to the typical time of the buckets of its size (of its place in the
+    // order of its chunk when sizes are unknown).
+    std::map<std::pair<std::int64_t, std::int64_t>, std::vector<double>> classes;
+    auto class_of = [](const bucket_cost& bc, int v, std::size_t b) {
+        return bc.bytes > 0
+                   ? std::pair<std::int64_t, std::int64_t>{size_class(bc.bytes), -1}
+                   : std::pair<std::int64_t, std::int64_t>{v, static_cast<std::int64_t>(b)};
+    };
+    for (int p = 0; p < pp; ++p)
+        for (int v = 0; v < vpp; ++v) {
+            const auto& list = m.buckets[static_cast<std::size_t>(p)][static_cast<std::size_t>(v)];
+            for (std::size_t b = 0; b < list.size(); ++b)
+                classes[class_of(list[b], v, b)].push_back(list[b].seconds);
+        }
+    std::map<std::pair<std::int64_t, std::int64_t>, double> refs;
+    for (auto& [k, vals] : classes)
+        refs[k] = typical(vals);
+    for (int p = 0; p < pp; ++p)
+        for (int v = 0; v < vpp; ++v) {
+            auto& list = m.buckets[static_cast<std::size_t>(p)][static_cast<std::size_t>(v)];
+            for (std::size_t b = 0; b < list.size(); ++b) {
+                const double ref = refs[class_of(list[b], v, b)];
+                note(fmt::format("DP gradient reduction of stage {}", p), list[b].seconds, ref,
+                     l.rank_of({0, 0, p, 0}));
+                list[b].seconds = ref;
             }
         }
 }
@@ -315,6 +329,7 @@ void apply_speed(measured_step& m, const std::vector<double>& speed, bool divide
             continue;
         for (auto& s : m.slots[static_cast<std::size_t>(u)])
             scale_compute(s, divide ? 1.0 / f : f);
+        m.optimizer_s[static_cast<std::size_t>(u)] *= divide ? 1.0 / f : f;
     }
 }
 

@@ -10,14 +10,14 @@
 //                      time per layer over its CP peers' on the same micro-batch (DP peers'
 //                      when cp = 1); that speed is divided out of its compute first, so that the
 //                      other causes are measured on the work alone
-//   PP packing         micro-batches within a DP replica: each (unit, chunk, pass) gets the mean
-//                      over the replica's micro-batches
+//   PP packing         micro-batches within a DP replica: each scaled to the replica's mean
+//                      micro-batch work (its split over CP ranks and stages kept)
 //   CP sharding        CP peers within a micro-batch: each gets the mean over its CP group
 //   DP imbalance       DP replicas: each replica's compute scaled to the mean replica total
 //   stage partitioning pipeline stages: each stage's compute scaled to the mean stage total
 //                      (output layer included); a partition that would do it is suggested
 //   communication      each CP, TP, PP and DP transfer brought to the typical time of the same
-//                      transfer elsewhere in the job (median over its peers; the lower of two)
+//                      transfer elsewhere in the job (the lower median over its peers)
 //
 // Every figure the attribution gives is a replay on the simulator: labelled simulated what-if.
 #pragma once

@@ -1,5 +1,7 @@
 #include "profiler/collectives.hpp"
 
+#include "profiler/kernel_names.hpp"
+
 #include <algorithm>
 #include <map>
 #include <tuple>
@@ -22,6 +24,19 @@ struct slot_key {
 } // namespace
 
 std::vector<collective_instance> match_collectives(const job_trace& job) {
+    // NCCL kernels of one collective may carry different names on different ranks (protocol,
+    // NCCL version): they match on the operation, not the kernel name.
+    std::vector<std::int32_t> match_name(job.names.size(), -1);
+    auto canonical = [&](std::int32_t id) {
+        auto& m = match_name[static_cast<std::size_t>(id)];
+        if (m < 0) {
+            const auto info = classify_kernel(job.names[id]);
+            m = info.kind == kernel_kind::nccl ? static_cast<std::int32_t>(job.names.size()) +
+                                                     static_cast<std::int32_t>(info.op)
+                                               : id;
+        }
+        return m;
+    };
     // (slot, occurrence) -> members; and per slot, the count on each rank.
     std::map<std::pair<slot_key, std::int64_t>, std::vector<collective_member>> by_key;
     std::map<slot_key, std::vector<std::pair<int, std::int64_t>>> counts; // (rank, count)
@@ -41,7 +56,7 @@ std::vector<collective_instance> match_collectives(const job_trace& job) {
                 k.micro_batch = e.micro_batch;
                 k.virtual_stage = e.virtual_stage;
                 k.phase = static_cast<std::int32_t>(e.ph);
-                k.name = e.name;
+                k.name = canonical(e.name);
             }
             const std::int64_t occurrence = e.seq >= 0 ? 0 : seen[k]++;
             by_key[{k, occurrence}].push_back({static_cast<int>(r), i});

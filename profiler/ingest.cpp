@@ -217,9 +217,10 @@ void check_rank(job_trace& job, int r) {
     ev.erase(std::remove_if(ev.begin(), ev.end(), [](const job_event& e) { return e.dur_ns < 0; }),
              ev.end());
     if (rt.truncated) {
-        std::int32_t last_step = -1;
-        for (const auto& e : ev)
-            last_step = std::max(last_step, e.step);
+        std::int64_t last_step = rt.incomplete_step;
+        if (last_step < 0)
+            for (const auto& e : ev)
+                last_step = std::max<std::int64_t>(last_step, e.step);
         if (last_step >= 0) {
             const auto before = ev.size();
             ev.erase(std::remove_if(ev.begin(), ev.end(),

@@ -408,6 +408,12 @@ private:
         rt.present = true;
         rt.file = m_path;
         rt.truncated = m_truncated;
+        if (m_truncated) {
+            // The cut fell in the last step the file opened.
+            for (const auto* list : {&m_cpu_steps, &m_gpu_steps})
+                for (const auto& st : *list)
+                    rt.incomplete_step = std::max<std::int64_t>(rt.incomplete_step, st.value);
+        }
 
         std::sort(m_launches.begin(), m_launches.end(),
                   [](const launch& a, const launch& b) { return a.correlation < b.correlation; });

@@ -79,10 +79,11 @@ struct clock_alignment {
 
 struct rank_trace {
     bool present = false;
-    std::string file;                 ///< where its events came from
-    std::vector<job_event> events;    ///< sorted by start
-    std::int64_t clock_offset_ns = 0; ///< added to the source's timestamps by the alignment
-    bool truncated = false;           ///< the file ended early: its last step is incomplete
+    std::string file;                  ///< where its events came from
+    std::vector<job_event> events;     ///< sorted by start
+    std::int64_t clock_offset_ns = 0;  ///< added to the source's timestamps by the alignment
+    bool truncated = false;            ///< the file ended early: its last step is incomplete
+    std::int64_t incomplete_step = -1; ///< when truncated: the step the cut fell in
 };
 
 /// Interns names: every distinct event name is stored once.

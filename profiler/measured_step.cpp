@@ -46,7 +46,7 @@ private:
 };
 
 struct slot_acc {
-    double linear = 0, attention = 0, output = 0, tp = 0, send = 0;
+    double linear = 0, attention = 0, output = 0, tp = 0, send = 0, send_bytes = 0;
     int linear_n = 0, attention_n = 0, mixed_n = 0, other_n = 0;
     bool present = false;
     std::int64_t first = std::numeric_limits<std::int64_t>::max();
@@ -142,6 +142,7 @@ std::optional<measured_step> measure_step(const job_trace& job, const step_index
                             a.tp += s;
                         } else if (e.kind == event_kind::send) {
                             a.send += s;
+                            a.send_bytes += e.bytes;
                         }
                     }
                     m.optimizer_s[static_cast<std::size_t>(u)] =
@@ -212,6 +213,7 @@ std::optional<measured_step> measure_step(const job_trace& job, const step_index
                             s.output_s = a.output;
                             s.tp_s = min_tp[static_cast<std::size_t>(u)].at({mb, v, pass});
                             s.send_s = min_send[static_cast<std::size_t>(u)].at({mb, v, pass});
+                            s.send_bytes = a.send_bytes;
                             s.first_start_ns = a.first;
                             s.layers = a.linear_n > 0      ? a.linear_n
                                        : a.attention_n > 0 ? a.attention_n
@@ -303,7 +305,7 @@ std::optional<measured_step> measure_step(const job_trace& job, const step_index
 
     // Collectives of the step: CP per layer and DP buckets, from their transfer times.
     std::map<std::tuple<int, int, int, int, int>, double> cp_sum; // (d, p, m, v, pass)
-    std::map<std::pair<int, int>, std::vector<std::pair<std::int64_t, double>>> dp_buckets;
+    std::map<std::pair<int, int>, std::vector<std::pair<std::int64_t, bucket_cost>>> dp_buckets;
     for (const auto* inst : instances) {
         const auto& g = job.groups[static_cast<std::size_t>(inst->group)];
         double pure = std::numeric_limits<double>::max();
@@ -327,8 +329,8 @@ std::optional<measured_step> measure_step(const job_trace& job, const step_index
                     m.optimizer_s[static_cast<std::size_t>(m.unit_of(c.cp, c.pp, c.dp))] += pure;
                 }
             } else {
-                dp_buckets[{c0.pp, std::max<int>(0, e0.virtual_stage)}].emplace_back(first_start,
-                                                                                     pure);
+                dp_buckets[{c0.pp, std::max<int>(0, e0.virtual_stage)}].push_back(
+                    {first_start, {pure, e0.bytes}});
             }
         }
     }
@@ -343,9 +345,10 @@ std::optional<measured_step> measure_step(const job_trace& job, const step_index
                        .cp_comm_per_layer_s = total / layers;
     }
     m.buckets.assign(static_cast<std::size_t>(pp),
-                     std::vector<std::vector<double>>(static_cast<std::size_t>(vpp)));
+                     std::vector<std::vector<bucket_cost>>(static_cast<std::size_t>(vpp)));
     for (auto& [key, list] : dp_buckets) {
-        std::sort(list.begin(), list.end());
+        std::stable_sort(list.begin(), list.end(),
+                         [](const auto& x, const auto& y) { return x.first < y.first; });
         auto& out = m.buckets[static_cast<std::size_t>(key.first)]
                              [static_cast<std::size_t>(std::min(key.second, vpp - 1))];
         for (const auto& [t, s] : list)
@@ -423,7 +426,7 @@ void write_durations(const measured_step& m, runtime::step_plan& plan) {
             const auto& list =
                 m.buckets[static_cast<std::size_t>(unit.where.pp)][static_cast<std::size_t>(v)];
             op.seconds =
-                k < static_cast<int>(list.size()) ? list[static_cast<std::size_t>(k)] : 0.0;
+                k < static_cast<int>(list.size()) ? list[static_cast<std::size_t>(k)].seconds : 0.0;
             ++k;
             break;
         }

@@ -34,11 +34,18 @@ struct slot_cost {
     double tp_s = 0.0;        ///< TP collectives inside the layers
     double output_s = 0.0;    ///< output layer and loss (last chunk)
     double send_s = 0.0;      ///< sending the output to the next stage (transfer)
+    double send_bytes = 0.0;  ///< its payload (0: unknown)
     double cp_comm_per_layer_s = 0.0; ///< the CP group's collective per layer (transfer)
     int layers = 0;
     bool present = false;
     std::int64_t first_start_ns = 0;
     [[nodiscard]] double layer_compute_s() const noexcept { return linear_s + attention_s; }
+};
+
+/// One DP gradient bucket: its transfer time and payload (0: unknown).
+struct bucket_cost {
+    double seconds = 0.0;
+    double bytes = 0.0;
 };
 
 struct measured_step {
@@ -52,8 +59,8 @@ struct measured_step {
     /// [unit][slot]: unit = step_plan::unit_of(cp, pp, dp); slot = slot_of(m, v, pass).
     std::vector<std::vector<slot_cost>> slots;
     std::vector<double> optimizer_s; ///< per unit
-    /// [pp][virtual stage][bucket]: transfer seconds of each DP gradient bucket.
-    std::vector<std::vector<std::vector<double>>> buckets;
+    /// [pp][virtual stage][bucket]: each DP gradient bucket, in order.
+    std::vector<std::vector<std::vector<bucket_cost>>> buckets;
     double measured_step_s = 0.0; ///< first start to last end over the job
     std::int64_t start_ns = 0;    ///< where the step starts on the job clock
 
