@@ -29,5 +29,6 @@ registered_command register_simulate(CLI::App& app, error_sink& sink);
 registered_command register_shard(CLI::App& app, error_sink& sink);
 registered_command register_run(CLI::App& app, error_sink& sink);
 registered_command register_tune(CLI::App& app, error_sink& sink);
+registered_command register_analyze(CLI::App& app, error_sink& sink);
 
 } // namespace wlb::cli

@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
         wlb::cli::register_layout(app, sink), wlb::cli::register_data(app, sink),
         wlb::cli::register_pack(app, sink),   wlb::cli::register_simulate(app, sink),
         wlb::cli::register_shard(app, sink),  wlb::cli::register_run(app, sink),
-        wlb::cli::register_tune(app, sink),
+        wlb::cli::register_tune(app, sink),   wlb::cli::register_analyze(app, sink),
     };
 
     try {

@@ -274,10 +274,18 @@ step_plan build_step_plan(const layout& l, const sharded_step& batch, const dura
                 params += shape.embedding_params;
             if (chunk == chunks - 1)
                 params += shape.output_params;
-            if (reduce_size < 2 || params <= 0.0)
+            const bool given = !options.chunk_buckets.empty();
+            if (given && options.chunk_buckets.size() != static_cast<std::size_t>(chunks))
+                throw input_error(fmt::format("chunk_buckets has {} entries; layout {} has {} "
+                                              "model chunks",
+                                              options.chunk_buckets.size(), l.spec(), chunks));
+            if (reduce_size < 2 || params <= 0.0 ||
+                (given && options.chunk_buckets[static_cast<std::size_t>(chunk)] <= 0))
                 continue;
-            const int buckets = std::max(
-                1, std::min(layers, static_cast<int>(std::ceil(params / options.bucket_params))));
+            const int buckets =
+                given ? options.chunk_buckets[static_cast<std::size_t>(chunk)]
+                      : std::max(1, std::min(layers, static_cast<int>(std::ceil(
+                                                         params / options.bucket_params))));
             const double bytes = params / buckets * shape.grad_bytes_per_param;
             const double seconds =
                 model.collective_seconds(collective_kind::all_reduce, bytes, members);

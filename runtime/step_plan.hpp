@@ -59,6 +59,10 @@ struct plan_options {
     stage_partition partition;   ///< empty: "even" over pp * vpp chunks
     double bucket_params = 40e6; ///< DP gradient bucket size, parameters per TP rank
     bool overlap_grad_reduce = true;
+    /// Per model chunk (P * V entries): the number of DP gradient buckets, overriding the count
+    /// bucket_params gives (0: the chunk reduces nothing). Empty: computed. The what-if
+    /// attribution uses it to rebuild a measured step's buckets.
+    std::vector<int> chunk_buckets;
 };
 
 enum class op_kind : std::uint8_t {

@@ -1,0 +1,96 @@
+// wlbtune analyze: read a job's traces (wlbtune trace directories, PyTorch profiler / Kineto
+// JSON, Megatron-style timer timelines), find the stragglers and attribute the lost step time
+// to its causes by what-if replays on the simulator.
+#include "cli/command.hpp"
+#include "profiler/analysis.hpp"
+#include "reports/analysis_report.hpp"
+#include "runtime/atomic_file.hpp"
+#include "runtime/layout.hpp"
+
+#include <fmt/format.h>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+namespace wlb::cli {
+namespace {
+
+struct analyze_options {
+    std::vector<std::string> traces;
+    std::string format = "auto";
+    std::string layout;
+    std::string order = std::string(runtime::layout::default_order);
+    std::string clock = "auto";
+    std::string json;
+    std::string perfetto;
+    int show_steps = 12;
+};
+
+void run_analyze(const analyze_options& o) {
+    profiler::analysis_options options;
+    options.ingest.format = profiler::parse_trace_format(o.format);
+    if (!o.layout.empty())
+        options.ingest.job_layout = runtime::layout::parse(o.layout, o.order);
+    options.ingest.clock = profiler::parse_clock_option(o.clock);
+    options.keep_ideal = !o.perfetto.empty();
+    const auto result = profiler::analyze(o.traces, options);
+    if (!o.perfetto.empty())
+        reports::write_analysis_perfetto(result, o.perfetto);
+    if (!o.json.empty()) {
+        const auto j = reports::analysis_json(result, reports::identify_inputs(result.job));
+        if (o.json == "-") {
+            fmt::print("{}\n", j.dump(2));
+            return;
+        }
+        runtime::write_file_atomic(o.json, j.dump(2) + "\n");
+    }
+    fmt::print("{}", reports::analysis_text(result, o.show_steps));
+    if (!o.perfetto.empty())
+        fmt::print("\nPerfetto trace (measured, ideal simulated beside it, stragglers marked): {} "
+                   "(open in https://ui.perfetto.dev)\n",
+                   o.perfetto);
+    if (!o.json.empty())
+        fmt::print("JSON report (wlbtune.analysis/1): {}\n", o.json);
+}
+
+} // namespace
+
+registered_command register_analyze(CLI::App& app, error_sink& sink) {
+    auto o = std::make_shared<analyze_options>();
+    auto* sub = app.add_subcommand(
+        "analyze", "Find stragglers in a job's traces and attribute the lost step time to PP "
+                   "packing, CP sharding, DP imbalance, stage partitioning, a slow worker or "
+                   "communication (what-if on the simulator)");
+    sub->add_option("traces", o->traces,
+                    "Trace directories (wlbtune.trace/1) or files: Kineto JSON (.json, .json.gz, "
+                    "one per rank), timer timelines, or directories of them")
+        ->required();
+    sub->add_option("--format", o->format, "auto, wlbtune, kineto or megatron")
+        ->capture_default_str();
+    sub->add_option("-l,--layout", o->layout,
+                    "Parallel degrees tp=,cp=,pp=,dp=[,vpp=] (overrides what the traces say; "
+                    "needed for Kineto traces of more than plain data parallelism)");
+    sub->add_option("--order", o->order, "Axis order of --layout, innermost first")
+        ->capture_default_str();
+    sub->add_option("--clock-offset", o->clock,
+                    "Clock alignment: auto (on collective ends), none, or R=NS[,R=NS...] "
+                    "(added to rank R's timestamps; units ns, us, ms, s)")
+        ->capture_default_str();
+    sub->add_option("--json", o->json,
+                    "Write the report (wlbtune.analysis/1) to FILE, or - for stdout instead of "
+                    "the summary");
+    sub->add_option("--perfetto", o->perfetto,
+                    "Write a Perfetto trace: measured timeline, the ideal one beside it, "
+                    "stragglers marked (.gz: compressed)");
+    sub->add_option("--show-steps", o->show_steps, "Steps listed in the terminal table")
+        ->capture_default_str();
+    sub->footer("Example: wlbtune analyze traces/ --layout tp=8,cp=2,pp=4,dp=2 --json report.json "
+                "--perfetto analysis.json.gz");
+    return {sub, [o, &sink] {
+                sink.json_stdout = o->json == "-";
+                if (!o->json.empty() && o->json != "-")
+                    sink.json_path = o->json;
+                run_analyze(*o);
+            }};
+}
+
+} // namespace wlb::cli

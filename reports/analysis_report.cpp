@@ -1,0 +1,431 @@
+#include "reports/analysis_report.hpp"
+
+#include "reports/perfetto.hpp"
+#include "reports/table.hpp"
+#include "runtime/atomic_file.hpp"
+#include "runtime/sim_trace.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <fmt/format.h>
+#include <map>
+#include <nlohmann/json.hpp>
+
+namespace wlb::reports {
+namespace {
+
+using profiler::all_causes;
+using profiler::cause;
+using profiler::cause_count;
+
+std::string pct(double fraction) {
+    return fmt::format("{:.1f}%", fraction * 100);
+}
+std::string secs(double s) {
+    if (std::abs(s) < 5e-8)
+        return "0";
+    if (std::abs(s) < 1e-3)
+        return fmt::format("{:.1f} us", s * 1e6);
+    if (std::abs(s) < 1.0)
+        return fmt::format("{:.2f} ms", s * 1e3);
+    return fmt::format("{:.3f} s", s);
+}
+
+const profiler::cause_estimate* first_step_estimate(const profiler::analysis_result& r, cause c) {
+    // The involvement lists of the step that lost the most to the cause.
+    const profiler::cause_estimate* best = nullptr;
+    for (const auto& s : r.attribution.steps)
+        if (s.attributed) {
+            const auto& e = s.causes[static_cast<std::size_t>(c)];
+            if (!best || e.lost_s > best->lost_s)
+                best = &e;
+        }
+    return best;
+}
+
+std::string involved_text(const std::vector<profiler::involvement>& list, std::size_t n = 3) {
+    std::string out;
+    for (std::size_t i = 0; i < list.size() && i < n; ++i)
+        out += fmt::format("{}{} {:.2f}x", out.empty() ? "" : ", ", list[i].what, list[i].factor);
+    if (list.size() > n)
+        out += fmt::format(", +{} more", list.size() - n);
+    return out;
+}
+
+double per_step(const profiler::analysis_result& r, double total) {
+    return r.attribution.attributed_steps ? total / r.attribution.attributed_steps : 0.0;
+}
+
+} // namespace
+
+recommendation recommend(const profiler::analysis_result& r, cause c) {
+    const auto& l = r.job.job_layout;
+    const auto* est = first_step_estimate(r, c);
+    const std::string who = est ? involved_text(est->involved) : std::string();
+    switch (c) {
+    case cause::pp_packing:
+        return {"micro-batches of one replica carry unequal work (attention grows with the square "
+                "of document length): pack by predicted work with variable-length packing and "
+                "outlier-delay queues (WLB-LLM); search the limit, queues and window with "
+                "`wlbtune tune`",
+                fmt::format("wlbtune pack --policy wlb --queues 2 --layout {} ...; wlbtune tune",
+                            l.spec())};
+    case cause::cp_sharding:
+        return {"CP peers get unequal attention work for the same micro-batch: shard per "
+                "document (or adaptively) instead of splitting the packed sequence; compare "
+                "policies with `wlbtune shard` and search with `wlbtune tune`",
+                "wlbtune shard --plan PLAN --policy adaptive; wlbtune tune"};
+    case cause::dp_imbalance:
+        return {"DP replicas carry unequal work per step: pack the global batch by predicted "
+                "work across replicas (wlb packing balances micro-batches of all replicas)",
+                fmt::format("wlbtune pack --policy wlb --layout {} ...; wlbtune tune", l.spec())};
+    case cause::stage_partitioning:
+        if (!r.attribution.suggested_partition.empty())
+            return {fmt::format("stages carry unequal work ({}): move layers off the heavy "
+                                "stages; partition {} evens them in the replay",
+                                who, r.attribution.suggested_partition),
+                    fmt::format("wlbtune simulate --layout {} --partition {} ...; wlbtune tune",
+                                l.spec(), r.attribution.suggested_partition)};
+        return {
+            fmt::format("stages carry unequal work ({}): move layers off the heavy stages", who),
+            "wlbtune simulate --partition L0,L1,... ; wlbtune tune"};
+    case cause::slow_worker:
+        return {fmt::format("{} slower than its peers on the same work in every step: no "
+                            "configuration removes it; drain or replace that GPU or node and "
+                            "check its clocks, power and thermals",
+                            who.empty() ? std::string("a TP group is") : who + " is"),
+                "nvidia-smi -q -d PERFORMANCE,CLOCK,POWER (on the node of the slow rank)"};
+    case cause::communication:
+        return {fmt::format("some transfers take longer than the same transfers elsewhere ({}): "
+                            "check that link (NIC, NVLink, switch) or reorder the axes so that "
+                            "group stays inside a node",
+                            who),
+                fmt::format("wlbtune layout --layout {} --order ... (see which ranks share a "
+                            "node)",
+                            l.spec())};
+    }
+    return {};
+}
+
+std::string analysis_text(const profiler::analysis_result& r, int max_steps) {
+    const auto& job = r.job;
+    const auto& a = r.attribution;
+    const auto& l = job.job_layout;
+    int present = 0;
+    for (const auto& rt : job.ranks)
+        present += rt.present ? 1 : 0;
+    std::string out = fmt::format(
+        "wlbtune analyze: {} traces, layout {} (order {}, {}), {} of {} ranks, {} steps\n\n",
+        job.format, l.spec(), l.order_string(), job.layout_source, present, l.world_size(),
+        job.steps.size());
+    if (a.attributed_steps > 0 && a.replay_s > 0.0) {
+        const double lost = a.lost_s_total();
+        std::vector<std::pair<double, cause>> order;
+        for (cause c : all_causes)
+            order.emplace_back(a.lost_s[static_cast<std::size_t>(c)], c);
+        std::sort(order.begin(), order.end(),
+                  [](const auto& x, const auto& y) { return x.first > y.first; });
+        std::string parts;
+        for (const auto& [s, c] : order)
+            if (s > 0.0005 * a.replay_s)
+                parts += fmt::format("{}{} to {}", parts.empty() ? "" : ", ", pct(s / a.replay_s),
+                                     profiler::cause_title(c));
+        out += fmt::format("{} of step time lost{}{}\n", pct(lost / a.replay_s),
+                           parts.empty() ? "" : "; ", parts);
+        out += fmt::format("  (simulated what-if over the measured durations: {} per step lost "
+                           "of {} replayed; {} measured; {} of {} steps attributed)\n",
+                           secs(per_step(r, lost)), secs(per_step(r, a.replay_s)),
+                           secs(per_step(r, a.measured_s)), a.attributed_steps, job.steps.size());
+        if (a.dominant) {
+            const cause c = *a.dominant;
+            const auto* est = first_step_estimate(r, c);
+            out += fmt::format("\nDominant cause: {}, {} per step", profiler::cause_title(c),
+                               secs(per_step(r, a.lost_s[static_cast<std::size_t>(c)])));
+            if (est && !est->involved.empty())
+                out += fmt::format(" ({})", involved_text(est->involved));
+            const auto rec = recommend(r, c);
+            out += fmt::format("\nChange: {}\n  {}\n", rec.text, rec.command);
+        } else {
+            out += "\nNo cause costs measurable time: the steps are balanced.\n";
+        }
+        out += "\n";
+        table t({"cause", "lost / step", "of step", "involved (largest first)"},
+                {table::align::left, table::align::right, table::align::right, table::align::left});
+        for (const auto& [s, c] : order) {
+            const auto* est = first_step_estimate(r, c);
+            t.add_row({std::string(profiler::cause_title(c)), secs(per_step(r, s)),
+                       pct(s / a.replay_s), est ? involved_text(est->involved) : ""});
+        }
+        out += t.render();
+        double sum = 0.0;
+        for (double s : a.lost_s)
+            sum += s;
+        out += fmt::format("all causes evened together: {} per step lost (the causes alone sum "
+                           "to {}; they interact)\n",
+                           secs(per_step(r, lost)), secs(per_step(r, sum)));
+        out += fmt::format("replay vs measured: {} vs {} per step ({:+.1f}%)\n",
+                           secs(per_step(r, a.replay_s)), secs(per_step(r, a.measured_s)),
+                           a.measured_s > 0 ? (a.replay_s / a.measured_s - 1.0) * 100 : 0.0);
+    } else {
+        out += "No step could be attributed:\n";
+        int shown = 0;
+        for (const auto& s : a.steps)
+            if (!s.attributed && shown++ < 3)
+                out += fmt::format("  step {}: {}\n", s.step, s.skipped_reason);
+        out += "Breakdown and stragglers below are measured.\n";
+    }
+
+    // Stragglers.
+    out += "\nStragglers (measured)\n";
+    auto speeds = r.stragglers.speed;
+    std::sort(speeds.begin(), speeds.end(),
+              [](const auto& x, const auto& y) { return x.relative_time > y.relative_time; });
+    std::string slow;
+    for (std::size_t i = 0; i < speeds.size() && i < 4; ++i)
+        if (speeds[i].relative_time > 1.02)
+            slow += fmt::format("{}rank {} {:.2f}x", slow.empty() ? "" : ", ", speeds[i].rank,
+                                speeds[i].relative_time);
+    out += fmt::format("  slowest on the same kernels: {}\n",
+                       slow.empty() ? "none over 2% slower than its peers" : slow);
+    auto late = r.stragglers.arrivals;
+    std::sort(late.begin(), late.end(),
+              [](const auto& x, const auto& y) { return x.wait_imposed_s > y.wait_imposed_s; });
+    std::string lates;
+    for (std::size_t i = 0; i < late.size() && i < 4; ++i)
+        if (late[i].last_arrivals > 0)
+            lates += fmt::format("{}rank {} last in {} of {} collectives ({} imposed)",
+                                 lates.empty() ? "" : "; ", late[i].rank, late[i].last_arrivals,
+                                 late[i].collectives, secs(late[i].wait_imposed_s));
+    out += fmt::format("  last to arrive at collectives: {}\n", lates.empty() ? "none" : lates);
+
+    // Per step.
+    out += "\n";
+    table st({"step", "measured", "replay", "ideal", "lost", "attention", "linear", "other",
+              "exposed comm", "idle"});
+    int shown = 0;
+    for (const auto& b : r.breakdown) {
+        if (shown++ >= max_steps)
+            break;
+        const profiler::step_attribution* sa = nullptr;
+        for (const auto& s : a.steps)
+            if (s.step == b.step)
+                sa = &s;
+        double att = 0, lin = 0, oth = 0, exp = 0, idle = 0;
+        for (const auto& rb : b.ranks) {
+            att += rb.attention_s;
+            lin += rb.linear_s + rb.unsplit_s;
+            oth += rb.other_s;
+            for (const auto& c : rb.comm)
+                exp += c.exposed_s;
+            idle += rb.idle_s;
+        }
+        const double n = std::max<double>(1.0, static_cast<double>(b.ranks.size()));
+        const bool ok = sa && sa->attributed;
+        st.add_row({fmt::format("{}", b.step), secs(b.seconds()), ok ? secs(sa->replay_s) : "-",
+                    ok ? secs(sa->ideal_s) : "-", ok ? pct(sa->lost_s() / sa->replay_s) : "-",
+                    secs(att / n), secs(lin / n), secs(oth / n), secs(exp / n), secs(idle / n)});
+    }
+    out += "per step (compute, exposed communication and idle: mean over ranks, measured)\n";
+    out += st.render();
+    if (static_cast<int>(r.breakdown.size()) > max_steps)
+        out += fmt::format("({} more steps in the JSON report)\n",
+                           r.breakdown.size() - static_cast<std::size_t>(max_steps));
+
+    const auto& ck = job.clock;
+    out += fmt::format("\nclock alignment: {}", ck.method);
+    if (ck.method != "none")
+        out += fmt::format(", largest offset {}, collective ends after alignment within {} "
+                           "(median) / {} (p90) over {} matched collectives",
+                           secs(static_cast<double>(ck.max_abs_offset_ns) * 1e-9),
+                           secs(static_cast<double>(ck.residual_median_ns) * 1e-9),
+                           secs(static_cast<double>(ck.residual_p90_ns) * 1e-9),
+                           ck.matched_collectives);
+    out += "\n";
+    if (!job.warnings.empty()) {
+        out += fmt::format("\n{} warnings:\n", job.warnings.size());
+        for (const auto& w : job.warnings)
+            out += fmt::format("  {}: {}\n", w.where, w.message);
+    }
+    int skipped = 0;
+    for (const auto& s : a.steps)
+        skipped += s.attributed ? 0 : 1;
+    if (skipped > 0 && a.attributed_steps > 0) {
+        out += fmt::format("{} steps not attributed; first: ", skipped);
+        for (const auto& s : a.steps)
+            if (!s.attributed) {
+                out += fmt::format("step {}: {}\n", s.step, s.skipped_reason);
+                break;
+            }
+    }
+    return out;
+}
+
+std::vector<runtime::input_identity> identify_inputs(const profiler::job_trace& job) {
+    std::vector<runtime::input_identity> ids;
+    for (const auto& f : job.files) {
+        std::error_code ec;
+        if (std::filesystem::is_directory(f, ec)) {
+            ids.push_back(
+                runtime::identify_file((std::filesystem::path(f) / "manifest.json").string()));
+            for (const auto& rt : job.ranks)
+                if (rt.present && rt.file.rfind(f, 0) == 0)
+                    ids.push_back(runtime::identify_file(rt.file));
+        } else {
+            ids.push_back(runtime::identify_file(f));
+        }
+    }
+    return ids;
+}
+
+nlohmann::json analysis_json(const profiler::analysis_result& r,
+                             const std::vector<runtime::input_identity>& inputs) {
+    const auto& job = r.job;
+    const auto& a = r.attribution;
+    const auto& l = job.job_layout;
+    auto j = runtime::report_header(analysis_schema, inputs);
+    int present = 0;
+    for (const auto& rt : job.ranks)
+        present += rt.present ? 1 : 0;
+    j["job"] = {{"format", job.format},
+                {"layout", l.spec()},
+                {"order", l.order_string()},
+                {"layout_source", job.layout_source},
+                {"world_size", l.world_size()},
+                {"ranks_present", present},
+                {"steps", job.steps},
+                {"events", job.event_count()},
+                {"input_bytes", job.input_bytes},
+                {"tp_replicated", job.tp_replicated},
+                {"note", job.note}};
+    const auto& ck = job.clock;
+    j["clock_alignment"] = {{"method", ck.method},
+                            {"offset_ns", ck.offset_ns},
+                            {"max_abs_offset_ns", ck.max_abs_offset_ns},
+                            {"matched_collectives", ck.matched_collectives},
+                            {"residual_median_ns", ck.residual_median_ns},
+                            {"residual_p90_ns", ck.residual_p90_ns},
+                            {"unaligned_ranks", ck.unaligned_ranks}};
+    const int n = a.attributed_steps;
+    nlohmann::json summary = {
+        {"figures", "simulated what-if: the measured durations replayed on the simulator, "
+                    "each cause evened out in turn and all together"},
+        {"attributed_steps", n},
+        {"measured_seconds_per_step", n ? a.measured_s / n : 0.0},
+        {"replay_seconds_per_step", n ? a.replay_s / n : 0.0},
+        {"ideal_seconds_per_step", n ? a.ideal_s / n : 0.0},
+        {"lost_seconds_per_step", n ? a.lost_s_total() / n : 0.0},
+        {"lost_fraction", a.replay_s > 0 ? a.lost_s_total() / a.replay_s : 0.0},
+        {"dominant_cause",
+         a.dominant ? nlohmann::json(profiler::cause_name(*a.dominant)) : nlohmann::json(nullptr)}};
+    if (!a.suggested_partition.empty())
+        summary["suggested_partition"] = a.suggested_partition;
+    j["summary"] = summary;
+    if (a.dominant) {
+        const auto rec = recommend(r, *a.dominant);
+        j["recommendation"] = {{"cause", profiler::cause_name(*a.dominant)},
+                               {"change", rec.text},
+                               {"command", rec.command}};
+    }
+    auto involved_json = [](const std::vector<profiler::involvement>& list) {
+        auto arr = nlohmann::json::array();
+        for (const auto& x : list) {
+            nlohmann::json o = {{"what", x.what}, {"factor", x.factor}};
+            if (x.rank >= 0)
+                o["rank"] = x.rank;
+            arr.push_back(o);
+        }
+        return arr;
+    };
+    auto& causes = j["causes"] = nlohmann::json::array();
+    for (cause c : all_causes) {
+        const double s = a.lost_s[static_cast<std::size_t>(c)];
+        const auto* est = first_step_estimate(r, c);
+        causes.push_back(
+            {{"cause", profiler::cause_name(c)},
+             {"title", profiler::cause_title(c)},
+             {"lost_seconds_total", s},
+             {"lost_seconds_per_step", n ? s / n : 0.0},
+             {"fraction_of_step", a.replay_s > 0 ? s / a.replay_s : 0.0},
+             {"involved", est ? involved_json(est->involved) : nlohmann::json::array()}});
+    }
+    auto& steps = j["steps"] = nlohmann::json::array();
+    std::map<std::int64_t, const profiler::step_breakdown*> bd;
+    for (const auto& b : r.breakdown)
+        bd[b.step] = &b;
+    std::map<std::int64_t, const profiler::step_stragglers*> sg;
+    for (const auto& s : r.stragglers.steps)
+        sg[s.step] = &s;
+    for (const auto& s : a.steps) {
+        nlohmann::json o = {{"step", s.step}, {"attributed", s.attributed}};
+        if (s.attributed) {
+            o["schedule"] = s.schedule;
+            o["measured_seconds"] = s.measured_s;
+            o["replay_seconds"] = s.replay_s;
+            o["ideal_seconds"] = s.ideal_s;
+            o["lost_seconds"] = s.lost_s();
+            auto& lc = o["causes"] = nlohmann::json::object();
+            for (const auto& e : s.causes)
+                lc[std::string(profiler::cause_name(e.what))] = {
+                    {"lost_seconds", e.lost_s},
+                    {"evened_step_seconds", e.evened_step_s},
+                    {"involved", involved_json(e.involved)}};
+        } else {
+            o["skipped_reason"] = s.skipped_reason;
+        }
+        if (auto it = bd.find(s.step); it != bd.end()) {
+            auto& ranks = o["breakdown"] = nlohmann::json::array();
+            o["window_seconds"] = it->second->seconds();
+            for (const auto& rb : it->second->ranks) {
+                nlohmann::json comm = nlohmann::json::object();
+                for (int k = 0; k < runtime::lane_count; ++k) {
+                    const auto& c = rb.comm[static_cast<std::size_t>(k)];
+                    if (c.total_s > 0.0)
+                        comm[std::string(runtime::lane_name(static_cast<runtime::lane>(k)))] = {
+                            {"total_seconds", c.total_s},
+                            {"exposed_seconds", c.exposed_s},
+                            {"overlapped_seconds", c.overlapped_s}};
+                }
+                ranks.push_back({{"rank", rb.rank},
+                                 {"attention_seconds", rb.attention_s},
+                                 {"linear_seconds", rb.linear_s},
+                                 {"other_seconds", rb.other_s},
+                                 {"unsplit_compute_seconds", rb.unsplit_s},
+                                 {"compute_busy_seconds", rb.compute_busy_s},
+                                 {"communication", comm},
+                                 {"idle_seconds", rb.idle_s}});
+            }
+        }
+        if (auto it = sg.find(s.step); it != sg.end()) {
+            auto sp = nlohmann::json::array();
+            for (const auto& x : it->second->speed)
+                sp.push_back(
+                    {{"rank", x.rank}, {"relative_time", x.relative_time}, {"kernels", x.kernels}});
+            auto ar = nlohmann::json::array();
+            for (const auto& x : it->second->arrivals)
+                if (x.collectives > 0)
+                    ar.push_back({{"rank", x.rank},
+                                  {"last_arrivals", x.last_arrivals},
+                                  {"collectives", x.collectives},
+                                  {"wait_imposed_seconds", x.wait_imposed_s}});
+            o["stragglers"] = {{"relative_speed", sp}, {"last_arrival", ar}};
+        }
+        steps.push_back(std::move(o));
+    }
+    auto sp = nlohmann::json::array();
+    for (const auto& x : r.stragglers.speed)
+        sp.push_back(
+            {{"rank", x.rank}, {"relative_time", x.relative_time}, {"kernels", x.kernels}});
+    auto ar = nlohmann::json::array();
+    for (const auto& x : r.stragglers.arrivals)
+        ar.push_back({{"rank", x.rank},
+                      {"last_arrivals", x.last_arrivals},
+                      {"collectives", x.collectives},
+                      {"wait_imposed_seconds", x.wait_imposed_s}});
+    j["stragglers"] = {{"relative_speed", sp}, {"last_arrival", ar}};
+    auto& w = j["warnings"] = nlohmann::json::array();
+    for (const auto& x : job.warnings)
+        w.push_back({{"where", x.where}, {"message", x.message}});
+    return j;
+}
+
+} // namespace wlb::reports

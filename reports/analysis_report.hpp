@@ -1,0 +1,41 @@
+// Reports of `wlbtune analyze`: the terminal summary (the answer first: how much of the step
+// time is lost, to which cause, what to change), the versioned JSON report (wlbtune.analysis/1)
+// and the Perfetto trace (measured timeline, the ideal one beside it, stragglers marked).
+// Attribution figures are simulated what-if replays over measured durations and say so.
+#pragma once
+
+#include "profiler/analysis.hpp"
+#include "runtime/provenance.hpp"
+
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wlb::reports {
+
+inline constexpr std::string_view analysis_schema = "wlbtune.analysis/1";
+
+/// The configuration change that removes a cause, and the command that gets there.
+struct recommendation {
+    std::string text;
+    std::string command;
+};
+recommendation recommend(const profiler::analysis_result& r, profiler::cause c);
+
+std::string analysis_text(const profiler::analysis_result& r, int max_steps = 12);
+
+nlohmann::json analysis_json(const profiler::analysis_result& r,
+                             const std::vector<runtime::input_identity>& inputs);
+
+/// Identity (path, size, hash) of every file the job was read from (a wlbtune trace directory
+/// contributes its manifest and rank files).
+std::vector<runtime::input_identity> identify_inputs(const profiler::job_trace& job);
+
+/// Writes the Perfetto trace: per rank one process (reports/perfetto.hpp naming) with the
+/// measured events on threads per lane (and stream), the ideal timeline of each attributed step
+/// on "ideal ..." threads, and a "stragglers" thread marking each step a rank was flagged in.
+/// Needs the result of analyze with keep_ideal for the ideal timeline.
+void write_analysis_perfetto(const profiler::analysis_result& r, const std::string& path);
+
+} // namespace wlb::reports

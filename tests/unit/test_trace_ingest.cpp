@@ -1,0 +1,414 @@
+// Ingestion of PyTorch profiler (Kineto) traces and Megatron-style timer timelines, on files the
+// tests write in those formats: both NCCL kernel namings, gzip, ranks named by metadata rather
+// than file names, missing ranks, skewed clocks, truncated files; and the timer timeline of a
+// simulated pipeline with a heavy micro-batch, which the attribution must name.
+#include "profiler/analysis.hpp"
+#include "profiler/kernel_names.hpp"
+#include "runtime/error.hpp"
+#include "runtime/simulator.hpp"
+#include "support/cli_runner.hpp"
+#include "support/fake_duration_model.hpp"
+
+#include <filesystem>
+#include <fmt/format.h>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <set>
+#include <zlib.h>
+
+namespace wlb::profiler {
+namespace {
+
+namespace fs = std::filesystem;
+using wlb::test::temp_dir;
+
+std::string us(std::int64_t ns) {
+    return fmt::format("{}.{:03d}", ns / 1000, ns % 1000);
+}
+
+void write_file(const fs::path& p, const std::string& text, bool gzip = false) {
+    if (!gzip) {
+        std::ofstream(p, std::ios::binary) << text;
+        return;
+    }
+    gzFile f = gzopen(p.string().c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    gzwrite(f, text.data(), static_cast<unsigned>(text.size()));
+    gzclose(f);
+}
+
+// One rank of a tp=2, dp=2 job: per step a GEMM, a flash-attention kernel and an element-wise
+// kernel on stream 7, then a TP all-reduce over {0,1} or {2,3} and a DP all-reduce over {0,2}
+// or {1,3} on stream 20. Rank 3 runs its non-attention kernels 1.3x slower; collectives end when
+// the last member arrives plus their transfer time, as NCCL does. `skew_ns` is added to every
+// timestamp of the file (its host clock is off).
+struct kineto_job {
+    static constexpr int steps = 3;
+    static constexpr std::int64_t gemm_ns = 1'000'000, flash_ns = 800'000, elem_ns = 100'000;
+    static constexpr std::int64_t tp_ns = 200'000, dp_ns = 300'000, step_ns = 5'000'000;
+
+    static double slow(int rank) { return rank == 3 ? 1.3 : 1.0; }
+    static std::int64_t compute_ns(int rank) {
+        return static_cast<std::int64_t>(std::llround((gemm_ns + elem_ns) * slow(rank))) + flash_ns;
+    }
+
+    // The file of `rank`: old NCCL names and record_param_comms metadata for ranks 0 and 1, the
+    // current names with the metadata on the kernel for ranks 2 and 3.
+    static std::string file(int rank, std::int64_t skew_ns) {
+        const bool current = rank >= 2;
+        std::vector<std::string> ev;
+        std::int64_t corr = 1;
+        const int tp_peer = rank ^ 1, dp_peer = rank ^ 2;
+        const std::string tp_ranks = rank < 2 ? "[0, 1]" : "[2, 3]";
+        const std::string dp_ranks = rank % 2 == 0 ? "[0, 2]" : "[1, 3]";
+        auto kernel = [&](const std::string& name, std::int64_t ts, std::int64_t dur, int stream,
+                          const std::string& extra) {
+            const std::int64_t c = corr++;
+            // The launch 10 us before the kernel, on the CPU thread 100.
+            ev.push_back(fmt::format(
+                R"({{"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "pid": 1, "tid": 100, "ts": {}, "dur": 5.000, "args": {{"correlation": {}, "External id": {}}}}})",
+                us(ts - 10'000 + skew_ns), c, c));
+            ev.push_back(fmt::format(
+                R"({{"ph": "X", "cat": "kernel", "name": "{}", "pid": 0, "tid": {}, "ts": {}, "dur": {}, "args": {{"device": 0, "stream": {}, "correlation": {}{}}}}})",
+                name, stream, us(ts + skew_ns), us(dur), stream, c, extra));
+            return ts - 10'000;
+        };
+        auto comm_meta = [&](const std::string& coll, const std::string& ranks, int size,
+                             const std::string& pg) {
+            return fmt::format(
+                R"("Collective name": "{}", "In msg nelems": 1048576, "Out msg nelems": 1048576, "dtype": "BFloat16", "Group size": {}, "Process Group Name": "{}", "Process Group Description": "undescribed", "Process Group Ranks": "{}")",
+                coll, size, pg, ranks);
+        };
+        for (int s = 0; s < steps; ++s) {
+            const std::int64_t t0 = 1'000'000 + s * step_ns;
+            ev.push_back(fmt::format(
+                R"({{"ph": "X", "cat": "user_annotation", "name": "ProfilerStep#{}", "pid": 1, "tid": 100, "ts": {}, "dur": {}, "args": {{}}}})",
+                s + 10, us(t0 - 50'000 + skew_ns), us(step_ns - 100'000)));
+            std::int64_t t = t0;
+            const auto gemm = static_cast<std::int64_t>(std::llround(gemm_ns * slow(rank)));
+            const auto elem = static_cast<std::int64_t>(std::llround(elem_ns * slow(rank)));
+            kernel("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64", t, gemm, 7, "");
+            t += gemm;
+            kernel("void flash_fwd_kernel<Flash_fwd_kernel_traits<128, 128, 64, 4>>", t, flash_ns,
+                   7, "");
+            t += flash_ns;
+            kernel("void at::native::vectorized_elementwise_kernel<4, at::native::AddFunctor>", t,
+                   elem, 7, "");
+            t += elem;
+            // TP all-reduce: every member arrives at its own compute end; ends together.
+            const std::int64_t tp_end =
+                t0 + std::max(compute_ns(rank), compute_ns(tp_peer)) + tp_ns;
+            const std::string tp_name = current ? "ncclDevKernel_AllReduce_Sum_bf16_RING_LL"
+                                                : "ncclKernel_AllReduce_RING_LL_Sum_bfloat16";
+            const std::string tp_meta = comm_meta("allreduce", tp_ranks, 2, rank < 2 ? "1" : "2");
+            const auto launch =
+                kernel(tp_name, t, tp_end - t, 20, current ? ", " + tp_meta : std::string());
+            if (!current)
+                ev.push_back(fmt::format(
+                    R"({{"ph": "X", "cat": "cpu_op", "name": "record_param_comms", "pid": 1, "tid": 100, "ts": {}, "dur": 20.000, "args": {{"External id": 7, {}}}}})",
+                    us(launch - 5'000 + skew_ns), tp_meta));
+            // DP all-reduce after the TP one, over the replicas.
+            const auto dp_peer_tp_end =
+                t0 + std::max(compute_ns(dp_peer), compute_ns(dp_peer ^ 1)) + tp_ns;
+            const std::int64_t dp_end = std::max(tp_end, dp_peer_tp_end) + dp_ns;
+            const std::string dp_meta =
+                comm_meta("allreduce", dp_ranks, 2, rank % 2 == 0 ? "3" : "4");
+            const auto dl = kernel(tp_name, tp_end, dp_end - tp_end, 20,
+                                   current ? ", " + dp_meta : std::string());
+            if (!current)
+                ev.push_back(fmt::format(
+                    R"({{"ph": "X", "cat": "cpu_op", "name": "record_param_comms", "pid": 1, "tid": 100, "ts": {}, "dur": 20.000, "args": {{"External id": 8, {}}}}})",
+                    us(dl - 5'000 + skew_ns), dp_meta));
+        }
+        std::string body = fmt::format(
+            "{{\n  \"schemaVersion\": 1,\n  \"deviceProperties\": [],\n  \"distributedInfo\": "
+            "{{\"backend\": \"nccl\", \"rank\": {}, \"world_size\": 4}},\n  \"traceEvents\": [\n",
+            rank);
+        for (std::size_t i = 0; i < ev.size(); ++i)
+            body += "  " + ev[i] + (i + 1 < ev.size() ? ",\n" : "\n");
+        body +=
+            "  ],\n  \"traceName\": \"test\",\n  \"baseTimeNanoseconds\": 1700000000000000000\n}\n";
+        return body;
+    }
+};
+
+// Files named by host, not by rank (the ranks come from distributedInfo), in an order that is
+// not the ranks' order; rank 1 gzip-compressed; rank 2's clock 5 ms ahead.
+std::vector<std::string> write_kineto_job(const temp_dir& dir, int skip_rank = -1) {
+    const std::vector<std::pair<int, std::string>> names = {{2, "host-a.pt.trace.json"},
+                                                            {0, "host-b.pt.trace.json"},
+                                                            {3, "host-c.pt.trace.json"},
+                                                            {1, "host-d.pt.trace.json.gz"}};
+    std::vector<std::string> paths;
+    for (const auto& [rank, name] : names) {
+        if (rank == skip_rank)
+            continue;
+        const auto p = dir / name;
+        write_file(p, kineto_job::file(rank, rank == 2 ? 5'000'000 : 0), rank == 1);
+        paths.push_back(p.string());
+    }
+    return paths;
+}
+
+ingest_options tp2dp2() {
+    ingest_options o;
+    o.job_layout = runtime::layout::parse("tp=2,cp=1,pp=1,dp=2");
+    return o;
+}
+
+bool has_warning(const job_trace& job, std::string_view part) {
+    for (const auto& w : job.warnings)
+        if ((w.where + ": " + w.message).find(part) != std::string::npos)
+            return true;
+    return false;
+}
+
+TEST(KernelNames, BothNcclNamingsAttentionAndGemms) {
+    EXPECT_EQ(classify_kernel("ncclKernel_AllReduce_RING_LL_Sum_bfloat16").op, nccl_op::all_reduce);
+    EXPECT_EQ(classify_kernel("ncclDevKernel_AllGather_RING_LL").op, nccl_op::all_gather);
+    EXPECT_EQ(classify_kernel("ncclDevKernel_ReduceScatter_Sum_f32_RING_SIMPLE").op,
+              nccl_op::reduce_scatter);
+    EXPECT_EQ(classify_kernel("ncclDevKernel_SendRecv").op, nccl_op::send_recv);
+    EXPECT_EQ(classify_kernel("ncclKernel_SendRecv_RING_SIMPLE_Sum_int8_t").op, nccl_op::send_recv);
+    EXPECT_EQ(classify_kernel("ncclDevKernel_Generic_4").kind, kernel_kind::nccl);
+    for (const char* a :
+         {"void flash_fwd_kernel<Flash_fwd_kernel_traits<128>>", "flash::FlashAttnFwdSm90<...>",
+          "cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16",
+          "triton_tem_fused_flex_attention_0", "fmha_cutlassF_bf16_aligned_64x128",
+          "void transformer_engine::fused_attn::cudnn_fused_attn_fwd"})
+        EXPECT_EQ(classify_kernel(a).kind, kernel_kind::attention) << a;
+    for (const char* g : {"sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n", "nvjet_tst_128x256_64x4_1x2",
+                          "ampere_bf16_s16816gemm_bf16_128x128_ldg8", "cutlass_80_tensorop_gemm",
+                          "triton_tem_fused_mm_0", "Cijk_Ailk_Bljk_BBS_BH"})
+        EXPECT_EQ(classify_kernel(g).kind, kernel_kind::linear) << g;
+    EXPECT_EQ(classify_kernel("void at::native::vectorized_elementwise_kernel<4>").kind,
+              kernel_kind::other);
+    EXPECT_EQ(nccl_op_from_collective_name("_reduce_scatter_base"), nccl_op::reduce_scatter);
+}
+
+TEST(KinetoIngest, RanksFromMetadataGzipBothNcclNamingsAndSkewedClocks) {
+    temp_dir dir;
+    const auto paths = write_kineto_job(dir);
+    const auto r = analyze(paths, {tp2dp2(), false});
+    const auto& job = r.job;
+    EXPECT_EQ(job.format, "kineto");
+    ASSERT_EQ(job.ranks.size(), 4u);
+    for (int k = 0; k < 4; ++k) {
+        ASSERT_TRUE(job.ranks[static_cast<std::size_t>(k)].present) << k;
+        EXPECT_NE(job.ranks[static_cast<std::size_t>(k)].file.find(k == 1 ? ".gz" : "host-"),
+                  std::string::npos);
+    }
+    EXPECT_EQ(job.steps, (std::vector<std::int64_t>{10, 11, 12}));
+    // Every collective of both namings found, on the lane of its group.
+    for (int k = 0; k < 4; ++k) {
+        int tp = 0, dp = 0;
+        for (const auto& e : job.ranks[static_cast<std::size_t>(k)].events) {
+            if (e.kind != runtime::event_kind::collective)
+                continue;
+            EXPECT_GT(e.bytes, 0.0);
+            tp += e.where == runtime::lane::tp ? 1 : 0;
+            dp += e.where == runtime::lane::dp ? 1 : 0;
+        }
+        EXPECT_EQ(tp, kineto_job::steps) << "rank " << k;
+        EXPECT_EQ(dp, kineto_job::steps) << "rank " << k;
+    }
+    // Clocks: rank 2's 5 ms skew recovered exactly from the collective ends.
+    EXPECT_EQ(job.clock.method, "collective ends");
+    EXPECT_EQ(job.clock.offset_ns[2] - job.clock.offset_ns[0], -5'000'000);
+    EXPECT_EQ(job.clock.residual_median_ns, 0);
+    // Breakdown: compute classes as written; the TP all-reduce exposed.
+    ASSERT_EQ(r.breakdown.size(), 3u);
+    for (const auto& b : r.breakdown) {
+        ASSERT_EQ(b.ranks.size(), 4u);
+        for (const auto& rb : b.ranks) {
+            EXPECT_NEAR(rb.attention_s, 800e-6, 1e-9);
+            EXPECT_NEAR(rb.linear_s, 1000e-6 * kineto_job::slow(rb.rank), 1e-9);
+            EXPECT_NEAR(rb.other_s, 100e-6 * kineto_job::slow(rb.rank), 1e-9);
+            const auto& tp = rb.comm[static_cast<std::size_t>(runtime::lane::tp)];
+            EXPECT_GT(tp.total_s, 0.0);
+            EXPECT_NEAR(tp.exposed_s, tp.total_s, 1e-12);
+        }
+    }
+    // Stragglers: rank 3 is 1.3x on the same kernels and arrives last at its collectives.
+    double worst = 0.0;
+    int who = -1;
+    for (const auto& s : r.stragglers.speed)
+        if (s.relative_time > worst) {
+            worst = s.relative_time;
+            who = s.rank;
+        }
+    EXPECT_EQ(who, 3);
+    EXPECT_NEAR(worst, 1.3, 1e-6);
+    // Rank 3 is last at its TP and DP all-reduces; rank 2 (waiting for rank 3 in TP) is last at
+    // its DP all-reduce with rank 0.
+    for (const auto& a : r.stragglers.arrivals)
+        EXPECT_EQ(a.last_arrivals, a.rank == 3   ? 2 * kineto_job::steps
+                                   : a.rank == 2 ? kineto_job::steps
+                                                 : 0)
+            << a.rank;
+    // No micro-batch structure in plain Kineto: the attribution says so instead of guessing.
+    ASSERT_FALSE(r.attribution.steps.empty());
+    EXPECT_FALSE(r.attribution.steps[0].attributed);
+    EXPECT_NE(r.attribution.steps[0].skipped_reason.find("micro-batch"), std::string::npos);
+}
+
+TEST(KinetoIngest, MissingRankAndTruncatedFilesWarnAndTheRestIsAnalysed) {
+    temp_dir dir;
+    auto paths = write_kineto_job(dir, /*skip_rank=*/3);
+    // Cut rank 0's plain file inside its last step, and rank 1's gzip stream short.
+    const auto p0 = dir / "host-b.pt.trace.json";
+    std::string text = wlb::test::read_text(p0);
+    const std::size_t cut = text.rfind("ProfilerStep#12") + 400;
+    write_file(p0, text.substr(0, cut));
+    const auto p1 = dir / "host-d.pt.trace.json.gz";
+    std::string gz = wlb::test::read_text(p1);
+    write_file(p1, gz.substr(0, gz.size() * 2 / 3));
+    const auto r = analyze(paths, {tp2dp2(), false});
+    const auto& job = r.job;
+    EXPECT_TRUE(has_warning(job, "ranks 3")) << "missing rank 3 named";
+    EXPECT_TRUE(has_warning(job, "host-b.pt.trace.json:byte"));
+    EXPECT_TRUE(has_warning(job, "host-d.pt.trace.json.gz"));
+    EXPECT_TRUE(job.ranks[0].present);
+    EXPECT_TRUE(job.ranks[0].truncated);
+    EXPECT_FALSE(job.ranks[3].present);
+    // Rank 0 keeps its complete steps; its incomplete last step is left out.
+    std::set<std::int64_t> steps0;
+    for (const auto& e : job.ranks[0].events)
+        steps0.insert(e.step);
+    EXPECT_TRUE(steps0.count(10) && steps0.count(11));
+    EXPECT_FALSE(steps0.count(12));
+    // The analysis goes on with what is sound.
+    ASSERT_FALSE(r.breakdown.empty());
+    EXPECT_EQ(r.breakdown[0].ranks.size(), job.ranks[1].events.empty() ? 2u : 3u);
+}
+
+TEST(KinetoIngest, UserClockOffsetsAndBadFiles) {
+    temp_dir dir;
+    const auto paths = write_kineto_job(dir);
+    auto o = tp2dp2();
+    o.clock = parse_clock_option("2=-5ms");
+    const auto job = ingest(paths, o);
+    EXPECT_EQ(job.clock.method, "given offsets");
+    EXPECT_EQ(job.clock.residual_median_ns, 0); // the given offset undoes the skew
+    EXPECT_THROW(parse_clock_option("2=-5parsecs"), wlb::usage_error);
+    EXPECT_THROW(parse_clock_option("x=5"), wlb::usage_error);
+    const auto bad = dir / "bad.json";
+    write_file(bad, "this is not json at all");
+    EXPECT_THROW(ingest({bad.string()}, o), wlb::input_error);
+}
+
+// --- timer timelines ----------------------------------------------------------------------------
+
+// A pp=2, dp=2 pipeline simulated with micro-batch 2 of each replica made 1.8x heavier, written as
+// a Megatron-style timer timeline: one process per rank named with its coordinates, one X (or
+// B/E) event per timer with step and micro-batch ids.
+std::string timer_timeline(bool with_steps, bool with_mb, int steps) {
+    const auto l = runtime::layout::parse("tp=1,cp=1,pp=2,dp=2");
+    wlb::test::fake_duration_model model;
+    model.layers = 4;
+    model.p2p_seconds_each = 2e-4;
+    model.collective_seconds_each = 5e-4;
+    model.optimizer_seconds_each = 1e-3;
+    model.layer_params = 1e6;
+    std::vector<std::string> ev;
+    for (int r = 0; r < l.world_size(); ++r) {
+        const auto c = l.coords_of(r);
+        ev.push_back(fmt::format(
+            R"({{"ph":"M","pid":{},"name":"process_name","args":{{"name":"rank {} tp{} cp{} pp{} dp{}"}}}})",
+            r, r, c.tp, c.cp, c.pp, c.dp));
+    }
+    std::int64_t offset = 0;
+    for (int s = 0; s < steps; ++s) {
+        const auto batch = wlb::test::make_step(2, 1, 4, [](int, int) { return 4096; });
+        runtime::plan_options po;
+        const auto plan = runtime::build_step_plan(l, batch, model, po);
+        const auto res = runtime::simulate(plan, {runtime::parse_fault("heavy-mb=2:1.8")});
+        for (std::size_t i = 0; i < plan.ops.size(); ++i) {
+            const auto& op = plan.ops[i];
+            const int rank = plan.units[static_cast<std::size_t>(op.unit)].rank;
+            std::string name;
+            const bool fwd = op.ph == runtime::phase::fwd;
+            switch (op.kind) {
+            case runtime::op_kind::layers:
+                name = fwd ? "forward-compute" : "backward-compute";
+                break;
+            case runtime::op_kind::send:
+                name = fwd ? "forward-send" : "backward-send";
+                break;
+            case runtime::op_kind::recv:
+                name = fwd ? "forward-recv" : "backward-recv";
+                break;
+            case runtime::op_kind::collective:
+                name = "grads-reduce-scatter";
+                break;
+            case runtime::op_kind::compute:
+                name = op.ph == runtime::phase::optimizer ? "optimizer" : "";
+                break;
+            }
+            if (name.empty())
+                continue; // the output layer (zero here): inside forward-compute in Megatron
+            const auto start = offset + std::llround(res.start_seconds[i] * 1e9);
+            const auto end = offset + std::llround(res.end_seconds[i] * 1e9);
+            std::string args = with_steps ? fmt::format(R"("step":{})", s) : "";
+            if (with_mb && op.micro_batch >= 0)
+                args +=
+                    fmt::format(R"({}"micro_batch":{})", args.empty() ? "" : ",", op.micro_batch);
+            if (name == "optimizer") {
+                // As a timer's start / stop pair.
+                ev.push_back(fmt::format(
+                    R"({{"ph":"B","pid":{},"tid":0,"name":"optimizer","ts":{},"args":{{{}}}}})",
+                    rank, us(start), args));
+                ev.push_back(fmt::format(
+                    R"({{"ph":"E","pid":{},"tid":0,"name":"optimizer","ts":{}}})", rank, us(end)));
+                continue;
+            }
+            ev.push_back(fmt::format(
+                R"({{"ph":"X","pid":{},"tid":{},"name":"{}","ts":{},"dur":{},"args":{{{}}}}})",
+                rank, op.kind == runtime::op_kind::collective ? 1 : 0, name, us(start),
+                us(end - start), args));
+        }
+        offset += std::llround(res.step_seconds * 1e9) + 1'000'000;
+    }
+    std::string body = "{\"traceEvents\":[\n";
+    for (std::size_t i = 0; i < ev.size(); ++i)
+        body += ev[i] + (i + 1 < ev.size() ? ",\n" : "\n");
+    return body + "]}\n";
+}
+
+TEST(TimerIngest, CoordinatesFromMetadataAndTheHeavyMicroBatchIsNamed) {
+    temp_dir dir;
+    const auto p = dir / "megatron_timers.json";
+    write_file(p, timer_timeline(true, true, 2));
+    const auto r = analyze({p.string()}, {});
+    const auto& job = r.job;
+    EXPECT_EQ(job.format, "megatron");
+    EXPECT_EQ(job.job_layout.spec(), "tp=1,cp=1,pp=2,dp=2");
+    EXPECT_NE(job.layout_source.find("coordinates"), std::string::npos);
+    EXPECT_EQ(job.steps.size(), 2u);
+    ASSERT_EQ(r.attribution.attributed_steps, 2) << r.attribution.steps[0].skipped_reason;
+    ASSERT_TRUE(r.attribution.dominant.has_value());
+    EXPECT_EQ(*r.attribution.dominant, cause::pp_packing);
+    // The replay of the measured timers reproduces the measured step.
+    for (const auto& s : r.attribution.steps)
+        EXPECT_NEAR(s.replay_s, s.measured_s, 0.02 * s.measured_s);
+    const auto& involved =
+        r.attribution.steps[0].causes[static_cast<int>(cause::pp_packing)].involved;
+    ASSERT_FALSE(involved.empty());
+    EXPECT_NE(involved[0].what.find("micro-batch 2"), std::string::npos) << involved[0].what;
+}
+
+TEST(TimerIngest, MissingStepAndMicroBatchIdsAreCountedWithAWarning) {
+    temp_dir dir;
+    const auto p = dir / "rank_timers.json.gz";
+    write_file(p, timer_timeline(false, false, 2), true);
+    const auto r = analyze({p.string()}, {});
+    EXPECT_EQ(r.job.steps.size(), 2u);
+    EXPECT_TRUE(has_warning(r.job, "counted by optimizer timers"));
+    EXPECT_TRUE(has_warning(r.job, "numbered in order"));
+    EXPECT_EQ(r.attribution.attributed_steps, 2) << r.attribution.steps[0].skipped_reason;
+    ASSERT_TRUE(r.attribution.dominant.has_value());
+    EXPECT_EQ(*r.attribution.dominant, cause::pp_packing);
+}
+
+} // namespace
+} // namespace wlb::profiler
