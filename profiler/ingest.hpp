@@ -63,6 +63,8 @@ trace_format detect_format(const std::string& path);
 job_trace ingest_trace(const runtime::trace& t, const ingest_options& options);
 
 // The per-format readers, each adding one file's ranks to `job`. They do not sort or align.
+/// The work class of a wlbtune trace event's name (simulator and CPU runtime names).
+work_class wlbtune_work_of(std::string_view name);
 void read_wlbtune_dir(const std::string& dir, job_trace& job);
 void read_trace(const runtime::trace& t, job_trace& job);
 void read_kineto_file(const std::string& path, job_trace& job, int fallback_rank);

@@ -1,7 +1,8 @@
 // wlbtune's own trace directories (wlbtune.trace/1, runtime/trace.hpp), read one rank at a time
 // through runtime::trace_reader. Event names of the simulator and the captures say what the
-// work is: "attention fwd/bwd" (attention), "linear fwd/bwd" (linear), anything else on the
-// compute lane (output layer, optimizer step) is other compute.
+// work is: "attention fwd/bwd" (attention); "linear fwd/bwd" (the simulator) and the CPU
+// runtime's GEMM ops "qkv proj", "out proj", "mlp" (linear); anything else on the compute lane
+// (norms, output layer, optimizer step) is other compute.
 #include "profiler/ingest.hpp"
 
 #include <algorithm>
@@ -10,15 +11,16 @@
 #include <unordered_map>
 
 namespace wlb::profiler {
-namespace {
-
-work_class work_of(std::string_view name) {
-    if (name.substr(0, 9) == "attention")
+work_class wlbtune_work_of(std::string_view name) {
+    if (name.starts_with("attention"))
         return work_class::attention;
-    if (name.substr(0, 6) == "linear")
-        return work_class::linear;
+    for (const std::string_view gemm : {"linear", "qkv proj", "out proj", "mlp fwd", "mlp bwd"})
+        if (name.starts_with(gemm))
+            return work_class::linear;
     return work_class::other;
 }
+
+namespace {
 
 std::int16_t narrow16(int v) {
     return static_cast<std::int16_t>(std::clamp(v, -1, 32767));
@@ -47,7 +49,7 @@ public:
         if (t.kind == runtime::event_kind::compute) {
             auto it = m_work.find(e.name);
             if (it == m_work.end())
-                it = m_work.emplace(e.name, work_of(t.name)).first;
+                it = m_work.emplace(e.name, wlbtune_work_of(t.name)).first;
             e.work = it->second;
         }
         e.stream = static_cast<std::int32_t>(t.where);

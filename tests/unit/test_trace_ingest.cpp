@@ -412,3 +412,17 @@ TEST(TimerIngest, MissingStepAndMicroBatchIdsAreCountedWithAWarning) {
 
 } // namespace
 } // namespace wlb::profiler
+
+// The CPU runtime's GEMM ops (docs/cpu-runtime.md) are linear work, as the simulator's
+// "linear fwd/bwd" are; norms and the optimizer are other compute.
+TEST(WlbtuneIngest, CpuRuntimeGemmNamesAreLinearWork) {
+    using wlb::profiler::wlbtune_work_of;
+    using wlb::profiler::work_class;
+    EXPECT_EQ(wlbtune_work_of("attention fwd"), work_class::attention);
+    EXPECT_EQ(wlbtune_work_of("linear bwd"), work_class::linear);
+    EXPECT_EQ(wlbtune_work_of("qkv proj fwd"), work_class::linear);
+    EXPECT_EQ(wlbtune_work_of("out proj bwd"), work_class::linear);
+    EXPECT_EQ(wlbtune_work_of("mlp fwd"), work_class::linear);
+    EXPECT_EQ(wlbtune_work_of("mlp norm fwd"), work_class::other);
+    EXPECT_EQ(wlbtune_work_of("optimizer step"), work_class::other);
+}
