@@ -12,6 +12,7 @@
 #include "runtime/trace.hpp"
 #include "runtime/train_run.hpp"
 #include "tuner/document_stream.hpp"
+#include "tuner/evaluate.hpp"
 #include "tuner/open_document_source.hpp"
 #include "tuner/pack_run.hpp"
 #include "tuner/run_job.hpp"
@@ -88,17 +89,15 @@ void run_run(const run_options& o) {
     const auto schedule = runtime::parse_schedule(tuned ? tuned->schedule : o.schedule, l.vpp());
     const auto costs = tuner::run_cost_model(model, tuner::load_hardware(o.hardware), l, numbers);
 
-    tuner::packing_config packing;
-    packing.policy = tuner::parse_packing_policy(o.packing);
-    packing.context_tokens = context;
-    packing.replicas = l.dp();
-    packing.micro_batches = o.micro_batches > 0 ? o.micro_batches : l.pp();
-    packing.smax_tokens = tuner::parse_smax(o.smax, context);
-    packing.thresholds = o.thresholds.empty() ? tuner::default_thresholds(o.queues, context)
-                                              : tuner::parse_thresholds(o.thresholds);
-    packing.window = o.window;
-    if (tuned)
-        packing = tuned->packing;
+    auto packing = tuned ? tuned->packing
+                         : tuner::make_packing_config({.policy = o.packing,
+                                                       .context_tokens = context,
+                                                       .queues = o.queues,
+                                                       .thresholds = o.thresholds,
+                                                       .smax = o.smax,
+                                                       .window = o.window,
+                                                       .micro_batches = o.micro_batches},
+                                                      l);
     tuner::validate(packing);
     tuner::sharding_spec sharding;
     sharding.policy = tuner::parse_sharding_policy(o.sharding, "--sharding");
