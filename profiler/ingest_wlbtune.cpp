@@ -66,6 +66,7 @@ void take_meta(job_trace& job, const runtime::trace_meta& meta) {
     job.tp_replicated = job.tp_replicated || meta.tp_replicated;
     if (!meta.note.empty())
         job.note = meta.note;
+    job.source = meta.source;
     if (static_cast<int>(job.ranks.size()) < meta.job_layout.world_size())
         job.ranks.resize(static_cast<std::size_t>(meta.job_layout.world_size()));
 }

@@ -302,7 +302,7 @@ TEST(KinetoIngest, UserClockOffsetsAndBadFiles) {
 // A pp=2, dp=2 pipeline simulated with micro-batch 2 of each replica made 1.8x heavier, written as
 // a Megatron-style timer timeline: one process per rank named with its coordinates, one X (or
 // B/E) event per timer with step and micro-batch ids.
-std::string timer_timeline(bool with_steps, bool with_mb, int steps) {
+std::string timer_timeline(bool with_steps, bool with_mb, int steps, std::int64_t skew_pp1_ns = 0) {
     const auto l = runtime::layout::parse("tp=1,cp=1,pp=2,dp=2");
     wlb::test::fake_duration_model model;
     model.layers = 4;
@@ -347,8 +347,10 @@ std::string timer_timeline(bool with_steps, bool with_mb, int steps) {
             }
             if (name.empty())
                 continue; // the output layer (zero here): inside forward-compute in Megatron
-            const auto start = offset + std::llround(res.start_seconds[i] * 1e9);
-            const auto end = offset + std::llround(res.end_seconds[i] * 1e9);
+            // Stage 1's hosts have their clock skew_pp1_ns ahead.
+            const std::int64_t skew = l.coords_of(rank).pp == 1 ? skew_pp1_ns : 0;
+            const auto start = offset + skew + std::llround(res.start_seconds[i] * 1e9);
+            const auto end = offset + skew + std::llround(res.end_seconds[i] * 1e9);
             std::string args = with_steps ? fmt::format(R"("step":{})", s) : "";
             if (with_mb && op.micro_batch >= 0)
                 args +=
@@ -375,16 +377,22 @@ std::string timer_timeline(bool with_steps, bool with_mb, int steps) {
     return body + "]}\n";
 }
 
-TEST(TimerIngest, CoordinatesFromMetadataAndTheHeavyMicroBatchIsNamed) {
+TEST(TimerIngest, CoordinatesFromMetadataSkewedStagesAndTheHeavyMicroBatchIsNamed) {
     temp_dir dir;
     const auto p = dir / "megatron_timers.json";
-    write_file(p, timer_timeline(true, true, 2));
+    write_file(p, timer_timeline(true, true, 2, 3'000'000));
     const auto r = analyze({p.string()}, {});
     const auto& job = r.job;
     EXPECT_EQ(job.format, "megatron");
     EXPECT_EQ(job.job_layout.spec(), "tp=1,cp=1,pp=2,dp=2");
     EXPECT_NE(job.layout_source.find("coordinates"), std::string::npos);
     EXPECT_EQ(job.steps.size(), 2u);
+    // The stages share no collective: their clocks are joined through the pipeline transfers.
+    EXPECT_EQ(job.clock.method, "collective ends");
+    EXPECT_GE(job.clock.p2p_links, 1);
+    EXPECT_EQ(job.clock.offset_ns[1] - job.clock.offset_ns[0], -3'000'000);
+    EXPECT_EQ(job.clock.offset_ns[3] - job.clock.offset_ns[2], -3'000'000);
+    EXPECT_TRUE(job.clock.unaligned_ranks.empty());
     ASSERT_EQ(r.attribution.attributed_steps, 2) << r.attribution.steps[0].skipped_reason;
     ASSERT_TRUE(r.attribution.dominant.has_value());
     EXPECT_EQ(*r.attribution.dominant, cause::pp_packing);
