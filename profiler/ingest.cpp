@@ -415,6 +415,7 @@ job_trace ingest(const std::vector<std::string>& paths, const ingest_options& o)
         }
         next_rank = static_cast<int>(job.ranks.size());
     }
+    release_parse_buffers();
     if (formats.size() > 1)
         throw input_error(fmt::format("the inputs mix trace formats ({}); analyze one job's "
                                       "traces at a time",

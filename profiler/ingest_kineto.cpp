@@ -118,7 +118,8 @@ public:
     kineto_file(const std::string& path, job_trace& job) : m_path(path), m_job(job) {}
 
     void read(int fallback_rank) {
-        loaded_text in = load_text_file(m_path);
+        loaded_text& in = chrome::buffers().text;
+        load_text_file(m_path, in);
         m_job.files.push_back(m_path);
         m_job.input_bytes += in.file_bytes;
         if (in.problem) {
@@ -126,7 +127,6 @@ public:
             m_truncated = true;
         }
         parse(in.text);
-        in.text = std::string(); // free before resolving
         resolve(fallback_rank);
     }
 
