@@ -276,6 +276,7 @@ private:
         rt.present = true;
         rt.file = m_path;
         rt.truncated = truncated;
+        m_job.per_layer_events = false;
         std::sort(events.begin(), events.end(), [](const pending& a, const pending& b) {
             return a.ts_ns != b.ts_ns ? a.ts_ns < b.ts_ns : a.dur_ns > b.dur_ns;
         });

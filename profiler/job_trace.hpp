@@ -107,6 +107,9 @@ struct job_trace {
     std::string layout_source; ///< "--layout", "trace manifest", "rank metadata", ...
     /// True when TP peers carry copies of their TP rank 0's events (simulated traces).
     bool tp_replicated = false;
+    /// True when compute comes one slice per transformer layer (wlbtune traces); false when a
+    /// pass over a chunk is one timer or many kernels (timers, annotated Kineto).
+    bool per_layer_events = true;
     std::string note;
     std::string source; ///< a wlbtune trace's source: "simulated", "cpu", ...
     name_table names;
