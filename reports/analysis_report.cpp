@@ -6,6 +6,7 @@
 #include "runtime/sim_trace.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fmt/format.h>
 #include <map>
@@ -19,6 +20,8 @@ using profiler::cause;
 using profiler::cause_count;
 
 std::string pct(double fraction) {
+    if (std::abs(fraction) < 0.0005)
+        return "0.0%";
     return fmt::format("{:.1f}%", fraction * 100);
 }
 std::string secs(double s) {
