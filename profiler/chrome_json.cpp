@@ -1,6 +1,24 @@
 #include "profiler/chrome_json.hpp"
 
+#include "profiler/ingest.hpp"
+
+#include <memory>
+
 namespace wlb::profiler::chrome {
+
+namespace {
+thread_local std::unique_ptr<parse_buffers> t_buffers;
+} // namespace
+
+parse_buffers& buffers() {
+    if (!t_buffers)
+        t_buffers = std::make_unique<parse_buffers>();
+    return *t_buffers;
+}
+
+void release_buffers() {
+    t_buffers.reset();
+}
 
 bool micros_to_ns(std::string_view tok, std::int64_t& ns) {
     tok = trim(tok);
@@ -55,3 +73,9 @@ bool micros_to_ns(std::string_view tok, std::int64_t& ns) {
 }
 
 } // namespace wlb::profiler::chrome
+
+namespace wlb::profiler {
+void release_parse_buffers() {
+    chrome::release_buffers();
+}
+} // namespace wlb::profiler

@@ -46,6 +46,16 @@ inline std::int64_t int_or(od::value& v, std::int64_t fallback) {
     return ec == std::errc{} ? x : fallback;
 }
 
+/// The text buffer and the parser, kept from one file to the next (a parser sized for a 200 MB
+/// file holds about that much again in its structural index; allocating and page-faulting it
+/// for every rank costs more than parsing). One set per thread; ingest() releases them.
+struct parse_buffers {
+    loaded_text text;
+    od::parser parser;
+};
+parse_buffers& buffers();
+void release_buffers();
+
 /// How far a parse got, for warnings.
 struct progress {
     std::int64_t events = 0;    ///< elements of traceEvents read
@@ -61,7 +71,7 @@ struct progress {
 template <typename Walk, typename Reset>
 void parse_recovering(std::string& text, const std::string& path, job_trace& job, progress& p,
                       Walk&& walk, Reset&& reset) {
-    od::parser parser;
+    od::parser& parser = buffers().parser;
     bool retried = false;
     for (;;) {
         try {

@@ -5,6 +5,7 @@
 #include <limits>
 #include <map>
 #include <queue>
+#include <tuple>
 
 namespace wlb::profiler {
 namespace {
@@ -18,6 +19,67 @@ std::int64_t median_of(std::vector<std::int64_t>& v) {
 }
 
 constexpr std::size_t max_samples_per_pair = 4096;
+
+// Point-to-point transfers between pipeline neighbours: a receive cannot end before its send
+// ends, and ends with it when the receiver was already waiting, so over many transfers
+// min(recv end - send end) is the clocks' difference. Sends of stage p go forward to
+// (p + 1) mod P and backward to (p - 1) mod P; the k-th send of a (step, micro-batch, pass)
+// matches the receiver's k-th receive of it. Returns, per rank pair (x, y), o_y - o_x.
+std::map<std::pair<int, int>, std::int64_t> p2p_edges(const job_trace& job) {
+    using runtime::event_kind;
+    using runtime::phase;
+    const auto& l = job.job_layout;
+    const int pp = l.pp();
+    std::map<std::pair<int, int>, std::int64_t> out;
+    if (pp < 2)
+        return out;
+    using key =
+        std::tuple<int, int, std::int32_t, int, int, std::int64_t>; // from, to, step, mb, ph, k
+    std::map<key, std::int64_t> sends, recvs;
+    for (std::size_t r = 0; r < job.ranks.size(); ++r) {
+        const auto c = l.coords_of(static_cast<int>(r));
+        std::map<std::tuple<std::int32_t, int, int, int>, std::int64_t> seen;
+        for (const auto& e : job.ranks[r].events) {
+            if ((e.kind != event_kind::send && e.kind != event_kind::recv) || e.micro_batch < 0 ||
+                (e.ph != phase::fwd && e.ph != phase::bwd))
+                continue;
+            const bool fwd = e.ph == phase::fwd;
+            const bool send = e.kind == event_kind::send;
+            auto other = c;
+            other.pp = (c.pp + ((fwd == send) ? 1 : pp - 1)) % pp;
+            const int o = l.rank_of(other);
+            const int from = send ? static_cast<int>(r) : o, to = send ? o : static_cast<int>(r);
+            const auto k = seen[{e.step, static_cast<int>(e.micro_batch), static_cast<int>(e.ph),
+                                 send ? 1 : 0}]++;
+            (send ? sends : recvs)[{from, to, e.step, e.micro_batch, static_cast<int>(e.ph), k}] =
+                e.end_ns();
+        }
+    }
+    std::map<std::pair<int, int>, std::int64_t> min_diff; // (from, to) -> min(recv - send)
+    for (const auto& [k, send_end] : sends) {
+        auto it = recvs.find(k);
+        if (it == recvs.end())
+            continue;
+        const std::pair<int, int> pr{std::get<0>(k), std::get<1>(k)};
+        const std::int64_t d = it->second - send_end;
+        auto [m, fresh] = min_diff.try_emplace(pr, d);
+        if (!fresh)
+            m->second = std::min(m->second, d);
+    }
+    for (const auto& [pr, d] : min_diff) {
+        const auto [a, b] = pr;
+        // o_b - o_a >= -d (a -> b); from b -> a: o_b - o_a <= d'.
+        const std::pair<int, int> key_ab{std::min(a, b), std::max(a, b)};
+        if (out.count(key_ab))
+            continue;
+        auto back = min_diff.find({b, a});
+        std::int64_t diff = -d; // o_b - o_a
+        if (back != min_diff.end())
+            diff = (-d + back->second) / 2;
+        out[key_ab] = a < b ? diff : -diff;
+    }
+    return out;
+}
 
 } // namespace
 
@@ -61,26 +123,10 @@ clock_alignment align_clocks(job_trace& job, const std::vector<collective_instan
             adj[static_cast<std::size_t>(pair.first)].emplace_back(pair.second, d);
             adj[static_cast<std::size_t>(pair.second)].emplace_back(pair.first, -d);
         }
+        const auto p2p = p2p_edges(job);
         std::vector<char> done(world, 0);
-        bool first_component = true;
-        int first_root = -1;
-        for (std::size_t root = 0; root < world; ++root) {
-            if (!job.ranks[root].present || done[root])
-                continue;
-            if (adj[root].empty()) {
-                if (instances.empty())
-                    continue;
-                a.unaligned_ranks.push_back(static_cast<int>(root));
-                continue;
-            }
-            if (!first_component)
-                a.unaligned_ranks.push_back(static_cast<int>(root));
-            else
-                first_root = static_cast<int>(root);
-            first_component = false;
-            std::queue<int> q;
-            q.push(static_cast<int>(root));
-            done[root] = 1;
+        std::queue<int> q;
+        auto spread = [&] {
             while (!q.empty()) {
                 const int x = q.front();
                 q.pop();
@@ -94,12 +140,48 @@ clock_alignment align_clocks(job_trace& job, const std::vector<collective_instan
                     q.push(y);
                 }
             }
+        };
+        // Collective groups first; then point-to-point transfers join what collectives left
+        // apart (pipeline stages often share no collective); what neither reaches stays.
+        int first_root = -1;
+        for (std::size_t root = 0; root < world; ++root) {
+            if (!job.ranks[root].present || done[root])
+                continue;
+            if (first_root < 0)
+                first_root = static_cast<int>(root);
+            else
+                a.unaligned_ranks.push_back(static_cast<int>(root));
+            done[root] = 1;
+            q.push(static_cast<int>(root));
+            spread();
+            for (bool joined = true; joined;) {
+                joined = false;
+                for (const auto& [pair, d] : p2p) {
+                    const auto [x, y] = pair; // o_y - o_x = d
+                    const bool dx = done[static_cast<std::size_t>(x)] != 0;
+                    const bool dy = done[static_cast<std::size_t>(y)] != 0;
+                    if (dx == dy)
+                        continue;
+                    if (dx)
+                        a.offset_ns[static_cast<std::size_t>(y)] =
+                            a.offset_ns[static_cast<std::size_t>(x)] + d;
+                    else
+                        a.offset_ns[static_cast<std::size_t>(x)] =
+                            a.offset_ns[static_cast<std::size_t>(y)] - d;
+                    const int fresh = dx ? y : x;
+                    done[static_cast<std::size_t>(fresh)] = 1;
+                    q.push(fresh);
+                    spread();
+                    ++a.p2p_links;
+                    joined = true;
+                }
+            }
         }
         if (!a.unaligned_ranks.empty())
             job.warn("clock alignment",
-                     fmt::format("{} groups of ranks share no matched collective with the ranks "
-                                 "of rank {} (first: rank {}; pipeline stages may meet only in "
-                                 "point-to-point transfers); their clocks are kept as recorded",
+                     fmt::format("{} groups of ranks share neither a matched collective nor a "
+                                 "matched point-to-point transfer with the ranks of rank {} "
+                                 "(first: rank {}); their clocks are kept as recorded",
                                  a.unaligned_ranks.size(), first_root, a.unaligned_ranks.front()));
     }
     std::int64_t origin = std::numeric_limits<std::int64_t>::max();

@@ -281,7 +281,12 @@ void finish(job_trace& job, const ingest_options& o) {
                      "missing steps");
     }
     const auto instances = match_collectives(job);
-    job.clock = align_clocks(job, instances, o.clock);
+    auto clock = o.clock;
+    if (job.source == "simulated" && clock.how == clock_option::mode::automatic)
+        clock.how = clock_option::mode::none; // one simulated clock: nothing to align
+    job.clock = align_clocks(job, instances, clock);
+    if (job.source == "simulated" && o.clock.how == clock_option::mode::automatic)
+        job.clock.method = "none (a simulated trace has one clock)";
     job.finish_warnings();
 }
 
@@ -410,6 +415,7 @@ job_trace ingest(const std::vector<std::string>& paths, const ingest_options& o)
         }
         next_rank = static_cast<int>(job.ranks.size());
     }
+    release_parse_buffers();
     if (formats.size() > 1)
         throw input_error(fmt::format("the inputs mix trace formats ({}); analyze one job's "
                                       "traces at a time",

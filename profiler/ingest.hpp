@@ -62,6 +62,10 @@ trace_format detect_format(const std::string& path);
 /// A trace already in memory (the simulator's), through the same checks and alignment.
 job_trace ingest_trace(const runtime::trace& t, const ingest_options& options);
 
+/// Frees the text buffer and parser the readers keep from one file to the next (ingest() calls
+/// it when every file is read).
+void release_parse_buffers();
+
 // The per-format readers, each adding one file's ranks to `job`. They do not sort or align.
 /// The work class of a wlbtune trace event's name (simulator and CPU runtime names).
 work_class wlbtune_work_of(std::string_view name);

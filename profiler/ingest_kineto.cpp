@@ -14,10 +14,16 @@
 //                          "Process Group Name" / "Description" / "Ranks", "Group size",
 //                          "In msg nelems", "Out msg nelems", "dtype", "Seq"; it reaches the
 //                          NCCL kernel launched inside it on the same thread
+//     "gpu_user_annotation" / "user_annotation" named like a Megatron timer
+//                          (record_function("forward-compute"), ... see megatron_timers.hpp)
+//                          tie the kernels inside them (GPU ranges, else through the launch) to
+//                          a pass and a micro-batch (their order among the same name in a step):
+//                          with them the what-if attribution works on Kineto traces
 //   everything else is skipped without being materialized (simdjson On Demand).
 #include "profiler/chrome_json.hpp"
 #include "profiler/ingest.hpp"
 #include "profiler/kernel_names.hpp"
+#include "profiler/megatron_timers.hpp"
 #include "runtime/error.hpp"
 
 #include <algorithm>
@@ -25,6 +31,8 @@
 #include <cmath>
 #include <filesystem>
 #include <fmt/format.h>
+#include <map>
+#include <optional>
 #include <regex>
 #include <simdjson.h>
 #include <unordered_map>
@@ -118,7 +126,8 @@ public:
     kineto_file(const std::string& path, job_trace& job) : m_path(path), m_job(job) {}
 
     void read(int fallback_rank) {
-        loaded_text in = load_text_file(m_path);
+        loaded_text& in = chrome::buffers().text;
+        load_text_file(m_path, in);
         m_job.files.push_back(m_path);
         m_job.input_bytes += in.file_bytes;
         if (in.problem) {
@@ -126,7 +135,6 @@ public:
             m_truncated = true;
         }
         parse(in.text);
-        in.text = std::string(); // free before resolving
         resolve(fallback_rank);
     }
 
@@ -145,6 +153,8 @@ private:
         m_comm_ranges.clear();
         m_cpu_steps.clear();
         m_gpu_steps.clear();
+        m_cpu_marks.clear();
+        m_gpu_marks.clear();
         m_metas.clear();
     }
 
@@ -307,9 +317,15 @@ private:
         }
         if (ph != "X")
             return;
-        const bool step_range = (cat == "user_annotation" || cat == "gpu_user_annotation") &&
-                                name.substr(0, 13) == "ProfilerStep#";
-        if (w == want::skip && !step_range)
+        const bool annotation = cat == "user_annotation" || cat == "gpu_user_annotation";
+        const bool step_range = annotation && name.substr(0, 13) == "ProfilerStep#";
+        std::optional<timer_meaning> timer;
+        if (annotation && !step_range) {
+            timer = megatron_timer(name);
+            if (timer && (timer->envelope || timer->sub_timer))
+                timer.reset();
+        }
+        if (w == want::skip && !step_range && !timer)
             return;
         if (!have_ts || dur < 0) {
             m_job.warn(fmt::format("{}:event {}", m_path, m_progress.events),
@@ -325,6 +341,12 @@ private:
                 return;
             auto& list = cat == "gpu_user_annotation" ? m_gpu_steps : m_cpu_steps;
             list.push_back({ts, ts + dur, static_cast<std::int32_t>(tid), step});
+            return;
+        }
+        if (timer) {
+            auto& list = cat == "gpu_user_annotation" ? m_gpu_marks : m_cpu_marks;
+            list.push_back(
+                {ts, ts + dur, static_cast<std::int32_t>(tid), m_job.names.intern(name)});
             return;
         }
         if (w == want::kernel) {
@@ -451,6 +473,25 @@ private:
         };
 
         const bool gpu_steps = !m_gpu_steps.empty();
+        // Timer-named annotations: GPU ranges when there are any, else CPU ranges around each
+        // kernel's launch. Their micro-batch is their order among the same name in a step.
+        const bool gpu_marks = !m_gpu_marks.empty();
+        auto& marks = gpu_marks ? m_gpu_marks : m_cpu_marks;
+        std::sort(marks.begin(), marks.end(), by_start);
+        std::unordered_map<const cpu_range*, std::pair<int, int>> mark_slot; // -> (step, mb)
+        {
+            std::map<std::pair<int, std::int32_t>, int> count;
+            for (const auto& mk : marks) {
+                const cpu_range* st = gpu_marks ? containing(m_gpu_steps, mk.start_ns)
+                                                : containing(m_cpu_steps, mk.start_ns);
+                if (!st && gpu_marks)
+                    st = containing(m_cpu_steps, mk.start_ns);
+                const int step = st ? st->value : -1;
+                mark_slot[&mk] = {step, count[{step, mk.value}]++};
+            }
+        }
+        if (!marks.empty())
+            m_job.per_layer_events = false;
         std::int64_t outside = 0, no_meta = 0;
         rt.events.reserve(m_kernels.size());
         std::unordered_map<std::int32_t, std::int32_t> unknown_groups; // stream -> group
@@ -470,6 +511,17 @@ private:
                 e.step = s->value;
             else
                 ++outside;
+            const cpu_range* mk = nullptr;
+            if (gpu_marks)
+                mk = containing(marks, k.ts_ns);
+            else if (l && !marks.empty())
+                mk = containing(marks, l->ts_ns);
+            if (mk) {
+                const auto meaning = megatron_timer(m_job.names[mk->value]);
+                e.ph = meaning->ph;
+                if (meaning->per_micro_batch)
+                    e.micro_batch = static_cast<std::int16_t>(mark_slot[mk].second);
+            }
             if (k.info.kind != kernel_kind::nccl) {
                 e.where = lane::compute;
                 e.kind = event_kind::compute;
@@ -487,7 +539,11 @@ private:
                         m = &m_metas[static_cast<std::size_t>(r->value)];
             }
             nccl_op op = k.info.op;
-            if (m && m->op != nccl_op::none && (op == nccl_op::generic || op == nccl_op::none))
+            // The metadata's operation when the kernel's name does not say (Generic) or says less
+            // (one SendRecv kernel runs a send or a receive).
+            if (m && m->op != nccl_op::none &&
+                (op == nccl_op::generic || op == nccl_op::none ||
+                 (op == nccl_op::send_recv && (m->op == nccl_op::send || m->op == nccl_op::recv))))
                 op = m->op;
             e.kind = op == nccl_op::send                               ? event_kind::send
                      : op == nccl_op::recv || op == nccl_op::send_recv ? event_kind::recv
@@ -552,6 +608,9 @@ private:
     std::vector<raw_kernel> m_kernels;
     std::vector<launch> m_launches;
     std::vector<cpu_range> m_comm_ranges, m_cpu_steps, m_gpu_steps;
+    /// Record-function ranges named like Megatron timers ("forward-compute", ...): they tie the
+    /// kernels inside them to a pass and a micro-batch (value = the name's id).
+    std::vector<cpu_range> m_cpu_marks, m_gpu_marks;
     std::vector<comm_meta> m_metas;
     std::unordered_map<std::string, pg_info> m_pg_config;
     std::unordered_map<std::int32_t, kernel_info> m_info;

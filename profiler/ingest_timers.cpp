@@ -56,7 +56,8 @@ public:
     timer_file(const std::string& path, job_trace& job) : m_path(path), m_job(job) {}
 
     void read(int fallback_rank) {
-        loaded_text in = load_text_file(m_path);
+        loaded_text& in = chrome::buffers().text;
+        load_text_file(m_path, in);
         m_job.files.push_back(m_path);
         m_job.input_bytes += in.file_bytes;
         if (in.problem)
@@ -69,7 +70,6 @@ public:
                 m_open.clear();
             });
         const bool truncated = in.problem.has_value() || m_progress.truncated;
-        in.text = std::string();
         resolve(fallback_rank, truncated);
     }
 
@@ -276,6 +276,7 @@ private:
         rt.present = true;
         rt.file = m_path;
         rt.truncated = truncated;
+        m_job.per_layer_events = false;
         std::sort(events.begin(), events.end(), [](const pending& a, const pending& b) {
             return a.ts_ns != b.ts_ns ? a.ts_ns < b.ts_ns : a.dur_ns > b.dur_ns;
         });

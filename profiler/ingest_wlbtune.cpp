@@ -26,10 +26,6 @@ std::int16_t narrow16(int v) {
     return static_cast<std::int16_t>(std::clamp(v, -1, 32767));
 }
 
-} // namespace
-
-namespace {
-
 // Turns trace events into job events, remembering the work class of each name.
 class converter {
 public:
@@ -68,6 +64,7 @@ void take_meta(job_trace& job, const runtime::trace_meta& meta) {
     job.tp_replicated = job.tp_replicated || meta.tp_replicated;
     if (!meta.note.empty())
         job.note = meta.note;
+    job.source = meta.source;
     if (static_cast<int>(job.ranks.size()) < meta.job_layout.world_size())
         job.ranks.resize(static_cast<std::size_t>(meta.job_layout.world_size()));
 }

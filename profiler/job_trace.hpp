@@ -68,6 +68,7 @@ struct clock_alignment {
     std::vector<std::int64_t> offset_ns; ///< per rank: added to its timestamps
     std::int64_t max_abs_offset_ns = 0;
     std::int64_t matched_collectives = 0;
+    std::int64_t p2p_links = 0; ///< rank groups joined through point-to-point transfers
     /// Spread of collective ends (max - min over members) after alignment: median and p90 over
     /// the matched collectives. Near zero when clocks agree.
     std::int64_t residual_median_ns = 0;
@@ -106,7 +107,11 @@ struct job_trace {
     std::string layout_source; ///< "--layout", "trace manifest", "rank metadata", ...
     /// True when TP peers carry copies of their TP rank 0's events (simulated traces).
     bool tp_replicated = false;
+    /// True when compute comes one slice per transformer layer (wlbtune traces); false when a
+    /// pass over a chunk is one timer or many kernels (timers, annotated Kineto).
+    bool per_layer_events = true;
     std::string note;
+    std::string source; ///< a wlbtune trace's source: "simulated", "cpu", ...
     name_table names;
     std::vector<comm_group> groups;
     std::vector<rank_trace> ranks;   ///< index = global rank; size = world size

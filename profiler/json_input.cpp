@@ -30,8 +30,10 @@ void pad(std::string& s) {
 
 } // namespace
 
-loaded_text load_text_file(const std::string& path) {
-    loaded_text out;
+void load_text_file(const std::string& path, loaded_text& out) {
+    out.text.clear();
+    out.problem.reset();
+    out.gzip = false;
     std::error_code ec;
     const auto size = std::filesystem::file_size(path, ec);
     if (ec)
@@ -42,21 +44,23 @@ loaded_text load_text_file(const std::string& path) {
         std::FILE* f = std::fopen(path.c_str(), "rb");
         if (!f)
             throw input_error(path, "cannot open");
-        out.text.reserve(size + json_padding);
+        if (out.text.capacity() < size + json_padding)
+            out.text.reserve(size + json_padding);
         out.text.resize(size);
         const std::size_t got = size ? std::fread(out.text.data(), 1, size, f) : 0;
         std::fclose(f);
         if (got != size)
             throw input_error(path, fmt::format("read {} of {} bytes", got, size));
         pad(out.text);
-        return out;
+        return;
     }
     gzFile gz = gzopen(path.c_str(), "rb");
     if (!gz)
         throw input_error(path, "cannot open");
     gzbuffer(gz, 1 << 20);
     // Compressed traces are typically 8-15x smaller; grow geometrically from a guess.
-    out.text.reserve(size * 8 + json_padding);
+    if (out.text.capacity() < size * 8 + json_padding)
+        out.text.reserve(size * 8 + json_padding);
     std::size_t used = 0;
     for (;;) {
         if (out.text.capacity() < used + (1 << 20) + json_padding)
@@ -87,7 +91,6 @@ loaded_text load_text_file(const std::string& path) {
     gzclose(gz);
     out.text.resize(used);
     pad(out.text);
-    return out;
 }
 
 std::string read_head(const std::string& path, std::size_t max_bytes) {

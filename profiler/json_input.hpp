@@ -21,8 +21,10 @@ struct loaded_text {
     std::optional<std::string> problem;
 };
 
-/// Throws wlb::input_error naming the path when it cannot be opened.
-loaded_text load_text_file(const std::string& path);
+/// Throws wlb::input_error naming the path when it cannot be opened. Reads into `into`, whose
+/// text keeps its capacity: reading the ranks of a job one after the other through one buffer
+/// touches (page-faults) its memory once, not once per file.
+void load_text_file(const std::string& path, loaded_text& into);
 
 /// Reads at most `max_bytes` of the (decompressed) beginning of a file; "" when unreadable.
 std::string read_head(const std::string& path, std::size_t max_bytes);

@@ -215,10 +215,11 @@ std::optional<measured_step> measure_step(const job_trace& job, const step_index
                             s.send_s = min_send[static_cast<std::size_t>(u)].at({mb, v, pass});
                             s.send_bytes = a.send_bytes;
                             s.first_start_ns = a.first;
-                            s.layers = a.linear_n > 0      ? a.linear_n
-                                       : a.attention_n > 0 ? a.attention_n
-                                       : a.mixed_n > 0     ? a.mixed_n
-                                                           : 1;
+                            s.layers = !job.per_layer_events ? 1
+                                       : a.linear_n > 0      ? a.linear_n
+                                       : a.attention_n > 0   ? a.attention_n
+                                       : a.mixed_n > 0       ? a.mixed_n
+                                                             : 1;
                             auto& cl = chunk_layers[static_cast<std::size_t>(v * pp + p)];
                             cl = std::max(cl, s.layers);
                         }

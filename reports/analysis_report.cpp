@@ -6,6 +6,7 @@
 #include "runtime/sim_trace.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fmt/format.h>
 #include <map>
@@ -19,6 +20,8 @@ using profiler::cause;
 using profiler::cause_count;
 
 std::string pct(double fraction) {
+    if (std::abs(fraction) < 0.0005)
+        return "0.0%";
     return fmt::format("{:.1f}%", fraction * 100);
 }
 std::string secs(double s) {
@@ -233,13 +236,16 @@ std::string analysis_text(const profiler::analysis_result& r, int max_steps) {
 
     const auto& ck = job.clock;
     out += fmt::format("\nclock alignment: {}", ck.method);
-    if (ck.method != "none")
+    if (ck.method.rfind("none", 0) != 0)
         out += fmt::format(", largest offset {}, collective ends after alignment within {} "
                            "(median) / {} (p90) over {} matched collectives",
                            secs(static_cast<double>(ck.max_abs_offset_ns) * 1e-9),
                            secs(static_cast<double>(ck.residual_median_ns) * 1e-9),
                            secs(static_cast<double>(ck.residual_p90_ns) * 1e-9),
                            ck.matched_collectives);
+    if (ck.p2p_links > 0)
+        out += fmt::format("; {} groups of ranks joined through point-to-point transfers",
+                           ck.p2p_links);
     out += "\n";
     if (!job.warnings.empty()) {
         out += fmt::format("\n{} warnings:\n", job.warnings.size());
@@ -302,6 +308,7 @@ nlohmann::json analysis_json(const profiler::analysis_result& r,
                             {"offset_ns", ck.offset_ns},
                             {"max_abs_offset_ns", ck.max_abs_offset_ns},
                             {"matched_collectives", ck.matched_collectives},
+                            {"p2p_links", ck.p2p_links},
                             {"residual_median_ns", ck.residual_median_ns},
                             {"residual_p90_ns", ck.residual_p90_ns},
                             {"unaligned_ranks", ck.unaligned_ranks}};

@@ -248,7 +248,8 @@ int main(int argc, char** argv) {
     job = wlb::profiler::job_trace{};
     const auto t1 = clock_type::now();
     wlb::profiler::ingest_options o;
-    o.job_layout = wlb::runtime::layout(2, 1, 1, ranks / 2);
+    o.job_layout = ranks % 2 == 0 ? wlb::runtime::layout(2, 1, 1, ranks / 2)
+                                  : wlb::runtime::layout(1, 1, 1, ranks);
     auto full = wlb::profiler::ingest(paths, o); // everything again, plus checks and alignment
     const double ingest_s = std::chrono::duration<double>(clock_type::now() - t1).count();
     const auto t2 = clock_type::now();

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <map>
 #include <set>
 #include <zlib.h>
 
@@ -299,10 +300,16 @@ TEST(KinetoIngest, UserClockOffsetsAndBadFiles) {
 
 // --- timer timelines ----------------------------------------------------------------------------
 
-// A pp=2, dp=2 pipeline simulated with micro-batch 2 of each replica made 1.8x heavier, written as
-// a Megatron-style timer timeline: one process per rank named with its coordinates, one X (or
-// B/E) event per timer with step and micro-batch ids.
-std::string timer_timeline(bool with_steps, bool with_mb, int steps) {
+// A pp=2, dp=2 pipeline simulated with micro-batch 2 of each replica made 1.8x heavier: every
+// operation of every rank with the Megatron timer that measures it.
+struct timed_op {
+    int rank = 0;
+    std::string timer;
+    std::int64_t start_ns = 0, end_ns = 0;
+    int step = 0, micro_batch = -1;
+};
+
+std::vector<timed_op> simulated_pipeline(int steps, std::int64_t skew_pp1_ns) {
     const auto l = runtime::layout::parse("tp=1,cp=1,pp=2,dp=2");
     wlb::test::fake_duration_model model;
     model.layers = 4;
@@ -310,6 +317,54 @@ std::string timer_timeline(bool with_steps, bool with_mb, int steps) {
     model.collective_seconds_each = 5e-4;
     model.optimizer_seconds_each = 1e-3;
     model.layer_params = 1e6;
+    std::vector<timed_op> out;
+    std::int64_t offset = 0;
+    for (int s = 0; s < steps; ++s) {
+        const auto batch = wlb::test::make_step(2, 1, 4, [](int, int) { return 4096; });
+        const auto plan = runtime::build_step_plan(l, batch, model, runtime::plan_options{});
+        const auto res = runtime::simulate(plan, {runtime::parse_fault("heavy-mb=2:1.8")});
+        for (std::size_t i = 0; i < plan.ops.size(); ++i) {
+            const auto& op = plan.ops[i];
+            const bool fwd = op.ph == runtime::phase::fwd;
+            timed_op t;
+            t.rank = plan.units[static_cast<std::size_t>(op.unit)].rank;
+            switch (op.kind) {
+            case runtime::op_kind::layers:
+                t.timer = fwd ? "forward-compute" : "backward-compute";
+                break;
+            case runtime::op_kind::send:
+                t.timer = fwd ? "forward-send" : "backward-send";
+                break;
+            case runtime::op_kind::recv:
+                t.timer = fwd ? "forward-recv" : "backward-recv";
+                break;
+            case runtime::op_kind::collective:
+                t.timer = "grads-reduce-scatter";
+                break;
+            case runtime::op_kind::compute:
+                // The output layer (zero here) is inside forward-compute in Megatron.
+                t.timer = op.ph == runtime::phase::optimizer ? "optimizer" : "";
+                break;
+            }
+            if (t.timer.empty())
+                continue;
+            // Stage 1's hosts have their clock skew_pp1_ns ahead.
+            const std::int64_t skew = l.coords_of(t.rank).pp == 1 ? skew_pp1_ns : 0;
+            t.start_ns = offset + skew + std::llround(res.start_seconds[i] * 1e9);
+            t.end_ns = offset + skew + std::llround(res.end_seconds[i] * 1e9);
+            t.step = s;
+            t.micro_batch = op.micro_batch;
+            out.push_back(t);
+        }
+        offset += std::llround(res.step_seconds * 1e9) + 1'000'000;
+    }
+    return out;
+}
+
+// The pipeline as a Megatron-style timer timeline: one process per rank named with its
+// coordinates, one X (or, for the optimizer, B/E) event per timer with step and micro-batch ids.
+std::string timer_timeline(bool with_steps, bool with_mb, int steps, std::int64_t skew_pp1_ns = 0) {
+    const auto l = runtime::layout::parse("tp=1,cp=1,pp=2,dp=2");
     std::vector<std::string> ev;
     for (int r = 0; r < l.world_size(); ++r) {
         const auto c = l.coords_of(r);
@@ -317,57 +372,23 @@ std::string timer_timeline(bool with_steps, bool with_mb, int steps) {
             R"({{"ph":"M","pid":{},"name":"process_name","args":{{"name":"rank {} tp{} cp{} pp{} dp{}"}}}})",
             r, r, c.tp, c.cp, c.pp, c.dp));
     }
-    std::int64_t offset = 0;
-    for (int s = 0; s < steps; ++s) {
-        const auto batch = wlb::test::make_step(2, 1, 4, [](int, int) { return 4096; });
-        runtime::plan_options po;
-        const auto plan = runtime::build_step_plan(l, batch, model, po);
-        const auto res = runtime::simulate(plan, {runtime::parse_fault("heavy-mb=2:1.8")});
-        for (std::size_t i = 0; i < plan.ops.size(); ++i) {
-            const auto& op = plan.ops[i];
-            const int rank = plan.units[static_cast<std::size_t>(op.unit)].rank;
-            std::string name;
-            const bool fwd = op.ph == runtime::phase::fwd;
-            switch (op.kind) {
-            case runtime::op_kind::layers:
-                name = fwd ? "forward-compute" : "backward-compute";
-                break;
-            case runtime::op_kind::send:
-                name = fwd ? "forward-send" : "backward-send";
-                break;
-            case runtime::op_kind::recv:
-                name = fwd ? "forward-recv" : "backward-recv";
-                break;
-            case runtime::op_kind::collective:
-                name = "grads-reduce-scatter";
-                break;
-            case runtime::op_kind::compute:
-                name = op.ph == runtime::phase::optimizer ? "optimizer" : "";
-                break;
-            }
-            if (name.empty())
-                continue; // the output layer (zero here): inside forward-compute in Megatron
-            const auto start = offset + std::llround(res.start_seconds[i] * 1e9);
-            const auto end = offset + std::llround(res.end_seconds[i] * 1e9);
-            std::string args = with_steps ? fmt::format(R"("step":{})", s) : "";
-            if (with_mb && op.micro_batch >= 0)
-                args +=
-                    fmt::format(R"({}"micro_batch":{})", args.empty() ? "" : ",", op.micro_batch);
-            if (name == "optimizer") {
-                // As a timer's start / stop pair.
-                ev.push_back(fmt::format(
-                    R"({{"ph":"B","pid":{},"tid":0,"name":"optimizer","ts":{},"args":{{{}}}}})",
-                    rank, us(start), args));
-                ev.push_back(fmt::format(
-                    R"({{"ph":"E","pid":{},"tid":0,"name":"optimizer","ts":{}}})", rank, us(end)));
-                continue;
-            }
+    for (const auto& t : simulated_pipeline(steps, skew_pp1_ns)) {
+        std::string args = with_steps ? fmt::format(R"("step":{})", t.step) : "";
+        if (with_mb && t.micro_batch >= 0)
+            args += fmt::format(R"({}"micro_batch":{})", args.empty() ? "" : ",", t.micro_batch);
+        if (t.timer == "optimizer") {
+            // As a timer's start / stop pair.
             ev.push_back(fmt::format(
-                R"({{"ph":"X","pid":{},"tid":{},"name":"{}","ts":{},"dur":{},"args":{{{}}}}})",
-                rank, op.kind == runtime::op_kind::collective ? 1 : 0, name, us(start),
-                us(end - start), args));
+                R"({{"ph":"B","pid":{},"tid":0,"name":"optimizer","ts":{},"args":{{{}}}}})", t.rank,
+                us(t.start_ns), args));
+            ev.push_back(fmt::format(R"({{"ph":"E","pid":{},"tid":0,"name":"optimizer","ts":{}}})",
+                                     t.rank, us(t.end_ns)));
+            continue;
         }
-        offset += std::llround(res.step_seconds * 1e9) + 1'000'000;
+        ev.push_back(fmt::format(
+            R"({{"ph":"X","pid":{},"tid":{},"name":"{}","ts":{},"dur":{},"args":{{{}}}}})", t.rank,
+            t.timer == "grads-reduce-scatter" ? 1 : 0, t.timer, us(t.start_ns),
+            us(t.end_ns - t.start_ns), args));
     }
     std::string body = "{\"traceEvents\":[\n";
     for (std::size_t i = 0; i < ev.size(); ++i)
@@ -375,16 +396,84 @@ std::string timer_timeline(bool with_steps, bool with_mb, int steps) {
     return body + "]}\n";
 }
 
-TEST(TimerIngest, CoordinatesFromMetadataAndTheHeavyMicroBatchIsNamed) {
+// The same pipeline as PyTorch profiler traces, one per rank: each timer a record_function
+// range (gpu_user_annotation) with the kernel it ran inside: a GEMM for compute, a NCCL
+// SendRecv for the transfers, a ReduceScatter for the gradients, an element-wise kernel for
+// the optimizer; no micro-batch ids anywhere (the ranges' order gives them).
+std::vector<std::string> annotated_kineto(const temp_dir& dir, int steps) {
+    const auto l = runtime::layout::parse("tp=1,cp=1,pp=2,dp=2");
+    const auto ops = simulated_pipeline(steps, 0);
+    std::vector<std::string> paths;
+    for (int r = 0; r < l.world_size(); ++r) {
+        const auto c = l.coords_of(r);
+        const auto pipe = l.group_of(r, runtime::axis::pp);
+        const auto dpg = l.group_of(r, runtime::axis::dp);
+        std::vector<std::string> ev;
+        std::map<int, std::pair<std::int64_t, std::int64_t>> window;
+        for (const auto& t : ops) {
+            if (t.rank != r)
+                continue;
+            auto [it, fresh] = window.try_emplace(t.step, t.start_ns, t.end_ns);
+            it->second.first = std::min(it->second.first, t.start_ns);
+            it->second.second = std::max(it->second.second, t.end_ns);
+            ev.push_back(fmt::format(
+                R"({{"ph": "X", "cat": "gpu_user_annotation", "name": "{}", "pid": 0, "tid": 7, "ts": {}, "dur": {}}})",
+                t.timer, us(t.start_ns), us(t.end_ns - t.start_ns)));
+            std::string kernel = "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n", meta;
+            int stream = 7;
+            if (t.timer.find("send") != std::string::npos ||
+                t.timer.find("recv") != std::string::npos) {
+                kernel = "ncclDevKernel_SendRecv";
+                stream = 21;
+                meta = fmt::format(
+                    R"(, "Collective name": "{}", "In msg nelems": 4096, "Out msg nelems": 4096, "dtype": "BFloat16", "Group size": 2, "Process Group Name": "pp{}", "Process Group Ranks": "[{}, {}]")",
+                    t.timer.find("send") != std::string::npos ? "send" : "recv", c.dp, pipe[0],
+                    pipe[1]);
+            } else if (t.timer == "grads-reduce-scatter") {
+                kernel = "ncclDevKernel_ReduceScatter_Sum_bf16_RING_LL";
+                stream = 20;
+                meta = fmt::format(
+                    R"(, "Collective name": "_reduce_scatter_base", "In msg nelems": 1048576, "Out msg nelems": 524288, "dtype": "BFloat16", "Group size": 2, "Process Group Name": "dp{}", "Process Group Ranks": "[{}, {}]")",
+                    c.pp, dpg[0], dpg[1]);
+            } else if (t.timer == "optimizer") {
+                kernel = "void at::native::vectorized_elementwise_kernel<4, AdamFunctor>";
+            }
+            ev.push_back(fmt::format(
+                R"({{"ph": "X", "cat": "kernel", "name": "{}", "pid": 0, "tid": {}, "ts": {}, "dur": {}, "args": {{"stream": {}, "correlation": -1{}}}}})",
+                kernel, stream, us(t.start_ns), us(t.end_ns - t.start_ns), stream, meta));
+        }
+        for (const auto& [step, w] : window)
+            ev.push_back(fmt::format(
+                R"({{"ph": "X", "cat": "gpu_user_annotation", "name": "ProfilerStep#{}", "pid": 0, "tid": 7, "ts": {}, "dur": {}}})",
+                step, us(w.first), us(w.second - w.first)));
+        std::string body = fmt::format(
+            "{{\"distributedInfo\": {{\"rank\": {}, \"world_size\": 4}}, \"traceEvents\": [\n", r);
+        for (std::size_t i = 0; i < ev.size(); ++i)
+            body += ev[i] + (i + 1 < ev.size() ? ",\n" : "\n");
+        body += "]}\n";
+        const auto p = dir / fmt::format("rank{}.json", r);
+        write_file(p, body);
+        paths.push_back(p.string());
+    }
+    return paths;
+}
+
+TEST(TimerIngest, CoordinatesFromMetadataSkewedStagesAndTheHeavyMicroBatchIsNamed) {
     temp_dir dir;
     const auto p = dir / "megatron_timers.json";
-    write_file(p, timer_timeline(true, true, 2));
+    write_file(p, timer_timeline(true, true, 2, 3'000'000));
     const auto r = analyze({p.string()}, {});
     const auto& job = r.job;
     EXPECT_EQ(job.format, "megatron");
     EXPECT_EQ(job.job_layout.spec(), "tp=1,cp=1,pp=2,dp=2");
     EXPECT_NE(job.layout_source.find("coordinates"), std::string::npos);
     EXPECT_EQ(job.steps.size(), 2u);
+    // The stages share no collective: their clocks are joined through the pipeline transfers.
+    EXPECT_EQ(job.clock.method, "collective ends");
+    EXPECT_GE(job.clock.p2p_links, 1);
+    EXPECT_EQ(job.clock.offset_ns[1] - job.clock.offset_ns[0], -3'000'000);
+    EXPECT_EQ(job.clock.offset_ns[3] - job.clock.offset_ns[2], -3'000'000);
+    EXPECT_TRUE(job.clock.unaligned_ranks.empty());
     ASSERT_EQ(r.attribution.attributed_steps, 2) << r.attribution.steps[0].skipped_reason;
     ASSERT_TRUE(r.attribution.dominant.has_value());
     EXPECT_EQ(*r.attribution.dominant, cause::pp_packing);
@@ -426,3 +515,34 @@ TEST(WlbtuneIngest, CpuRuntimeGemmNamesAreLinearWork) {
     EXPECT_EQ(wlbtune_work_of("mlp norm fwd"), work_class::other);
     EXPECT_EQ(wlbtune_work_of("optimizer step"), work_class::other);
 }
+namespace wlb::profiler {
+namespace {
+
+TEST(KinetoIngest, TimerNamedAnnotationsGiveMicroBatchesAndTheAttribution) {
+    temp_dir dir;
+    const auto paths = annotated_kineto(dir, 2);
+    ingest_options o;
+    o.job_layout = runtime::layout::parse("tp=1,cp=1,pp=2,dp=2");
+    const auto r = analyze(paths, {o, false});
+    const auto& job = r.job;
+    EXPECT_EQ(job.format, "kineto");
+    EXPECT_FALSE(job.per_layer_events);
+    // The transfers are on the pp lane as sends and receives, the gradients on the dp lane.
+    int sends = 0, recvs = 0, grads = 0;
+    for (const auto& e : job.ranks[0].events) {
+        sends += e.kind == runtime::event_kind::send && e.where == runtime::lane::pp ? 1 : 0;
+        recvs += e.kind == runtime::event_kind::recv && e.where == runtime::lane::pp ? 1 : 0;
+        grads += e.kind == runtime::event_kind::collective && e.where == runtime::lane::dp ? 1 : 0;
+    }
+    EXPECT_EQ(sends, 2 * 4) << "one forward send per micro-batch and step on stage 0";
+    EXPECT_EQ(recvs, 2 * 4);
+    EXPECT_EQ(grads, 2);
+    ASSERT_EQ(r.attribution.attributed_steps, 2) << r.attribution.steps[0].skipped_reason;
+    for (const auto& s : r.attribution.steps)
+        EXPECT_NEAR(s.replay_s, s.measured_s, 0.02 * s.measured_s);
+    ASSERT_TRUE(r.attribution.dominant.has_value());
+    EXPECT_EQ(*r.attribution.dominant, cause::pp_packing);
+}
+
+} // namespace
+} // namespace wlb::profiler
