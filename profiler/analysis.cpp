@@ -13,7 +13,12 @@ analysis_result analyze_job(job_trace job, bool keep_ideal) {
     out.stragglers = find_stragglers(out.job, index, instances);
     attribution_options ao;
     ao.keep_ideal = keep_ideal;
+    work_checker checker(out.job.batches, ao.noise);
+    ao.observe = [&](const measured_step& m, const step_attribution& a) {
+        checker.add(m, a);
+    };
     out.attribution = attribute(out.job, index, instances, ao);
+    out.work = std::move(checker).finish();
     return out;
 }
 

@@ -8,6 +8,7 @@
 #include "profiler/ingest.hpp"
 #include "profiler/job_trace.hpp"
 #include "profiler/stragglers.hpp"
+#include "profiler/work_check.hpp"
 
 #include <string>
 #include <vector>
@@ -24,6 +25,8 @@ struct analysis_result {
     std::vector<step_breakdown> breakdown;
     straggler_report stragglers;
     attribution_result attribution;
+    /// The lost time against the batches' predicted work (where the trace records batches).
+    work_check work;
 };
 
 analysis_result analyze(const std::vector<std::string>& paths, const analysis_options& options);

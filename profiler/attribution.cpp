@@ -100,8 +100,13 @@ public:
             });
             if (ratios.empty())
                 continue;
+            // A slow worker is slow on all of its work: every slot over its peers. One slot
+            // far over and another not is a hiccup (preemption, a page fault), not a worker;
+            // found on `wlbtune run` traces of the CPU backend, whose linear ops take
+            // milliseconds and a 20 ms preemption tripled one of them.
             const double r = median(ratios);
-            speed[static_cast<std::size_t>(u)] = r > 1.0 + noise ? r : 1.0;
+            const double lowest = *std::min_element(ratios.begin(), ratios.end());
+            speed[static_cast<std::size_t>(u)] = r > 1.0 + noise && lowest > 1.0 + noise ? r : 1.0;
         }
         if (!by_cp) {
             // Compared across replicas: a replica whose units are all slower by one factor has
@@ -619,6 +624,8 @@ attribution_result attribute(const job_trace& job, const step_index& index,
         describe(norm, sm, speed, a, options.noise);
         a.worker_speed = speed;
         a.attributed = true;
+        if (options.observe)
+            options.observe(*m, a);
         if (const auto part = suggest_partition(norm, sm); !part.empty())
             partitions.push_back(part);
         out.measured_s += a.measured_s;

@@ -30,6 +30,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -111,6 +112,9 @@ struct attribution_options {
     bool keep_ideal = false;
     /// Relative deviations below this are noise, not a cause (speeds, work shares).
     double noise = 0.02;
+    /// Called with each attributed step as measured and its attribution (e.g. the check against
+    /// the batches' predicted work, profiler/work_check.hpp).
+    std::function<void(const measured_step&, const step_attribution&)> observe;
 };
 
 attribution_result attribute(const job_trace& job, const step_index& index,

@@ -4,6 +4,7 @@
 // runtime's GEMM ops "qkv proj", "out proj", "mlp" (linear); anything else on the compute lane
 // (norms, output layer, optimizer step) is other compute.
 #include "profiler/ingest.hpp"
+#include "runtime/error.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -75,6 +76,20 @@ void read_wlbtune_dir(const std::string& dir, job_trace& job) {
     const runtime::trace_reader reader(dir);
     take_meta(job, reader.meta());
     job.files.push_back(dir);
+    if (!reader.meta().batches.empty()) {
+        // The batches only serve the check against predicted work: a bad file loses that check,
+        // not the analysis.
+        try {
+            auto batches = reader.read_batches();
+            job.batches.insert(job.batches.end(), std::make_move_iterator(batches.begin()),
+                               std::make_move_iterator(batches.end()));
+            job.batches_file = (std::filesystem::path(dir) / reader.meta().batches).string();
+        } catch (const input_error& e) {
+            job.warn((std::filesystem::path(dir) / reader.meta().batches).string(),
+                     fmt::format("{}; lost time is not set against the batches' predicted work",
+                                 e.what()));
+        }
+    }
     converter conv(job);
     for (int r : reader.ranks()) {
         auto& rt = job.ranks[static_cast<std::size_t>(r)];
@@ -106,6 +121,7 @@ void read_trace(const runtime::trace& t, job_trace& job) {
         for (const auto& e : t.ranks[r])
             conv.add(rt.events, e);
     }
+    job.batches.insert(job.batches.end(), t.batches.begin(), t.batches.end());
 }
 
 } // namespace wlb::profiler

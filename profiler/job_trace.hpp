@@ -118,6 +118,10 @@ struct job_trace {
     std::vector<std::int64_t> steps; ///< step ids seen in any rank, ascending
     std::vector<ingest_warning> warnings;
     clock_alignment clock;
+    /// The packed and sharded batches of the steps, where the trace records them (wlbtune's own
+    /// runs and simulations); empty otherwise.
+    std::vector<runtime::sharded_step> batches;
+    std::string batches_file;       ///< where they came from (empty: in memory or none)
     std::vector<std::string> files; ///< every input file read
     std::int64_t input_bytes = 0;   ///< bytes read from those files (before decompression)
 

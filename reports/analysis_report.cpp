@@ -59,6 +59,54 @@ double per_step(const profiler::analysis_result& r, double total) {
     return r.attribution.attributed_steps ? total / r.attribution.attributed_steps : 0.0;
 }
 
+// The lost time against the batches' predicted work (profiler/work_check.hpp).
+std::string work_check_text(const profiler::analysis_result& r) {
+    const auto& w = r.work;
+    if (r.job.batches.empty())
+        return {};
+    const std::string file = r.job.batches_file.empty()
+                                 ? std::string("the batches")
+                                 : std::filesystem::path(r.job.batches_file).filename().string();
+    if (!w.available)
+        return fmt::format("\nLost time against the batches' predicted work: not checked: {}\n",
+                           w.reason);
+    std::string out = fmt::format(
+        "\nLost time against the batches' predicted work ({}: tokens and attention pairs per "
+        "micro-batch and CP rank; {} steps)\n",
+        file, w.steps);
+    out += fmt::format("  compute per (micro-batch, CP rank) cell, measured vs predicted: {}\n",
+                       w.correlation
+                           ? fmt::format("r = {:.3f} over {} cells", *w.correlation, w.cells.size())
+                           : fmt::format("no spread to follow over {} cells (every "
+                                         "cell carries the same work)",
+                                         w.cells.size()));
+    std::string heaviest;
+    if (w.heaviest_micro_batch_groups > 0)
+        heaviest += fmt::format("the heaviest micro-batch of a replica in {} of {}",
+                                w.heaviest_micro_batch_agree, w.heaviest_micro_batch_groups);
+    if (w.heaviest_cp_rank_groups > 0)
+        heaviest += fmt::format("{}the heaviest CP rank of a micro-batch in {} of {}",
+                                heaviest.empty() ? "" : "; ", w.heaviest_cp_rank_agree,
+                                w.heaviest_cp_rank_groups);
+    if (!heaviest.empty())
+        out += fmt::format("  measured where predicted: {}\n", heaviest);
+    table t({"cause", "lost / step", "from the batches' work"},
+            {table::align::left, table::align::right, table::align::right});
+    const double n = std::max(1, w.steps);
+    for (const cause c : profiler::batch_causes)
+        t.add_row({std::string(profiler::cause_title(c)),
+                   secs(w.measured_lost_s[static_cast<std::size_t>(c)] / n),
+                   secs(w.predicted_lost_s[static_cast<std::size_t>(c)] / n)});
+    out += t.render();
+    out += "  (both simulated what-if: over the measured durations, and over durations fitted to "
+           "the batches' work per stage and pass; a slow worker and communication are not in the "
+           "batches)\n";
+    if (!w.skipped.empty())
+        out +=
+            fmt::format("  {} steps not checked; first: {}\n", w.skipped.size(), w.skipped.front());
+    return out;
+}
+
 } // namespace
 
 recommendation recommend(const profiler::analysis_result& r, cause c) {
@@ -92,12 +140,25 @@ recommendation recommend(const profiler::analysis_result& r, cause c) {
         return {
             fmt::format("stages carry unequal work ({}): move layers off the heavy stages", who),
             "wlbtune simulate --partition L0,L1,... ; wlbtune tune"};
-    case cause::slow_worker:
-        return {fmt::format("{} slower than its peers on the same work in every step: no "
-                            "configuration removes it; drain or replace that GPU or node and "
-                            "check its clocks, power and thermals",
-                            who.empty() ? std::string("a TP group is") : who + " is"),
+    case cause::slow_worker: {
+        int flagged = 0;
+        for (const auto& s : r.attribution.steps)
+            flagged +=
+                s.attributed && !s.causes[static_cast<std::size_t>(c)].involved.empty() ? 1 : 0;
+        const std::string when =
+            flagged == r.attribution.attributed_steps
+                ? std::string("in every step")
+                : fmt::format("in {} of {} steps", flagged, r.attribution.attributed_steps);
+        return {fmt::format("{} slower than its peers on the same work {}: no configuration "
+                            "removes it; {}",
+                            who.empty() ? std::string("a TP group is") : who + " is", when,
+                            flagged == r.attribution.attributed_steps
+                                ? "drain or replace that GPU or node and check its clocks, "
+                                  "power and thermals"
+                                : "if it recurs, check that GPU or node's clocks, power and "
+                                  "thermals"),
                 "nvidia-smi -q -d PERFORMANCE,CLOCK,POWER (on the node of the slow rank)"};
+    }
     case cause::communication:
         return {fmt::format("some transfers take longer than the same transfers elsewhere ({}): "
                             "check that link (NIC, NVLink, switch) or reorder the axes so that "
@@ -169,6 +230,7 @@ std::string analysis_text(const profiler::analysis_result& r, int max_steps) {
         out += fmt::format("replay vs measured: {} vs {} per step ({:+.1f}%)\n",
                            secs(per_step(r, a.replay_s)), secs(per_step(r, a.measured_s)),
                            a.measured_s > 0 ? (a.replay_s / a.measured_s - 1.0) * 100 : 0.0);
+        out += work_check_text(r);
     } else {
         out += "No step could be attributed:\n";
         int shown = 0;
@@ -280,6 +342,8 @@ std::vector<runtime::input_identity> identify_inputs(const profiler::job_trace& 
             ids.push_back(runtime::identify_file(f));
         }
     }
+    if (!job.batches_file.empty())
+        ids.push_back(runtime::identify_file(job.batches_file));
     return ids;
 }
 
@@ -432,6 +496,38 @@ nlohmann::json analysis_json(const profiler::analysis_result& r,
     auto& w = j["warnings"] = nlohmann::json::array();
     for (const auto& x : job.warnings)
         w.push_back({{"where", x.where}, {"message", x.message}});
+    if (!job.batches.empty()) {
+        const auto& wc = r.work;
+        nlohmann::json o = {{"available", wc.available}, {"batches", job.batches_file}};
+        if (!wc.available) {
+            o["reason"] = wc.reason;
+        } else {
+            o["steps"] = wc.steps;
+            o["correlation"] =
+                wc.correlation ? nlohmann::json(*wc.correlation) : nlohmann::json(nullptr);
+            o["heaviest_micro_batch"] = {{"groups", wc.heaviest_micro_batch_groups},
+                                         {"as_predicted", wc.heaviest_micro_batch_agree}};
+            o["heaviest_cp_rank"] = {{"groups", wc.heaviest_cp_rank_groups},
+                                     {"as_predicted", wc.heaviest_cp_rank_agree}};
+            auto& lc = o["lost_seconds"] = nlohmann::json::object();
+            for (const cause c : profiler::batch_causes)
+                lc[std::string(profiler::cause_name(c))] = {
+                    {"measured_durations", wc.measured_lost_s[static_cast<std::size_t>(c)]},
+                    {"predicted_durations", wc.predicted_lost_s[static_cast<std::size_t>(c)]}};
+            auto& cells = o["cells"] = nlohmann::json::array();
+            for (const auto& c : wc.cells)
+                cells.push_back({{"step", c.step},
+                                 {"replica", c.replica},
+                                 {"micro_batch", c.micro_batch},
+                                 {"cp_rank", c.cp_rank},
+                                 {"tokens", c.tokens},
+                                 {"attention_pairs", c.attention_pairs},
+                                 {"measured_seconds", c.measured_s},
+                                 {"predicted_seconds", c.predicted_s}});
+            o["skipped"] = wc.skipped;
+        }
+        j["work_check"] = std::move(o);
+    }
     return j;
 }
 

@@ -56,6 +56,12 @@ struct sharded_micro_batch {
     std::vector<cp_shard> ranks; ///< index = CP rank
 };
 
+/// One step's batch after packing and CP sharding: replicas -> micro-batches -> CP shards.
+struct sharded_step {
+    std::int64_t step = 0;
+    std::vector<std::vector<sharded_micro_batch>> replicas; ///< [dp][micro-batch]
+};
+
 /// Exact causal (query, key) pairs of a chunk of n queries with p earlier tokens of its
 /// document: n*p + n*(n+1)/2. Exact in 64-bit for any n, p up to 2^31.
 [[nodiscard]] constexpr std::int64_t causal_pairs(std::int64_t n, std::int64_t p) noexcept {

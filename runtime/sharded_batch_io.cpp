@@ -1,5 +1,6 @@
 #include "runtime/sharded_batch_io.hpp"
 
+#include "runtime/atomic_file.hpp"
 #include "runtime/error.hpp"
 
 #include <fmt/format.h>
@@ -78,6 +79,37 @@ std::vector<sharded_step> read_sharded_batch(const std::string& file) {
     if (steps.empty())
         throw input_error(file, "steps: no step to simulate");
     return steps;
+}
+
+nlohmann::json sharded_batch_json(const std::vector<sharded_step>& steps,
+                                  const nlohmann::json* header) {
+    nlohmann::json j = header && header->is_object() ? *header : nlohmann::json::object();
+    j["schema"] = sharded_batch_schema;
+    auto& js = j["steps"] = nlohmann::json::array();
+    for (const auto& s : steps) {
+        auto replicas = nlohmann::json::array();
+        for (const auto& rep : s.replicas) {
+            auto mbs = nlohmann::json::array();
+            for (const auto& mb : rep) {
+                auto ranks = nlohmann::json::array();
+                for (const auto& shard : mb.ranks) {
+                    auto chunks = nlohmann::json::array();
+                    for (const auto& c : shard.chunks)
+                        chunks.push_back({c.doc_id, c.q_offset, c.q_tokens});
+                    ranks.push_back(std::move(chunks));
+                }
+                mbs.push_back(std::move(ranks));
+            }
+            replicas.push_back(std::move(mbs));
+        }
+        js.push_back({{"step", s.step}, {"replicas", std::move(replicas)}});
+    }
+    return j;
+}
+
+void write_sharded_batch(const std::string& path, const std::vector<sharded_step>& steps,
+                         const nlohmann::json* header) {
+    write_file_atomic(path, sharded_batch_json(steps, header).dump() + "\n");
 }
 
 } // namespace wlb::runtime

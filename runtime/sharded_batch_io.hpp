@@ -11,8 +11,9 @@
 //               , ...]}]}
 #pragma once
 
-#include "runtime/step_plan.hpp"
+#include "runtime/batch.hpp"
 
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -24,5 +25,14 @@ inline constexpr std::string_view sharded_batch_schema = "wlbtune.sharded_batch/
 /// (e.g. "b.json: steps[0].replicas[1][2][0][3]: expected [doc_id, q_offset, q_tokens] with
 /// q_offset >= 0 and q_tokens > 0").
 std::vector<sharded_step> read_sharded_batch(const std::string& path);
+
+/// The file's JSON for `steps`; `header` (an object, may be null: e.g. the report header) is
+/// merged in.
+nlohmann::json sharded_batch_json(const std::vector<sharded_step>& steps,
+                                  const nlohmann::json* header = nullptr);
+
+/// Writes `steps` to `path` atomically.
+void write_sharded_batch(const std::string& path, const std::vector<sharded_step>& steps,
+                         const nlohmann::json* header = nullptr);
 
 } // namespace wlb::runtime

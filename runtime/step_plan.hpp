@@ -48,12 +48,6 @@
 
 namespace wlb::runtime {
 
-/// One step's batch after packing and CP sharding: replicas -> micro-batches -> CP shards.
-struct sharded_step {
-    std::int64_t step = 0;
-    std::vector<std::vector<sharded_micro_batch>> replicas; ///< [dp][micro-batch]
-};
-
 struct plan_options {
     schedule_options schedule;
     stage_partition partition;   ///< empty: "even" over pp * vpp chunks

@@ -3,6 +3,7 @@
 #include "runtime/atomic_file.hpp"
 #include "runtime/error.hpp"
 #include "runtime/provenance.hpp"
+#include "runtime/sharded_batch_io.hpp"
 
 #include <array>
 #include <filesystem>
@@ -169,6 +170,8 @@ void write_trace_manifest(const std::string& dir, const trace_meta& meta,
     manifest["tp_replicated"] = meta.tp_replicated;
     manifest["note"] = meta.note;
     manifest["clock"] = "ns, from the start of the first step";
+    if (!meta.batches.empty())
+        manifest["batches"] = meta.batches;
     auto& ranks = manifest["ranks"] = nlohmann::json::array();
     for (std::size_t r = 0; r < events_per_rank.size(); ++r)
         ranks.push_back({{"rank", r},
@@ -178,13 +181,24 @@ void write_trace_manifest(const std::string& dir, const trace_meta& meta,
                       manifest.dump(2) + "\n");
 }
 
+void write_trace_batches(const std::string& dir, const std::vector<sharded_step>& steps) {
+    create_trace_dir(dir);
+    write_sharded_batch((std::filesystem::path(dir) / trace_batches_file).string(), steps);
+}
+
 void write_trace_dir(const std::string& dir, const trace& t, const nlohmann::json* extra) {
     std::vector<std::int64_t> counts;
     for (std::size_t r = 0; r < t.ranks.size(); ++r) {
         write_trace_rank_file(dir, static_cast<int>(r), t.ranks[r]);
         counts.push_back(static_cast<std::int64_t>(t.ranks[r].size()));
     }
-    write_trace_manifest(dir, t.meta, counts, extra);
+    trace_meta meta = t.meta;
+    meta.batches.clear();
+    if (!t.batches.empty()) {
+        write_trace_batches(dir, t.batches);
+        meta.batches = trace_batches_file;
+    }
+    write_trace_manifest(dir, meta, counts, extra);
 }
 
 trace_reader::trace_reader(std::string dir) : m_dir(std::move(dir)) {
@@ -210,6 +224,7 @@ trace_reader::trace_reader(std::string dir) : m_dir(std::move(dir)) {
         m_meta.steps = j.at("steps").get<std::int64_t>();
         m_meta.tp_replicated = j.value("tp_replicated", false);
         m_meta.note = j.value("note", std::string());
+        m_meta.batches = j.value("batches", std::string());
         m_files.resize(static_cast<std::size_t>(m_meta.job_layout.world_size()));
         const auto& ranks = j.at("ranks");
         for (std::size_t i = 0; i < ranks.size(); ++i) {
@@ -253,9 +268,16 @@ void trace_reader::read_rank(int rank, const std::function<void(trace_event&&)>&
     }
 }
 
+std::vector<sharded_step> trace_reader::read_batches() const {
+    if (m_meta.batches.empty())
+        return {};
+    return read_sharded_batch((std::filesystem::path(m_dir) / m_meta.batches).string());
+}
+
 trace trace_reader::read_all() const {
     trace t;
     t.meta = m_meta;
+    t.batches = read_batches();
     t.ranks.resize(m_files.size());
     for (int r : m_ranks)
         read_rank(r, [&](trace_event&& e) {

@@ -6,9 +6,12 @@
 //   manifest.json       {"schema": "wlbtune.trace/1", provenance, "source", "layout",
 //                        "world_size", "steps", "ranks": [{"rank", "file", "events"}], ...}
 //   rank_00005.jsonl    one event per line, in start order, for global rank 5
+//   batches.json        optional (manifest "batches"): the steps' packed and sharded batches,
+//                       wlbtune.sharded_batch/1, written by the simulator and `wlbtune run`
 // so that a job's ranks write their own files and a reader holds one rank at a time.
 #pragma once
 
+#include "runtime/batch.hpp"
 #include "runtime/layout.hpp"
 
 #include <cstdint>
@@ -72,12 +75,18 @@ struct trace_meta {
     /// True when TP peers were simulated once and their events replicated (the simulator).
     bool tp_replicated = false;
     std::string note; ///< free text, e.g. "simulated: durations from the cost model"
+    /// The file in the directory that holds the job's packed and sharded batches
+    /// (wlbtune.sharded_batch/1, runtime/sharded_batch_io.hpp), so that analysis can set the
+    /// time lost against the work the batches predict. Empty: not recorded.
+    std::string batches;
 };
 
 /// A whole trace in memory, events grouped by rank (index = rank), each rank's in start order.
 struct trace {
     trace_meta meta;
     std::vector<std::vector<trace_event>> ranks;
+    /// The steps' batches (may be empty); write_trace_dir records them in the directory.
+    std::vector<sharded_step> batches;
 };
 
 inline constexpr std::string_view trace_schema = "wlbtune.trace/1";
@@ -91,6 +100,10 @@ void write_trace_dir(const std::string& dir, const trace& t, const nlohmann::jso
 /// rank's file is complete. The directory is created if missing.
 void write_trace_rank_file(const std::string& dir, int rank,
                            const std::vector<trace_event>& events);
+/// Writes the job's batches into the directory as `trace_batches_file` (atomically); the
+/// manifest names it when trace_meta::batches is that name.
+void write_trace_batches(const std::string& dir, const std::vector<sharded_step>& steps);
+inline constexpr std::string_view trace_batches_file = "batches.json";
 /// `events_per_rank[r]` is the number of events rank r wrote (its file is listed for every r).
 void write_trace_manifest(const std::string& dir, const trace_meta& meta,
                           const std::vector<std::int64_t>& events_per_rank,
@@ -107,6 +120,9 @@ public:
     void read_rank(int rank, const std::function<void(trace_event&&)>& sink) const;
     /// Every rank into memory.
     [[nodiscard]] trace read_all() const;
+    /// The batches the manifest names (empty when it names none). Throws wlb::input_error
+    /// naming the file and place when that file is missing or malformed.
+    [[nodiscard]] std::vector<sharded_step> read_batches() const;
 
 private:
     std::string m_dir;

@@ -29,8 +29,8 @@ double world_max(communicator& world, double v) {
     return *std::max_element(all.begin(), all.end());
 }
 
-void write_trace(communicator& world, const layout& l, trace_capture& capture, std::int64_t steps,
-                 const run_options& o, run_result& out) {
+void write_trace(communicator& world, const layout& l, trace_capture& capture,
+                 const std::vector<training_step>& steps, const run_options& o, run_result& out) {
     // The origin: the earliest operation of any rank (ranks without events offer the maximum).
     const auto first = capture.first_start_ns();
     const auto [hi, lo] = split64(first.value_or(std::numeric_limits<std::int64_t>::max() / 2));
@@ -46,6 +46,14 @@ void write_trace(communicator& world, const layout& l, trace_capture& capture, s
     double count = static_cast<double>(capture.events().size());
     try {
         write_trace_rank_file(o.trace_dir, world.rank(), capture.events());
+        if (world.rank() == 0) {
+            // The batches, so that analysis can set the lost time against their predicted work.
+            std::vector<sharded_step> batches;
+            batches.reserve(steps.size());
+            for (const auto& s : steps)
+                batches.push_back({s.batch.step, s.shards});
+            write_trace_batches(o.trace_dir, batches);
+        }
     } catch (const std::exception& e) {
         failure = e.what();
         count = -1.0;
@@ -70,8 +78,9 @@ void write_trace(communicator& world, const layout& l, trace_capture& capture, s
     if (world.rank() == 0) {
         trace_meta meta = o.trace_info;
         meta.job_layout = l;
-        meta.steps = steps;
+        meta.steps = static_cast<std::int64_t>(steps.size());
         meta.tp_replicated = false;
+        meta.batches = trace_batches_file;
         write_trace_manifest(o.trace_dir, meta, per_rank, &o.trace_manifest_extra);
     }
     world.barrier(); // the manifest exists on return, on every rank
@@ -102,7 +111,7 @@ run_result run_training(training_backend& backend, communicator& world, const la
             on_step(rec);
     }
     if (capture)
-        write_trace(world, l, *capture, static_cast<std::int64_t>(steps.size()), options, out);
+        write_trace(world, l, *capture, steps, options, out);
     return out;
 }
 

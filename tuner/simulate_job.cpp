@@ -39,6 +39,7 @@ const runtime::step_summary& job_simulation::add(const runtime::sharded_step& st
         m_flow_base =
             runtime::append_step_trace(m_result.trace, plan, sim, m_offset_ns, m_flow_base);
         m_offset_ns += std::llround(sim.step_seconds * 1e9);
+        m_result.trace.batches.push_back(step);
     }
     return m_result.steps.back();
 }

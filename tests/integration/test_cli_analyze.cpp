@@ -56,7 +56,8 @@ TEST(CliAnalyze, NamesTheInjectedSlowWorkerAndWritesItsReports) {
     const auto j = nlohmann::json::parse(wlb::test::read_text(json));
     EXPECT_EQ(j["schema"], "wlbtune.analysis/1");
     EXPECT_TRUE(j.contains("tool") && j.contains("command_line") && j.contains("inputs"));
-    EXPECT_EQ(j["inputs"].size(), 17u) << "the manifest and 16 rank files";
+    EXPECT_EQ(j["inputs"].size(), 18u) << "the manifest, 16 rank files and the batches";
+    EXPECT_TRUE(j["work_check"]["available"].get<bool>()) << j["work_check"].dump();
     EXPECT_EQ(j["job"]["layout"], "tp=2,cp=2,pp=2,dp=2");
     EXPECT_EQ(j["summary"]["dominant_cause"], "slow_worker");
     EXPECT_EQ(j["summary"]["attributed_steps"], 2);

@@ -118,6 +118,19 @@ TEST(CliRunMpi, FourRanksWriteATraceThatReadsBackAndExportsAndMatchTheSingleProc
     ASSERT_EQ(t.ranks.size(), 4u);
     for (const auto& rank : t.ranks)
         EXPECT_FALSE(rank.empty());
+    // The batches travel with the trace, and analyze sets the lost time against their work.
+    EXPECT_EQ(t.meta.batches, "batches.json");
+    EXPECT_EQ(t.batches.size(), 2u);
+    const auto analysis = tmp / "analysis.json";
+    auto an = run_wlbtune("analyze '" + trace.string() + "' --json '" + analysis.string() + "'");
+    ASSERT_EQ(an.exit_code, 0) << an.out << an.err;
+    EXPECT_NE(an.out.find("Lost time against the batches' predicted work (batches.json"),
+              std::string::npos)
+        << an.out;
+    const auto aj = read_json(analysis);
+    EXPECT_TRUE(aj["work_check"]["available"].get<bool>()) << aj["work_check"].dump();
+    EXPECT_EQ(aj["work_check"]["cells"].size(), 2u * 2u * 2u) << "steps x micro-batches x cp";
+
     const auto check = wlb::reports::check_perfetto_file(perfetto.string());
     EXPECT_TRUE(check.ok()) << (check.problems.empty() ? "" : check.problems.front());
     EXPECT_GT(check.flows, 0u);
