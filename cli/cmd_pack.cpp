@@ -7,6 +7,7 @@
 #include "runtime/token_count.hpp"
 #include "tuner/cost_model.hpp"
 #include "tuner/document_stream.hpp"
+#include "tuner/evaluate.hpp"
 #include "tuner/open_document_source.hpp"
 #include "tuner/pack_run.hpp"
 #include "tuner/plan_io.hpp"
@@ -60,17 +61,15 @@ void run_pack(const pack_options& o) {
                                   tuned ? tuned->hardware : tuner::load_hardware(o.hardware),
                                   layout);
 
-    tuner::packing_config base;
-    base.policy = tuner::parse_packing_policy(o.policy);
-    base.context_tokens = context;
-    base.replicas = layout.dp();
-    base.micro_batches = o.micro_batches > 0 ? o.micro_batches : layout.pp();
-    base.smax_tokens = tuner::parse_smax(o.smax, context);
-    base.thresholds = o.thresholds.empty() ? tuner::default_thresholds(o.queues, context)
-                                           : tuner::parse_thresholds(o.thresholds);
-    base.window = o.window;
-    if (tuned)
-        base = tuned->packing;
+    auto base = tuned ? tuned->packing
+                      : tuner::make_packing_config({.policy = o.policy,
+                                                    .context_tokens = context,
+                                                    .queues = o.queues,
+                                                    .thresholds = o.thresholds,
+                                                    .smax = o.smax,
+                                                    .window = o.window,
+                                                    .micro_batches = o.micro_batches},
+                                                   layout);
     tuner::validate(base);
     const auto data = tuned && !o.data_given ? tuned->data.spec : o.data;
     std::vector<tuner::packing_policy> compare; // checked before anything is written
