@@ -24,10 +24,7 @@ namespace {
 
 struct pack_options {
     std::string data = "default";
-    std::string model = "7b";
-    std::string hardware = "h100-sxm";
-    std::string layout = "tp=8,cp=2,pp=4,dp=1";
-    std::string order = std::string(runtime::layout::default_order);
+    job_option_values job;
     stream_option_values stream;
     packing_option_values packing;
     std::int64_t steps = 0;
@@ -45,11 +42,8 @@ void run_pack(const pack_options& o) {
     // --config: layout, context, model, hardware, data order, packing and sharding as tuned.
     const auto tuned = read_tuned_config_option(o.config);
     const auto context = context_from_options(o.stream, tuned);
-    const auto layout = tuned ? runtime::layout::parse(tuned->layout_spec, tuned->layout_order)
-                              : runtime::layout::parse(o.layout, o.order);
-    const tuner::cost_model costs(tuned ? tuned->model : tuner::load_model(o.model),
-                                  tuned ? tuned->hardware : tuner::load_hardware(o.hardware),
-                                  layout);
+    const auto costs = cost_model_from_options(o.job, tuned);
+    const auto& layout = costs.layout();
 
     const auto base = packing_from_options(o.packing, context, layout, tuned);
     const auto data = tuned && !o.data_given ? tuned->data.spec : o.data;
@@ -135,19 +129,9 @@ registered_command register_pack(CLI::App& app, error_sink& sink) {
     auto* sub = app.add_subcommand(
         "pack", "Pack a document stream into training steps under a packing policy, write the "
                 "plan and report predicted imbalance, delay and packing time");
-    sub->add_option("-d,--data", o->data,
-                    std::string("Document source:\n") + std::string(tuner::source_spec_help()))
-        ->capture_default_str();
-    sub->add_option("-m,--model", o->model,
-                    "Model preset (550m, 7b, 30b, 70b, llama3-8b, llama3-70b, llama3-405b) or a "
-                    "model JSON file")
-        ->capture_default_str();
-    sub->add_option("--hardware", o->hardware, "Hardware preset (h100-sxm, h200) or a JSON file")
-        ->capture_default_str();
-    sub->add_option("-l,--layout", o->layout, "Parallel degrees, e.g. tp=8,cp=2,pp=4,dp=1")
-        ->capture_default_str();
-    sub->add_option("--order", o->order, "Axis order, innermost first")->capture_default_str();
-    auto tuned_away = add_stream_options(*sub, o->stream); // what --config replaces
+    add_data_option(*sub, o->data);
+    auto tuned_away = add_job_options(*sub, o->job); // what --config replaces
+    append_options(tuned_away, add_stream_options(*sub, o->stream));
     append_options(tuned_away, add_packing_options(*sub, o->packing, "-p,--policy"));
     sub->add_option("-n,--steps", o->steps, "Steps to pack (0: until the data ends)")
         ->capture_default_str()
@@ -168,8 +152,6 @@ registered_command register_pack(CLI::App& app, error_sink& sink) {
         "--config", o->config,
         "Apply a tuned config (wlbtune.config/1 from wlbtune tune): its layout, context, model, "
         "hardware, data order, packing and sharding; --data may point it at other data");
-    for (const char* name : {"--model", "--hardware", "--layout", "--order"})
-        tuned_away.push_back(sub->get_option(name));
     for (auto* opt : tuned_away)
         config->excludes(opt);
     sub->footer("Examples:\n"

@@ -174,9 +174,7 @@ registered_command register_run(CLI::App& app, error_sink& sink) {
     sub->add_option("-m,--model", o->model,
                     "Decoder: tiny, small, or a JSON file with vocab, hidden, heads, ffn, layers")
         ->capture_default_str();
-    sub->add_option("-d,--data", o->data,
-                    std::string("Document source:\n") + std::string(tuner::source_spec_help()))
-        ->capture_default_str();
+    add_data_option(*sub, o->data);
     auto* config = sub->add_option(
         "--config", o->config,
         "Apply a tuned config (wlbtune.config/1 from wlbtune tune): its layout, context, data "

@@ -15,10 +15,9 @@
 #include "runtime/error.hpp"
 #include "runtime/sharded_batch_io.hpp"
 #include "tuner/compare_set.hpp"
+#include "tuner/cost_model.hpp"
 #include "tuner/document_stream.hpp"
 #include "tuner/evaluate.hpp"
-#include "tuner/hardware.hpp"
-#include "tuner/model.hpp"
 #include "tuner/open_document_source.hpp"
 #include "tuner/simulate_job.hpp"
 #include "tuner/tuned_config.hpp"
@@ -34,10 +33,7 @@ namespace {
 struct simulate_options {
     std::string batch;
     std::string data = "default";
-    std::string model = "7b";
-    std::string hardware = "h100-sxm";
-    std::string layout = "tp=8,cp=2,pp=4,dp=1";
-    std::string order = std::string(runtime::layout::default_order);
+    job_option_values job;
     stream_option_values stream;
     packing_option_values packing;
     sharding_option_values sharding;
@@ -64,13 +60,8 @@ struct common_setup {
 
 common_setup setup(const simulate_options& o,
                    const std::optional<tuner::tuned_config>& tuned = std::nullopt) {
-    const auto l = tuned ? runtime::layout::parse(tuned->layout_spec, tuned->layout_order)
-                         : runtime::layout::parse(o.layout, o.order);
-    common_setup s{tuner::cost_model(tuned ? tuned->model : tuner::load_model(o.model),
-                                     tuned ? tuned->hardware : tuner::load_hardware(o.hardware), l),
-                   {},
-                   {},
-                   {}};
+    common_setup s{cost_model_from_options(o.job, tuned), {}, {}, {}};
+    const auto& l = s.costs.layout();
     s.plan.schedule = runtime::parse_schedule(tuned ? tuned->schedule : o.schedule, l.vpp());
     s.plan.partition = runtime::make_stage_partition(tuned ? tuned->partition : o.partition,
                                                      s.costs.model().layers, l.pp() * l.vpp());
@@ -243,13 +234,7 @@ registered_command register_simulate(CLI::App& app, error_sink& sink) {
         "-d,--data", o->data,
         std::string("Documents to pack and shard (default: the embedded workload):\n") +
             std::string(tuner::source_spec_help()));
-    sub->add_option("-m,--model", o->model, "Model preset (550m, 7b, 30b, 70b, llama3-*) or JSON")
-        ->capture_default_str();
-    sub->add_option("--hardware", o->hardware, "Hardware preset (h100-sxm, h200) or JSON")
-        ->capture_default_str();
-    sub->add_option("-l,--layout", o->layout, "Parallel degrees tp=,cp=,pp=,dp=[,vpp=]")
-        ->capture_default_str();
-    sub->add_option("--order", o->order, "Axis order, innermost first")->capture_default_str();
+    const auto job_options = add_job_options(*sub, o->job);
     std::vector<CLI::Option*> data_only;
     data_only.push_back(data);
     auto tuned_away = add_stream_options(*sub, o->stream); // what --config replaces
@@ -269,8 +254,7 @@ registered_command register_simulate(CLI::App& app, error_sink& sink) {
         "data order, packing, sharding, schedule and partition; --steps defaults to the steps "
         "it was tuned on; --data may point it at other data");
     config->excludes(batch);
-    for (const char* name : {"--model", "--hardware", "--layout", "--order"})
-        tuned_away.push_back(sub->get_option(name));
+    append_options(tuned_away, job_options);
     for (auto* opt : tuned_away)
         config->excludes(opt);
     sub->add_option("--schedule", o->schedule,

@@ -28,10 +28,7 @@ namespace {
 
 struct tune_cli_options {
     std::string data = "default";
-    std::string model = "7b";
-    std::string hardware = "h100-sxm";
-    std::string layout = "tp=8,cp=2,pp=4,dp=1";
-    std::string order = std::string(runtime::layout::default_order);
+    job_option_values job;
     stream_option_values stream;
     std::int64_t max_documents = 0;
     double max_mean_delay = 0.5;
@@ -53,9 +50,8 @@ struct tune_cli_options {
 
 void run_tune(const tune_cli_options& o) {
     const auto context = context_from_options(o.stream);
-    const auto layout = runtime::layout::parse(o.layout, o.order);
-    const tuner::cost_model costs(tuner::load_model(o.model), tuner::load_hardware(o.hardware),
-                                  layout);
+    const auto costs = cost_model_from_options(o.job);
+    const auto& layout = costs.layout();
     if (o.max_mean_delay < 0.0)
         throw input_error(fmt::format("--max-mean-delay must be >= 0, found {}", o.max_mean_delay));
     if (o.min_step_tokens <= 0.0 || o.min_step_tokens > 1.0)
@@ -156,18 +152,8 @@ registered_command register_tune(CLI::App& app, error_sink& sink) {
         "tune", "Search packing (policy, outlier queues, S_max, micro-batches) and CP sharding "
                 "for a dataset, model and layout under a delay budget; report the predicted "
                 "(simulated) speedup and write the tuned config");
-    sub->add_option("-d,--data", o->data,
-                    std::string("Document source:\n") + std::string(tuner::source_spec_help()))
-        ->capture_default_str();
-    sub->add_option("-m,--model", o->model,
-                    "Model preset (550m, 7b, 30b, 70b, llama3-8b, llama3-70b, llama3-405b) or a "
-                    "model JSON file")
-        ->capture_default_str();
-    sub->add_option("--hardware", o->hardware, "Hardware preset (h100-sxm, h200) or a JSON file")
-        ->capture_default_str();
-    sub->add_option("-l,--layout", o->layout, "Parallel degrees tp=,cp=,pp=,dp=[,vpp=]")
-        ->capture_default_str();
-    sub->add_option("--order", o->order, "Axis order, innermost first")->capture_default_str();
+    add_data_option(*sub, o->data);
+    add_job_options(*sub, o->job);
     add_stream_options(*sub, o->stream);
     sub->add_option("--max-documents", o->max_documents,
                     "Tune on the first N documents of the stream only (0: as many as the sample "

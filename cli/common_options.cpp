@@ -2,8 +2,12 @@
 
 #include "runtime/error.hpp"
 #include "runtime/token_count.hpp"
+#include "tuner/hardware.hpp"
+#include "tuner/model.hpp"
+#include "tuner/open_document_source.hpp"
 
 #include <fmt/format.h>
+#include <utility>
 
 namespace wlb::cli {
 
@@ -15,6 +19,37 @@ std::optional<tuner::tuned_config> read_tuned_config_option(const std::string& p
     if (path.empty())
         return std::nullopt;
     return tuner::read_tuned_config(path);
+}
+
+std::vector<CLI::Option*> add_job_options(CLI::App& sub, job_option_values& v) {
+    return {
+        sub.add_option("-m,--model", v.model,
+                       "Model preset (550m, 7b, 30b, 70b, llama3-8b, llama3-70b, llama3-405b) or "
+                       "a model JSON file")
+            ->capture_default_str(),
+        sub.add_option("--hardware", v.hardware, "Hardware preset (h100-sxm, h200) or a JSON file")
+            ->capture_default_str(),
+        sub.add_option("-l,--layout", v.layout, "Parallel degrees tp=,cp=,pp=,dp=[,vpp=]")
+            ->capture_default_str(),
+        sub.add_option("--order", v.order, "Axis order, innermost first")->capture_default_str(),
+    };
+}
+
+tuner::cost_model cost_model_from_options(const job_option_values& v,
+                                          const std::optional<tuner::tuned_config>& tuned) {
+    if (tuned)
+        return {tuned->model, tuned->hardware,
+                runtime::layout::parse(tuned->layout_spec, tuned->layout_order)};
+    auto layout = runtime::layout::parse(v.layout, v.order);
+    auto model = tuner::load_model(v.model);
+    return {std::move(model), tuner::load_hardware(v.hardware), std::move(layout)};
+}
+
+CLI::Option* add_data_option(CLI::App& sub, std::string& data) {
+    return sub
+        .add_option("-d,--data", data,
+                    std::string("Document source:\n") + std::string(tuner::source_spec_help()))
+        ->capture_default_str();
 }
 
 std::vector<CLI::Option*> add_stream_options(CLI::App& sub, stream_option_values& v) {

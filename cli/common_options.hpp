@@ -1,17 +1,21 @@
-// The command-line options that several commands share, written once: the document stream
-// (--context, --context-policy, --shuffle: pack, run, simulate, tune), the packing policy and
-// its knobs (pack, run, simulate) and CP sharding (pack, run, simulate), with what each group
-// turns into. Options only one command has stay in that command's cmd_<name>.cpp.
+// The command-line options that several commands share, written once: the job the cost model
+// predicts (--model, --hardware, --layout, --order: pack, simulate, tune), the document source
+// (--data: pack, run, tune) and stream (--context, --context-policy, --shuffle: pack, run,
+// simulate, tune), the packing policy and its knobs (pack, run, simulate) and CP sharding (pack,
+// run, simulate), with what each group turns into. Options only one command has stay in that
+// command's cmd_<name>.cpp.
 //
 // Use (in a register_<name>()):
-//   auto o = std::make_shared<my_options>();   // holds stream, packing and sharding values
-//   add_stream_options(*sub, o->stream);       // in the order the help lists them
+//   auto o = std::make_shared<my_options>();   // holds job, stream, packing, sharding values
+//   add_job_options(*sub, o->job);             // in the order the help lists them
+//   add_stream_options(*sub, o->stream);
 //   add_packing_options(*sub, o->packing, "-p,--packing");
 //   add_sharding_options(*sub, o->sharding, sharding_use::always);
 // and in run_<name>():
 //   const auto tuned = read_tuned_config_option(o.config);
+//   const auto costs = cost_model_from_options(o.job, tuned);
 //   const auto context = context_from_options(o.stream, tuned);
-//   const auto packing = packing_from_options(o.packing, context, layout, tuned);
+//   const auto packing = packing_from_options(o.packing, context, costs.layout(), tuned);
 //   const auto sharding = sharding_from_options(o.sharding, tuned);
 //
 // Each add_* returns the options it added (for excludes: --config, --batch). Every conversion
@@ -20,6 +24,7 @@
 #pragma once
 
 #include "runtime/layout.hpp"
+#include "tuner/cost_model.hpp"
 #include "tuner/document_stream.hpp"
 #include "tuner/evaluate.hpp"
 #include "tuner/packer.hpp"
@@ -40,6 +45,26 @@ void append_options(std::vector<CLI::Option*>& options, const std::vector<CLI::O
 /// The tuned config (wlbtune.config/1) at `path`, std::nullopt when `path` is empty (no
 /// --config). Throws wlb::input_error naming the file on a bad one.
 std::optional<tuner::tuned_config> read_tuned_config_option(const std::string& path);
+
+/// --model, --hardware, --layout, --order: the job the cost model predicts.
+struct job_option_values {
+    std::string model = "7b";
+    std::string hardware = "h100-sxm";
+    std::string layout = "tp=8,cp=2,pp=4,dp=1";
+    std::string order = std::string(runtime::layout::default_order);
+};
+
+/// Adds -m,--model, --hardware, -l,--layout and --order with the defaults in `v`.
+std::vector<CLI::Option*> add_job_options(CLI::App& sub, job_option_values& v);
+
+/// The cost model of the tuned config's model, hardware and layout, else of the options'.
+/// Throws wlb::input_error on a bad layout or an unknown or malformed model or hardware.
+tuner::cost_model
+cost_model_from_options(const job_option_values& v,
+                        const std::optional<tuner::tuned_config>& tuned = std::nullopt);
+
+/// Adds -d,--data, the document source (docs/data.md), defaulting to `data`.
+CLI::Option* add_data_option(CLI::App& sub, std::string& data);
 
 /// --context, --context-policy, --shuffle.
 struct stream_option_values {
