@@ -85,8 +85,7 @@ TEST(CliRun, AHybridThresholdIsRefusedWithAnotherShardingPolicy) {
     // A threshold only hybrid reads is refused rather than silently dropped, as pack does.
     auto r = run_wlbtune("run " + data + " --sharding per-doc --hybrid-threshold 1k");
     EXPECT_EQ(r.exit_code, 3) << r.err;
-    EXPECT_NE(r.err.find("--hybrid-threshold applies to --sharding hybrid only"),
-              std::string::npos)
+    EXPECT_NE(r.err.find("--hybrid-threshold applies to --sharding hybrid only"), std::string::npos)
         << r.err;
     r = run_wlbtune("run " + data + " --sharding hybrid --hybrid-threshold lots");
     EXPECT_EQ(r.exit_code, 3) << r.err;
