@@ -1,10 +1,10 @@
 #include "cli/command.hpp"
+#include "cli/common_options.hpp"
 #include "reports/pack_report.hpp"
 #include "reports/shard_report.hpp"
 #include "runtime/atomic_file.hpp"
 #include "runtime/error.hpp"
 #include "runtime/layout.hpp"
-#include "runtime/token_count.hpp"
 #include "tuner/cost_model.hpp"
 #include "tuner/document_stream.hpp"
 #include "tuner/open_document_source.hpp"
@@ -24,19 +24,9 @@ namespace {
 
 struct pack_options {
     std::string data = "default";
-    std::string model = "7b";
-    std::string hardware = "h100-sxm";
-    std::string layout = "tp=8,cp=2,pp=4,dp=1";
-    std::string order = std::string(runtime::layout::default_order);
-    std::string context = "128k";
-    std::string context_policy = "truncate";
-    std::optional<std::uint64_t> shuffle_seed;
-    std::string policy = "wlb";
-    int queues = 2;
-    std::string thresholds;
-    std::string smax = "1.5x";
-    int window = 1;
-    int micro_batches = 0;
+    job_option_values job;
+    stream_option_values stream;
+    packing_option_values packing;
     std::int64_t steps = 0;
     std::string plan_path;
     std::string json_path;
@@ -44,58 +34,27 @@ struct pack_options {
     std::vector<std::string> compare;
     std::string config; ///< a tuned config (wlbtune.config/1) replacing the packing options
     bool data_given = false;
-    std::string sharding;         ///< empty: the plan records no CP sharding
-    std::string hybrid_threshold; ///< empty: not given
+    /// Without --sharding the plan records no CP sharding.
+    sharding_option_values sharding{.policy = "", .hybrid_threshold = ""};
 };
 
 void run_pack(const pack_options& o) {
     // --config: layout, context, model, hardware, data order, packing and sharding as tuned.
-    const auto tuned =
-        o.config.empty() ? std::nullopt : std::optional(tuner::read_tuned_config(o.config));
-    const auto context =
-        tuned ? tuned->context_tokens : runtime::parse_token_count(o.context, "--context");
-    const auto layout = tuned ? runtime::layout::parse(tuned->layout_spec, tuned->layout_order)
-                              : runtime::layout::parse(o.layout, o.order);
-    const tuner::cost_model costs(tuned ? tuned->model : tuner::load_model(o.model),
-                                  tuned ? tuned->hardware : tuner::load_hardware(o.hardware),
-                                  layout);
+    const auto tuned = read_tuned_config_option(o.config);
+    const auto context = context_from_options(o.stream, tuned);
+    const auto costs = cost_model_from_options(o.job, tuned);
+    const auto& layout = costs.layout();
 
-    tuner::packing_config base;
-    base.policy = tuner::parse_packing_policy(o.policy);
-    base.context_tokens = context;
-    base.replicas = layout.dp();
-    base.micro_batches = o.micro_batches > 0 ? o.micro_batches : layout.pp();
-    base.smax_tokens = tuner::parse_smax(o.smax, context);
-    base.thresholds = o.thresholds.empty() ? tuner::default_thresholds(o.queues, context)
-                                           : tuner::parse_thresholds(o.thresholds);
-    base.window = o.window;
-    if (tuned)
-        base = tuned->packing;
-    tuner::validate(base);
+    const auto base = packing_from_options(o.packing, context, layout, tuned);
     const auto data = tuned && !o.data_given ? tuned->data.spec : o.data;
     std::vector<tuner::packing_policy> compare; // checked before anything is written
     for (const auto& name : o.compare)
         compare.push_back(tuner::parse_packing_policy(name));
-    std::optional<tuner::sharding_spec> sharding;
-    if (!o.sharding.empty()) {
-        sharding.emplace();
-        sharding->policy = tuner::parse_sharding_policy(o.sharding, "--sharding");
-    }
-    if (!o.hybrid_threshold.empty()) {
-        if (!sharding || sharding->policy != tuner::sharding_policy::hybrid)
-            throw input_error("--hybrid-threshold applies to --sharding hybrid only");
-        sharding->hybrid_threshold_tokens =
-            tuner::parse_hybrid_threshold(o.hybrid_threshold, "--hybrid-threshold");
-    }
-    if (tuned)
-        sharding = tuned->sharding;
+    const auto sharding = sharding_from_options(o.sharding, tuned);
     const auto sharder = sharding ? tuner::make_sharder(*sharding, costs) : nullptr;
     tuner::shard_run_accumulator sharded;
 
-    tuner::stream_options so;
-    so.context_tokens = context;
-    so.policy = tuner::parse_context_policy(tuned ? tuned->data.context_policy : o.context_policy);
-    so.shuffle_seed = tuned ? tuned->data.shuffle_seed : o.shuffle_seed;
+    const auto so = stream_from_options(o.stream, context, tuned);
     const auto spec = tuner::parse_source_spec(data);
     auto inputs = tuner::source_inputs(spec);
     if (tuned)
@@ -170,51 +129,10 @@ registered_command register_pack(CLI::App& app, error_sink& sink) {
     auto* sub = app.add_subcommand(
         "pack", "Pack a document stream into training steps under a packing policy, write the "
                 "plan and report predicted imbalance, delay and packing time");
-    sub->add_option("-d,--data", o->data,
-                    std::string("Document source:\n") + std::string(tuner::source_spec_help()))
-        ->capture_default_str();
-    sub->add_option("-m,--model", o->model,
-                    "Model preset (550m, 7b, 30b, 70b, llama3-8b, llama3-70b, llama3-405b) or a "
-                    "model JSON file")
-        ->capture_default_str();
-    sub->add_option("--hardware", o->hardware, "Hardware preset (h100-sxm, h200) or a JSON file")
-        ->capture_default_str();
-    sub->add_option("-l,--layout", o->layout, "Parallel degrees, e.g. tp=8,cp=2,pp=4,dp=1")
-        ->capture_default_str();
-    sub->add_option("--order", o->order, "Axis order, innermost first")->capture_default_str();
-    sub->add_option("-c,--context", o->context, "Sequence length C in tokens (128k = 131072)")
-        ->capture_default_str();
-    sub->add_option("--context-policy", o->context_policy,
-                    "A document longer than the context: truncate or split")
-        ->capture_default_str()
-        ->check(CLI::IsMember({"truncate", "split"}));
-    sub->add_option("--shuffle", o->shuffle_seed,
-                    "Shuffle the dataloader order with this seed (default: stored order)");
-    sub->add_option("-p,--policy", o->policy,
-                    "Packing policy: plain (Megatron fixed-length, documents cut at boundaries), "
-                    "fixed-greedy (fixed-length, balanced over --window steps), varlen (WLB-LLM "
-                    "Algorithm 1 without queues), wlb (with outlier-delay queues), ffd "
-                    "(first-fit-decreasing, NeMo)")
-        ->capture_default_str();
-    sub->add_option("--queues", o->queues,
-                    "wlb: number of outlier queues, thresholds placed by default at C/4 (1), "
-                    "3C/16,C/2 (2) or C/8,C/4,C/2 (3); ignored with --thresholds")
-        ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
-    sub->add_option("--thresholds", o->thresholds,
-                    "wlb: queue lower bounds L1<...<Ln, e.g. 24k,64k (a document of length in "
-                    "[Li, Li+1) waits in queue i)");
-    sub->add_option("--smax", o->smax,
-                    "varlen/wlb: most tokens per micro-batch, a multiple of the context (1.5x) "
-                    "or a token count")
-        ->capture_default_str();
-    sub->add_option("--window", o->window, "fixed-greedy: global batches per packing window")
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    sub->add_option("--micro-batches", o->micro_batches,
-                    "Micro-batches per DP replica per step (0: the layout's pp, as WLB-LLM)")
-        ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
+    add_data_option(*sub, o->data);
+    auto tuned_away = add_job_options(*sub, o->job); // what --config replaces
+    append_options(tuned_away, add_stream_options(*sub, o->stream));
+    append_options(tuned_away, add_packing_options(*sub, o->packing, "-p,--policy"));
     sub->add_option("-n,--steps", o->steps, "Steps to pack (0: until the data ends)")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
@@ -229,23 +147,13 @@ registered_command register_pack(CLI::App& app, error_sink& sink) {
                     "Also run these policies on the same documents and print them side by side, "
                     "e.g. plain,fixed-greedy,varlen,wlb")
         ->delimiter(',');
-    sub->add_option("--sharding", o->sharding,
-                    "Also shard every micro-batch of --policy over the layout's CP ranks with "
-                    "this policy (per-seq, per-doc, adaptive, hybrid), record in the plan the "
-                    "layout applied and each rank's chunks, and print the predicted CP "
-                    "imbalance");
-    sub->add_option("--hybrid-threshold", o->hybrid_threshold,
-                    "--sharding hybrid only: documents of at least this many tokens are sharded "
-                    "per document (e.g. 16k); auto (the default) picks it per micro-batch");
+    append_options(tuned_away, add_sharding_options(*sub, o->sharding, sharding_use::optional));
     auto* config = sub->add_option(
         "--config", o->config,
         "Apply a tuned config (wlbtune.config/1 from wlbtune tune): its layout, context, model, "
         "hardware, data order, packing and sharding; --data may point it at other data");
-    for (const char* name :
-         {"--model", "--hardware", "--layout", "--order", "--context", "--context-policy",
-          "--shuffle", "--policy", "--queues", "--thresholds", "--smax", "--window",
-          "--micro-batches", "--sharding", "--hybrid-threshold"})
-        config->excludes(sub->get_option(name));
+    for (auto* opt : tuned_away)
+        config->excludes(opt);
     sub->footer("Examples:\n"
                 "  wlbtune pack --steps 200 --compare plain,fixed-greedy,varlen,wlb\n"
                 "  wlbtune pack --layout tp=8,cp=4,pp=4,dp=1 --sharding adaptive -o plan.jsonl\n"

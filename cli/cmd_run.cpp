@@ -2,17 +2,16 @@
 // optimizer) on the ranks mpirun started, print per-step measured time and loss beside the
 // simulator's prediction, and write the job's trace (host timers, wlbtune.trace/1).
 #include "cli/command.hpp"
+#include "cli/common_options.hpp"
 #include "reports/perfetto.hpp"
 #include "reports/run_report.hpp"
 #include "runtime/atomic_file.hpp"
 #include "runtime/backend.hpp"
 #include "runtime/communicator.hpp"
 #include "runtime/error.hpp"
-#include "runtime/token_count.hpp"
 #include "runtime/trace.hpp"
 #include "runtime/train_run.hpp"
 #include "tuner/document_stream.hpp"
-#include "tuner/evaluate.hpp"
 #include "tuner/open_document_source.hpp"
 #include "tuner/pack_run.hpp"
 #include "tuner/run_job.hpp"
@@ -35,17 +34,9 @@ struct run_options {
     std::string data = "default";
     std::string config;
     bool data_given = false;
-    std::string context = "4k";
-    std::string context_policy = "truncate";
-    std::optional<std::uint64_t> shuffle_seed;
-    std::string packing = "wlb";
-    int queues = 2;
-    std::string thresholds;
-    std::string smax = "1.5x";
-    int window = 1;
-    int micro_batches = 0;
-    std::string sharding = "adaptive";
-    std::string hybrid_threshold = "auto";
+    stream_option_values stream; ///< --context 4k by default (register_run)
+    packing_option_values packing;
+    sharding_option_values sharding;
     std::string schedule = "auto";
     std::int64_t steps = 3;
     std::string precision = "float";
@@ -62,8 +53,7 @@ void run_run(const run_options& o) {
     // Everything that can be refused is refused before MPI starts and before any work.
     // --config: the layout, context, data order, packing, sharding and schedule as tuned; the
     // decoder (--model), the costs it balances with (--hardware) and --steps stay the run's.
-    const auto tuned =
-        o.config.empty() ? std::nullopt : std::optional(tuner::read_tuned_config(o.config));
+    const auto tuned = read_tuned_config_option(o.config);
     const auto l = tuned ? runtime::layout::parse(tuned->layout_spec, tuned->layout_order)
                          : runtime::layout::parse(o.layout, o.order);
     const auto launch = runtime::detect_launch();
@@ -84,37 +74,19 @@ void run_run(const run_options& o) {
         throw input_error(fmt::format("model {}: {} layers cannot fill pp={} x vpp={} model "
                                       "chunks",
                                       model.name, model.layers, l.pp(), l.vpp()));
-    const auto context =
-        tuned ? tuned->context_tokens : runtime::parse_token_count(o.context, "--context");
+    const auto context = context_from_options(o.stream, tuned);
     const auto schedule = runtime::parse_schedule(tuned ? tuned->schedule : o.schedule, l.vpp());
     const auto costs = tuner::run_cost_model(model, tuner::load_hardware(o.hardware), l, numbers);
 
-    auto packing = tuned ? tuned->packing
-                         : tuner::make_packing_config({.policy = o.packing,
-                                                       .context_tokens = context,
-                                                       .queues = o.queues,
-                                                       .thresholds = o.thresholds,
-                                                       .smax = o.smax,
-                                                       .window = o.window,
-                                                       .micro_batches = o.micro_batches},
-                                                      l);
-    tuner::validate(packing);
-    tuner::sharding_spec sharding;
-    sharding.policy = tuner::parse_sharding_policy(o.sharding, "--sharding");
-    sharding.hybrid_threshold_tokens =
-        tuner::parse_hybrid_threshold(o.hybrid_threshold, "--hybrid-threshold");
-    if (tuned)
-        sharding = tuned->sharding;
+    const auto packing = packing_from_options(o.packing, context, l, tuned);
+    const auto sharding = *sharding_from_options(o.sharding, tuned); // sharding_use::always
     const auto& data = tuned && !o.data_given ? tuned->data.spec : o.data;
 
     // Every rank packs and shards the same steps (the packers and sharders are deterministic),
     // so no batch travels between ranks.
-    tuner::stream_options so;
-    so.context_tokens = context;
-    so.policy = tuner::parse_context_policy(tuned ? tuned->data.context_policy : o.context_policy);
-    so.shuffle_seed = tuned ? tuned->data.shuffle_seed : o.shuffle_seed;
     const auto spec = tuner::parse_source_spec(data);
-    tuner::document_stream stream(tuner::open_document_source(data), so);
+    tuner::document_stream stream(tuner::open_document_source(data),
+                                  stream_from_options(o.stream, context, tuned));
     const auto packer = tuner::make_packer(packing, costs);
     const auto sharder = tuner::make_sharder(sharding, costs);
     const auto batches = tuner::pack_and_shard(stream, *packer, *sharder, o.steps, data);
@@ -202,45 +174,17 @@ registered_command register_run(CLI::App& app, error_sink& sink) {
     sub->add_option("-m,--model", o->model,
                     "Decoder: tiny, small, or a JSON file with vocab, hidden, heads, ffn, layers")
         ->capture_default_str();
-    sub->add_option("-d,--data", o->data,
-                    std::string("Document source:\n") + std::string(tuner::source_spec_help()))
-        ->capture_default_str();
+    add_data_option(*sub, o->data);
     auto* config = sub->add_option(
         "--config", o->config,
         "Apply a tuned config (wlbtune.config/1 from wlbtune tune): its layout, context, data "
         "order, packing, sharding and schedule; --data may point it at other data; --model, "
         "--hardware and --steps stay this run's");
-    sub->add_option("-c,--context", o->context, "Sequence length C in tokens (4k = 4096)")
-        ->capture_default_str();
-    sub->add_option("--context-policy", o->context_policy,
-                    "A document longer than the context: truncate or split")
-        ->capture_default_str()
-        ->check(CLI::IsMember({"truncate", "split"}));
-    sub->add_option("--shuffle", o->shuffle_seed,
-                    "Shuffle the dataloader order with this seed (default: stored order)");
-    sub->add_option("-p,--packing", o->packing,
-                    "Packing policy: plain, fixed-greedy, varlen, wlb, ffd (see wlbtune pack)")
-        ->capture_default_str();
-    sub->add_option("--queues", o->queues, "wlb: number of outlier queues (default thresholds)")
-        ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
-    sub->add_option("--thresholds", o->thresholds, "wlb: queue lower bounds, e.g. 1k,2k");
-    sub->add_option("--smax", o->smax, "varlen/wlb: most tokens per micro-batch (1.5x or tokens)")
-        ->capture_default_str();
-    sub->add_option("--window", o->window, "fixed-greedy: global batches per packing window")
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    sub->add_option("--micro-batches", o->micro_batches,
-                    "Micro-batches per DP replica per step (0: the layout's pp)")
-        ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
-    sub->add_option("-s,--sharding", o->sharding,
-                    "CP sharding: per-seq, per-doc, adaptive, hybrid (see wlbtune shard)")
-        ->capture_default_str();
-    sub->add_option("--hybrid-threshold", o->hybrid_threshold,
-                    "hybrid: documents of at least this many tokens are sharded per document "
-                    "(auto: per micro-batch)")
-        ->capture_default_str();
+    o->stream.context = "4k";                              // the small decoders run here
+    auto tuned_away = add_stream_options(*sub, o->stream); // what --config replaces
+    append_options(tuned_away, add_packing_options(*sub, o->packing, "-p,--packing"));
+    append_options(tuned_away,
+                   add_sharding_options(*sub, o->sharding, sharding_use::always, "-s,--sharding"));
     sub->add_option("--schedule", o->schedule,
                     "Pipeline schedule: 1f1b, interleaved, llama3:N, auto (interleaved when vpp "
                     "> 1)")
@@ -274,10 +218,10 @@ registered_command register_run(CLI::App& app, error_sink& sink) {
                 "  mpirun -np 2 wlbtune run --layout cp=2 --model small --context 8k --sharding "
                 "per-doc --trace-dir trace/\n"
                 "  mpirun -np 8 wlbtune run --layout tp=2,cp=2,pp=2 --packing wlb --json run.json");
-    for (const char* name : {"--layout", "--order", "--context", "--context-policy", "--shuffle",
-                             "--packing", "--queues", "--thresholds", "--smax", "--window",
-                             "--micro-batches", "--sharding", "--hybrid-threshold", "--schedule"})
-        config->excludes(sub->get_option(name));
+    for (const char* name : {"--layout", "--order", "--schedule"})
+        tuned_away.push_back(sub->get_option(name));
+    for (auto* opt : tuned_away)
+        config->excludes(opt);
     return {sub, [o, &sink, sub] {
                 sink.json_path = o->json_path;
                 o->data_given = sub->get_option("--data")->count() > 0;

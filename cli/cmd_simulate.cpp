@@ -7,18 +7,17 @@
 // WLB-LLM's candidates on the same documents (tuner::comparison_candidates). --config applies a
 // tuned config (wlbtune.config/1) in place of the packing, sharding, layout and data options.
 #include "cli/command.hpp"
+#include "cli/common_options.hpp"
 #include "reports/perfetto.hpp"
 #include "reports/progress.hpp"
 #include "reports/simulate_report.hpp"
 #include "runtime/atomic_file.hpp"
 #include "runtime/error.hpp"
 #include "runtime/sharded_batch_io.hpp"
-#include "runtime/token_count.hpp"
 #include "tuner/compare_set.hpp"
+#include "tuner/cost_model.hpp"
 #include "tuner/document_stream.hpp"
 #include "tuner/evaluate.hpp"
-#include "tuner/hardware.hpp"
-#include "tuner/model.hpp"
 #include "tuner/open_document_source.hpp"
 #include "tuner/simulate_job.hpp"
 #include "tuner/tuned_config.hpp"
@@ -34,21 +33,10 @@ namespace {
 struct simulate_options {
     std::string batch;
     std::string data = "default";
-    std::string model = "7b";
-    std::string hardware = "h100-sxm";
-    std::string layout = "tp=8,cp=2,pp=4,dp=1";
-    std::string order = std::string(runtime::layout::default_order);
-    std::string context = "128k";
-    std::string context_policy = "truncate";
-    std::optional<std::uint64_t> shuffle_seed;
-    std::string packing = "wlb";
-    int queues = 2;
-    std::string thresholds;
-    std::string smax = "1.5x";
-    int window = 1;
-    int micro_batches = 0;
-    std::string sharding = "adaptive";
-    std::string hybrid_threshold = "auto";
+    job_option_values job;
+    stream_option_values stream;
+    packing_option_values packing;
+    sharding_option_values sharding;
     bool compare = false;
     std::string schedule = "auto";
     std::string partition = "even";
@@ -70,14 +58,10 @@ struct common_setup {
     reports::simulate_context context;
 };
 
-common_setup setup(const simulate_options& o, const tuner::tuned_config* tuned = nullptr) {
-    const auto l = tuned ? runtime::layout::parse(tuned->layout_spec, tuned->layout_order)
-                         : runtime::layout::parse(o.layout, o.order);
-    common_setup s{tuner::cost_model(tuned ? tuned->model : tuner::load_model(o.model),
-                                     tuned ? tuned->hardware : tuner::load_hardware(o.hardware), l),
-                   {},
-                   {},
-                   {}};
+common_setup setup(const simulate_options& o,
+                   const std::optional<tuner::tuned_config>& tuned = std::nullopt) {
+    common_setup s{cost_model_from_options(o.job, tuned), {}, {}, {}};
+    const auto& l = s.costs.layout();
     s.plan.schedule = runtime::parse_schedule(tuned ? tuned->schedule : o.schedule, l.vpp());
     s.plan.partition = runtime::make_stage_partition(tuned ? tuned->partition : o.partition,
                                                      s.costs.model().layers, l.pp() * l.vpp());
@@ -141,28 +125,13 @@ void run_from_batch(const simulate_options& o) {
 }
 
 void run_from_data(const simulate_options& o) {
-    const auto tuned =
-        o.config.empty() ? std::nullopt : std::optional(tuner::read_tuned_config(o.config));
-    auto s = setup(o, tuned ? &*tuned : nullptr);
+    const auto tuned = read_tuned_config_option(o.config);
+    auto s = setup(o, tuned);
     const auto& l = s.costs.layout();
-    tuner::packing_knobs knobs;
-    knobs.policy = o.packing;
-    knobs.context_tokens =
-        tuned ? tuned->context_tokens : runtime::parse_token_count(o.context, "--context");
-    knobs.queues = o.queues;
-    knobs.thresholds = o.thresholds;
-    knobs.smax = o.smax;
-    knobs.window = o.window;
-    knobs.micro_batches = o.micro_batches;
-    tuner::sharding_spec sharding;
-    sharding.policy = tuner::parse_sharding_policy(o.sharding, "--sharding");
-    sharding.hybrid_threshold_tokens =
-        tuner::parse_hybrid_threshold(o.hybrid_threshold, "--hybrid-threshold");
-    auto chosen_packing = tuner::make_packing_config(knobs, l);
-    if (tuned) {
-        sharding = tuned->sharding;
-        chosen_packing = tuned->packing;
-    }
+    const auto context = context_from_options(o.stream, tuned);
+    const auto knobs = knobs_from_options(o.packing, context);       // --compare's own candidates
+    const auto sharding = *sharding_from_options(o.sharding, tuned); // sharding_use::always
+    const auto chosen_packing = packing_from_options(o.packing, context, l, tuned);
     // With a tuned config: by default the steps the tuner simulated.
     const std::int64_t steps =
         o.steps.value_or(tuned && tuned->evaluated_steps > 0 ? tuned->evaluated_steps : 64);
@@ -182,15 +151,12 @@ void run_from_data(const simulate_options& o) {
         candidates.push_back({chosen_packing, sharding, "tuned, chosen"});
     }
 
-    tuner::stream_options so;
-    so.context_tokens = knobs.context_tokens;
-    so.policy = tuner::parse_context_policy(tuned ? tuned->data.context_policy : o.context_policy);
-    so.shuffle_seed = tuned ? tuned->data.shuffle_seed : o.shuffle_seed;
     const auto data = tuned && !o.data_given ? tuned->data.spec : o.data;
     s.context.inputs = tuner::source_inputs(tuner::parse_source_spec(data));
     if (tuned)
         s.context.inputs.push_back(runtime::identify_file(o.config));
-    tuner::document_stream stream(tuner::open_document_source(data), so);
+    tuner::document_stream stream(tuner::open_document_source(data),
+                                  stream_from_options(o.stream, context, tuned));
     int window = 1;
     for (const auto& c : candidates)
         window = std::max(window, c.packing.window);
@@ -268,57 +234,13 @@ registered_command register_simulate(CLI::App& app, error_sink& sink) {
         "-d,--data", o->data,
         std::string("Documents to pack and shard (default: the embedded workload):\n") +
             std::string(tuner::source_spec_help()));
-    sub->add_option("-m,--model", o->model, "Model preset (550m, 7b, 30b, 70b, llama3-*) or JSON")
-        ->capture_default_str();
-    sub->add_option("--hardware", o->hardware, "Hardware preset (h100-sxm, h200) or JSON")
-        ->capture_default_str();
-    sub->add_option("-l,--layout", o->layout, "Parallel degrees tp=,cp=,pp=,dp=[,vpp=]")
-        ->capture_default_str();
-    sub->add_option("--order", o->order, "Axis order, innermost first")->capture_default_str();
+    const auto job_options = add_job_options(*sub, o->job);
     std::vector<CLI::Option*> data_only;
     data_only.push_back(data);
-    data_only.push_back(
-        sub->add_option("-c,--context", o->context, "Sequence length C in tokens (128k = 131072)")
-            ->capture_default_str());
-    data_only.push_back(sub->add_option("--context-policy", o->context_policy,
-                                        "A document longer than the context: truncate or split")
-                            ->capture_default_str()
-                            ->check(CLI::IsMember({"truncate", "split"})));
-    data_only.push_back(
-        sub->add_option("--shuffle", o->shuffle_seed,
-                        "Shuffle the dataloader order with this seed (default: stored order)"));
-    data_only.push_back(
-        sub->add_option("--packing", o->packing,
-                        "Packing policy: plain (Megatron, documents cut at sequence boundaries), "
-                        "fixed-greedy, varlen, wlb (outlier-delay queues), ffd")
-            ->capture_default_str());
-    data_only.push_back(sub->add_option("--queues", o->queues,
-                                        "wlb: outlier queues with default thresholds (C/4; "
-                                        "3C/16,C/2; C/8,C/4,C/2); ignored with --thresholds")
-                            ->capture_default_str());
-    data_only.push_back(sub->add_option("--thresholds", o->thresholds,
-                                        "wlb: queue lower bounds L1<...<Ln, e.g. 24k,64k"));
-    data_only.push_back(
-        sub->add_option("--smax", o->smax,
-                        "varlen/wlb: most tokens per micro-batch, a multiple of the context "
-                        "(1.5x) or a token count")
-            ->capture_default_str());
-    data_only.push_back(
-        sub->add_option("--window", o->window, "fixed-greedy: global batches per packing window")
-            ->capture_default_str());
-    data_only.push_back(
-        sub->add_option("--micro-batches", o->micro_batches,
-                        "Micro-batches per DP replica per step (0: the layout's pp)")
-            ->capture_default_str());
-    data_only.push_back(
-        sub->add_option("--sharding", o->sharding,
-                        "CP sharding policy: per-seq, per-doc, adaptive (per micro-batch the "
-                        "faster of the two), hybrid")
-            ->capture_default_str());
-    data_only.push_back(sub->add_option("--hybrid-threshold", o->hybrid_threshold,
-                                        "hybrid: documents of at least this many tokens are "
-                                        "sharded per document; auto picks it per micro-batch")
-                            ->capture_default_str());
+    auto tuned_away = add_stream_options(*sub, o->stream); // what --config replaces
+    append_options(tuned_away, add_packing_options(*sub, o->packing, "--packing"));
+    append_options(tuned_away, add_sharding_options(*sub, o->sharding, sharding_use::always));
+    append_options(data_only, tuned_away);
     data_only.push_back(sub->add_flag(
         "--compare", o->compare,
         "Run plain + per-seq (baseline), plain + adaptive, wlb + per-seq, wlb + adaptive, wlb + "
@@ -332,11 +254,9 @@ registered_command register_simulate(CLI::App& app, error_sink& sink) {
         "data order, packing, sharding, schedule and partition; --steps defaults to the steps "
         "it was tuned on; --data may point it at other data");
     config->excludes(batch);
-    for (const char* name :
-         {"--model", "--hardware", "--layout", "--order", "--context", "--context-policy",
-          "--shuffle", "--packing", "--queues", "--thresholds", "--smax", "--window",
-          "--micro-batches", "--sharding", "--hybrid-threshold"})
-        config->excludes(sub->get_option(name));
+    append_options(tuned_away, job_options);
+    for (auto* opt : tuned_away)
+        config->excludes(opt);
     sub->add_option("--schedule", o->schedule,
                     "Pipeline schedule: 1f1b, interleaved (Megatron), llama3:N (N consecutive "
                     "micro-batches per model chunk), auto")

@@ -2,12 +2,12 @@
 // budget; print the winner against the baselines and write the tuned config
 // (wlbtune.config/1). Every step time is simulated.
 #include "cli/command.hpp"
+#include "cli/common_options.hpp"
 #include "reports/tune_report.hpp"
 #include "runtime/atomic_file.hpp"
 #include "runtime/error.hpp"
 #include "runtime/layout.hpp"
 #include "runtime/pipeline_schedule.hpp"
-#include "runtime/token_count.hpp"
 #include "tuner/cost_model.hpp"
 #include "tuner/document_stream.hpp"
 #include "tuner/evaluate.hpp"
@@ -28,13 +28,8 @@ namespace {
 
 struct tune_cli_options {
     std::string data = "default";
-    std::string model = "7b";
-    std::string hardware = "h100-sxm";
-    std::string layout = "tp=8,cp=2,pp=4,dp=1";
-    std::string order = std::string(runtime::layout::default_order);
-    std::string context = "128k";
-    std::string context_policy = "truncate";
-    std::optional<std::uint64_t> shuffle_seed;
+    job_option_values job;
+    stream_option_values stream;
     std::int64_t max_documents = 0;
     double max_mean_delay = 0.5;
     std::int64_t max_delay_steps = 0;
@@ -54,10 +49,9 @@ struct tune_cli_options {
 };
 
 void run_tune(const tune_cli_options& o) {
-    const auto context = runtime::parse_token_count(o.context, "--context");
-    const auto layout = runtime::layout::parse(o.layout, o.order);
-    const tuner::cost_model costs(tuner::load_model(o.model), tuner::load_hardware(o.hardware),
-                                  layout);
+    const auto context = context_from_options(o.stream);
+    const auto costs = cost_model_from_options(o.job);
+    const auto& layout = costs.layout();
     if (o.max_mean_delay < 0.0)
         throw input_error(fmt::format("--max-mean-delay must be >= 0, found {}", o.max_mean_delay));
     if (o.min_step_tokens <= 0.0 || o.min_step_tokens > 1.0)
@@ -79,10 +73,7 @@ void run_tune(const tune_cli_options& o) {
     options.plan.partition = runtime::make_stage_partition(o.partition, costs.model().layers,
                                                            layout.pp() * layout.vpp());
 
-    tuner::stream_options so;
-    so.context_tokens = context;
-    so.policy = tuner::parse_context_policy(o.context_policy);
-    so.shuffle_seed = o.shuffle_seed;
+    auto so = stream_from_options(o.stream, context);
     so.max_documents = o.max_documents;
     const auto spec = tuner::parse_source_spec(o.data);
     tuner::document_stream stream(tuner::open_document_source(o.data), so);
@@ -120,7 +111,7 @@ void run_tune(const tune_cli_options& o) {
     config.data.spec = o.data;
     config.data.description = documents.description;
     config.data.context_policy = std::string(tuner::to_string(so.policy));
-    config.data.shuffle_seed = o.shuffle_seed;
+    config.data.shuffle_seed = o.stream.shuffle_seed;
     config.data.documents = static_cast<std::int64_t>(documents.documents.size());
     config.data.tokens = documents.tokens;
     config.data.inputs = tuner::source_inputs(spec);
@@ -161,26 +152,9 @@ registered_command register_tune(CLI::App& app, error_sink& sink) {
         "tune", "Search packing (policy, outlier queues, S_max, micro-batches) and CP sharding "
                 "for a dataset, model and layout under a delay budget; report the predicted "
                 "(simulated) speedup and write the tuned config");
-    sub->add_option("-d,--data", o->data,
-                    std::string("Document source:\n") + std::string(tuner::source_spec_help()))
-        ->capture_default_str();
-    sub->add_option("-m,--model", o->model,
-                    "Model preset (550m, 7b, 30b, 70b, llama3-8b, llama3-70b, llama3-405b) or a "
-                    "model JSON file")
-        ->capture_default_str();
-    sub->add_option("--hardware", o->hardware, "Hardware preset (h100-sxm, h200) or a JSON file")
-        ->capture_default_str();
-    sub->add_option("-l,--layout", o->layout, "Parallel degrees tp=,cp=,pp=,dp=[,vpp=]")
-        ->capture_default_str();
-    sub->add_option("--order", o->order, "Axis order, innermost first")->capture_default_str();
-    sub->add_option("-c,--context", o->context, "Sequence length C in tokens (128k = 131072)")
-        ->capture_default_str();
-    sub->add_option("--context-policy", o->context_policy,
-                    "A document longer than the context: truncate or split")
-        ->capture_default_str()
-        ->check(CLI::IsMember({"truncate", "split"}));
-    sub->add_option("--shuffle", o->shuffle_seed,
-                    "Dataloader order shuffled with this seed (default: stored order)");
+    add_data_option(*sub, o->data);
+    add_job_options(*sub, o->job);
+    add_stream_options(*sub, o->stream);
     sub->add_option("--max-documents", o->max_documents,
                     "Tune on the first N documents of the stream only (0: as many as the sample "
                     "needs)")

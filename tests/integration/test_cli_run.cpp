@@ -81,6 +81,17 @@ TEST(CliRun, TheCudaBackendAndBadTunedConfigsAreClearErrors) {
     EXPECT_EQ(precision.exit_code, 2) << precision.err;
 }
 
+TEST(CliRun, AHybridThresholdIsRefusedWithAnotherShardingPolicy) {
+    // A threshold only hybrid reads is refused rather than silently dropped, as pack does.
+    auto r = run_wlbtune("run " + data + " --sharding per-doc --hybrid-threshold 1k");
+    EXPECT_EQ(r.exit_code, 3) << r.err;
+    EXPECT_NE(r.err.find("--hybrid-threshold applies to --sharding hybrid only"), std::string::npos)
+        << r.err;
+    r = run_wlbtune("run " + data + " --sharding hybrid --hybrid-threshold lots");
+    EXPECT_EQ(r.exit_code, 3) << r.err;
+    EXPECT_NE(r.err.find("--hybrid-threshold \"lots\""), std::string::npos) << r.err;
+}
+
 TEST(CliRunMpi, AMismatchedWorldIsRefusedOnEveryRankWithExitCode3) {
     WLB_SKIP_WITHOUT_MPI();
     temp_dir tmp;

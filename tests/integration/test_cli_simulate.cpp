@@ -228,7 +228,8 @@ TEST(CliSimulateData, BadInputsSayWhich) {
         {"--thresholds 64k,24k", "--thresholds"},
         {"--steps 0", "--steps must be >= 1"},
         {"--inject slow-rank=999:2", "rank 999 is outside"},
-        {"--hybrid-threshold lots", "--hybrid-threshold"},
+        {"--sharding hybrid --hybrid-threshold lots", "--hybrid-threshold \"lots\""},
+        {"--hybrid-threshold 8k", "--hybrid-threshold applies to --sharding hybrid only"},
     };
     for (const auto& [args, part] : bad_input) {
         auto r = run_wlbtune("simulate " + small_data + " " + args);
