@@ -73,22 +73,23 @@ hardware_config h200() {
 hardware_config cpu_dev_vm() {
     hardware_config h;
     h.name = "cpu-dev-vm";
-    h.gemm_tflops = 0.0171;
+    h.gemm_tflops = 0.1006;
     h.peak_bf16_tflops = h.gemm_tflops;
     h.attention_fwd = {
-        {16, 0.00206}, {64, 0.00369}, {256, 0.00518}, {1024, 0.00572}, {4096, 0.00711}};
-    h.attention_bwd_rate_ratio = 1.30;
+        {16, 0.0106}, {64, 0.0217}, {256, 0.0304}, {1024, 0.0339}, {4096, 0.0350}};
+    h.attention_bwd_rate_ratio = 1.50;
     h.attention_tile = 64;
-    h.hbm_gbytes_per_s = 0.921;
-    h.nvlink_gbytes_per_s = 0.323;
-    h.nvlink_latency_us = 0.94;
+    h.hbm_gbytes_per_s = 6.43;
+    h.nvlink_gbytes_per_s = 3.66;
+    h.nvlink_latency_us = 0.97;
     h.network_gbytes_per_s = h.nvlink_gbytes_per_s;
     h.network_latency_us = h.nvlink_latency_us;
     h.gpus_per_node = 64;
     h.memory_gbytes = 16.0;
-    const std::string how = "measured on the dev VM (2 cores shared with other builds, load "
-                            "average 9.2-9.5), 2026-11-26: mpirun -np 2 bench_cpu_runtime "
-                            "--calibrate small float, both ranks at once, 1 BLAS thread each";
+    const std::string how = "measured on the dev VM while it was quiet (load average 1.2-1.3), "
+                            "2026-11-26: mpirun -np 2 bench_cpu_runtime --calibrate small "
+                            "float, both ranks at once, 1 BLAS thread each; the mean of three "
+                            "runs within 6% of each other";
     h.sources = {
         {"gemm_tflops", how + "; a layer's forward and backward GEMMs at 2048 tokens"},
         {"peak_bf16_tflops", "set to gemm_tflops (a CPU has no separate bf16 peak here)"},
