@@ -23,6 +23,7 @@ struct analyze_options {
     std::string json;
     std::string perfetto;
     int show_steps = 12;
+    std::string steps;
 };
 
 void run_analyze(const analyze_options& o) {
@@ -32,6 +33,8 @@ void run_analyze(const analyze_options& o) {
         options.ingest.job_layout = runtime::layout::parse(o.layout, o.order);
     options.ingest.clock = profiler::parse_clock_option(o.clock);
     options.keep_ideal = !o.perfetto.empty();
+    if (!o.steps.empty())
+        options.steps = profiler::parse_step_range(o.steps);
     const auto result = profiler::analyze(o.traces, options);
     if (!o.perfetto.empty())
         reports::write_analysis_perfetto(result, o.perfetto);
@@ -81,6 +84,9 @@ registered_command register_analyze(CLI::App& app, error_sink& sink) {
     sub->add_option("--perfetto", o->perfetto,
                     "Write a Perfetto trace: measured timeline, the ideal one beside it, "
                     "stragglers marked (.gz: compressed)");
+    sub->add_option("--steps", o->steps,
+                    "Analyze these steps only, by id: A:B, A: (from A on), :B or A; e.g. 1: "
+                    "leaves out a warm-up step 0 (default: every step)");
     sub->add_option("--show-steps", o->show_steps, "Steps listed in the terminal table")
         ->capture_default_str();
     sub->footer("Example: wlbtune analyze traces/ --layout tp=8,cp=2,pp=4,dp=2 --json report.json "

@@ -116,6 +116,8 @@ struct job_trace {
     std::vector<comm_group> groups;
     std::vector<rank_trace> ranks;   ///< index = global rank; size = world size
     std::vector<std::int64_t> steps; ///< step ids seen in any rank, ascending
+    /// Where only some steps are analyzed: "steps 1-5 of 0-5 (--steps 1:)"; empty: all.
+    std::string step_selection;
     std::vector<ingest_warning> warnings;
     clock_alignment clock;
     /// The packed and sharded batches of the steps, where the trace records them (wlbtune's own

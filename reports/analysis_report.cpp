@@ -179,9 +179,10 @@ std::string analysis_text(const profiler::analysis_result& r, int max_steps) {
     for (const auto& rt : job.ranks)
         present += rt.present ? 1 : 0;
     std::string out = fmt::format(
-        "wlbtune analyze: {} traces, layout {} (order {}, {}), {} of {} ranks, {} steps\n\n",
-        job.format, l.spec(), l.order_string(), job.layout_source, present, l.world_size(),
-        job.steps.size());
+        "wlbtune analyze: {} traces, layout {} (order {}, {}), {} of {} ranks, {}\n\n", job.format,
+        l.spec(), l.order_string(), job.layout_source, present, l.world_size(),
+        job.step_selection.empty() ? fmt::format("{} steps", job.steps.size())
+                                   : job.step_selection);
     if (a.attributed_steps > 0 && a.replay_s > 0.0) {
         const double lost = a.lost_s_total();
         std::vector<std::pair<double, cause>> order;
@@ -363,6 +364,7 @@ nlohmann::json analysis_json(const profiler::analysis_result& r,
                 {"world_size", l.world_size()},
                 {"ranks_present", present},
                 {"steps", job.steps},
+                {"step_selection", job.step_selection},
                 {"events", job.event_count()},
                 {"input_bytes", job.input_bytes},
                 {"tp_replicated", job.tp_replicated},

@@ -73,6 +73,17 @@ TEST(CliAnalyze, NamesTheInjectedSlowWorkerAndWritesItsReports) {
     const auto check = wlb::reports::check_perfetto_file(perfetto);
     EXPECT_TRUE(check.ok()) << (check.problems.empty() ? "" : check.problems.front());
     EXPECT_EQ(check.processes, 16u);
+
+    // --steps: one step of the two, then a range with no step in it.
+    auto one = run_wlbtune("analyze '" + traces + "' --steps 1");
+    ASSERT_EQ(one.exit_code, 0) << one.err;
+    EXPECT_NE(one.out.find("steps 1 of 0-1 (--steps 1)"), std::string::npos) << one.out;
+    EXPECT_NE(one.out.find("1 of 1 steps attributed"), std::string::npos) << one.out;
+    auto none = run_wlbtune("analyze '" + traces + "' --steps 5:");
+    EXPECT_EQ(none.exit_code, 3);
+    EXPECT_NE(none.err.find("--steps \"5:\" leaves no step: the trace has steps 0-1"),
+              std::string::npos)
+        << none.err;
 }
 
 TEST(CliAnalyze, BadInputExitCodes) {

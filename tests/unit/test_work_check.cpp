@@ -7,6 +7,7 @@
 // the analysis.
 #include "profiler/analysis.hpp"
 #include "profiler/ingest.hpp"
+#include "runtime/error.hpp"
 #include "runtime/fault.hpp"
 #include "runtime/sharded_batch_io.hpp"
 #include "runtime/sim_trace.hpp"
@@ -172,6 +173,43 @@ TEST(WorkCheck, TheBatchesTravelWithATraceDirectoryAndABrokenFileLosesOnlyTheChe
     EXPECT_EQ(broken.job.warnings.front().where, file);
     EXPECT_NE(broken.job.warnings.front().message.find("not JSON"), std::string::npos)
         << broken.job.warnings.front().message;
+}
+
+// --steps: a range of step ids; the steps outside it leave with their events and batches.
+TEST(StepSelection, ParsesRangesAndKeepsOnlyTheirStepsEventsAndBatches) {
+    EXPECT_EQ(parse_step_range("1:").first, 1);
+    EXPECT_FALSE(parse_step_range("1:").last.has_value());
+    EXPECT_EQ(parse_step_range(":4").last, 4);
+    EXPECT_EQ(parse_step_range("2").first, 2);
+    EXPECT_EQ(parse_step_range("2").last, 2);
+    EXPECT_EQ(parse_step_range("2:7").describe(), "2:7");
+    for (const char* bad : {"", ":", "3:1", "-1", "a", "1:x", "1:2:3"})
+        EXPECT_THROW((void)parse_step_range(bad), input_error) << bad;
+
+    const auto l = runtime::layout::parse("cp=2,pp=2,dp=1");
+    auto job = ingest_trace(simulated(l, batches(l, 2)), {});
+    ASSERT_EQ(job.steps, (std::vector<std::int64_t>{0, 1, 2}));
+    const std::size_t events = job.event_count();
+    select_steps(job, parse_step_range("1:"));
+    EXPECT_EQ(job.steps, (std::vector<std::int64_t>{1, 2}));
+    EXPECT_EQ(job.step_selection, "steps 1-2 of 0-2 (--steps 1:)");
+    EXPECT_LT(job.event_count(), events);
+    for (const auto& rt : job.ranks)
+        for (const auto& e : rt.events)
+            EXPECT_NE(e.step, 0);
+    ASSERT_EQ(job.batches.size(), 2u);
+    EXPECT_EQ(job.batches.front().step, 1);
+    const auto r = analyze_job(std::move(job), false);
+    EXPECT_EQ(r.attribution.attributed_steps, 2);
+    EXPECT_EQ(r.work.steps, 2);
+
+    auto other = ingest_trace(simulated(l, batches(l, 2)), {});
+    try {
+        select_steps(other, parse_step_range("5:"));
+        ADD_FAILURE() << "no step is left";
+    } catch (const input_error& e) {
+        EXPECT_STREQ(e.what(), "--steps \"5:\" leaves no step: the trace has steps 0-2");
+    }
 }
 
 } // namespace
