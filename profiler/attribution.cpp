@@ -628,6 +628,7 @@ attribution_result attribute(const job_trace& job, const step_index& index,
             options.observe(*m, a);
         if (const auto part = suggest_partition(norm, sm); !part.empty())
             partitions.push_back(part);
+        out.partition = fmt::format("{}", fmt::join(m->partition.layers, ","));
         out.measured_s += a.measured_s;
         out.replay_s += a.replay_s;
         out.ideal_s += a.ideal_s;

@@ -104,6 +104,8 @@ struct attribution_result {
     std::optional<cause> dominant;            ///< the cause that costs the most overall
     /// Stage partition that evens the stages out (for --partition), when stages differ.
     std::string suggested_partition;
+    /// The measured partition ("2,2"): layers per model chunk, as --partition takes it.
+    std::string partition;
     std::vector<ideal_step> ideal; ///< when asked for
     [[nodiscard]] double lost_s_total() const noexcept { return replay_s - ideal_s; }
 };

@@ -47,9 +47,26 @@ private:
 
 struct slot_acc {
     double linear = 0, attention = 0, output = 0, tp = 0, send = 0, send_bytes = 0;
-    int linear_n = 0, attention_n = 0, mixed_n = 0, other_n = 0;
     bool present = false;
     std::int64_t first = std::numeric_limits<std::int64_t>::max();
+    /// How often each attention or linear op name occurs: a layer runs each once (the
+    /// simulator's one "linear fwd", the CPU runtime's "qkv proj", "out proj", "mlp" GEMMs).
+    std::vector<std::pair<std::int32_t, int>> op_counts;
+    void count(std::int32_t name) {
+        for (auto& [n, c] : op_counts)
+            if (n == name) {
+                ++c;
+                return;
+            }
+        op_counts.emplace_back(name, 1);
+    }
+    /// Layers the slot shows: the most times one op name occurs (1 when none).
+    [[nodiscard]] int layers() const {
+        int most = 1;
+        for (const auto& [n, c] : op_counts)
+            most = std::max(most, c);
+        return most;
+    }
 };
 
 bool is_output_layer(std::string_view name) {
@@ -123,19 +140,15 @@ std::optional<measured_step> measure_step(const job_trace& job, const step_index
                             switch (e.work) {
                             case work_class::attention:
                                 a.attention += s;
-                                ++a.attention_n;
+                                a.count(e.name);
                                 break;
                             case work_class::linear:
-                                a.linear += s;
-                                ++a.linear_n;
-                                break;
                             case work_class::mixed:
                                 a.linear += s;
-                                ++a.mixed_n;
+                                a.count(e.name);
                                 break;
                             default:
                                 a.linear += s;
-                                ++a.other_n;
                                 break;
                             }
                         } else if (e.where == lane::tp) {
@@ -215,11 +228,7 @@ std::optional<measured_step> measure_step(const job_trace& job, const step_index
                             s.send_s = min_send[static_cast<std::size_t>(u)].at({mb, v, pass});
                             s.send_bytes = a.send_bytes;
                             s.first_start_ns = a.first;
-                            s.layers = !job.per_layer_events ? 1
-                                       : a.linear_n > 0      ? a.linear_n
-                                       : a.attention_n > 0   ? a.attention_n
-                                       : a.mixed_n > 0       ? a.mixed_n
-                                                             : 1;
+                            s.layers = job.per_layer_events ? a.layers() : 1;
                             auto& cl = chunk_layers[static_cast<std::size_t>(v * pp + p)];
                             cl = std::max(cl, s.layers);
                         }

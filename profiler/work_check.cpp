@@ -54,6 +54,28 @@ std::string shape_mismatch(const measured_step& m, const runtime::sharded_step& 
     return {};
 }
 
+/// Least squares of y on a and b without intercept; nullopt when singular or a coefficient
+/// comes out negative.
+std::optional<std::pair<double, double>>
+fit2(const std::vector<double>& a, const std::vector<double>& b, const std::vector<double>& y) {
+    double aa = 0, ab = 0, bb = 0, ay = 0, by = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) {
+        aa += a[i] * a[i];
+        ab += a[i] * b[i];
+        bb += b[i] * b[i];
+        ay += a[i] * y[i];
+        by += b[i] * y[i];
+    }
+    const double det = aa * bb - ab * ab;
+    if (!(det > 1e-9 * aa * bb))
+        return std::nullopt;
+    const double x = (ay * bb - by * ab) / det;
+    const double z = (by * aa - ay * ab) / det;
+    if (x < 0.0 || z < 0.0)
+        return std::nullopt;
+    return std::pair{x, z};
+}
+
 std::optional<double> pearson(const std::vector<work_cell>& cells) {
     const double n = static_cast<double>(cells.size());
     if (cells.size() < 3)
@@ -135,14 +157,30 @@ measured_step predicted_step(const measured_step& m, const runtime::sharded_step
                         }
                 if (cells.empty())
                     continue;
-                // Seconds per token (linear part) and per attention pair (attention part).
+                // Linear part: seconds per token. Attention part: seconds per pair plus seconds
+                // per query token where the cells allow both (kernels run short documents at a
+                // lower rate: tiles padded, less reuse), else per pair alone.
                 const double per_token = tok > 0 ? lin / tok : 0.0;
-                const double per_pair = pairs > 0 ? att / pairs : 0.0;
+                double per_pair = pairs > 0 ? att / pairs : 0.0, att_per_token = 0.0;
+                if (cells.size() >= 3) {
+                    std::vector<double> a, b, y;
+                    for (const auto& x : cells) {
+                        a.push_back(x.w.pairs);
+                        b.push_back(x.w.tokens);
+                        y.push_back(m.slots[static_cast<std::size_t>(x.unit)]
+                                           [static_cast<std::size_t>(x.slot)]
+                                               .attention_s);
+                    }
+                    if (const auto f = fit2(a, b, y)) {
+                        per_pair = f->first;
+                        att_per_token = f->second;
+                    }
+                }
                 for (const auto& x : cells) {
                     auto& sc = out.slots[static_cast<std::size_t>(x.unit)]
                                         [static_cast<std::size_t>(x.slot)];
                     sc.linear_s = per_token * x.w.tokens;
-                    sc.attention_s = per_pair * x.w.pairs;
+                    sc.attention_s = per_pair * x.w.pairs + att_per_token * x.w.tokens;
                 }
             }
     return out;

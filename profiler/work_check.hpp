@@ -5,9 +5,11 @@
 //   cells      one per (replica, micro-batch, CP rank): its work from the batch (tokens; causal
 //              attention pairs of its chunks) and its measured compute (linear + attention over
 //              every stage, model chunk and pass);
-//   fit        per (stage, model chunk, pass) column, seconds per token for the linear part and
-//              per attention pair for the attention part, over the step's cells (a ratio of
-//              sums, so the step's hardware speed and each stage's layer count are absorbed);
+//   fit        per (stage, model chunk, pass) column, over the step's cells: seconds per token for
+//              the linear part (a ratio of sums); for the attention part seconds per pair plus
+//              seconds per query token (least squares, both >= 0; kernels run short documents at
+//              a lower rate), or per pair alone where the column has fewer than 3 cells or the
+//              fit fails. The step's hardware speed and each stage's layer count are absorbed;
 //   predicted  the step with every slot's compute replaced by its fitted work, replayed on the
 //              simulator: the seconds PP packing, CP sharding and DP imbalance cost when the time
 //              comes from the batch contents alone (simulated, like every what-if figure).

@@ -137,6 +137,15 @@ recommendation recommend(const profiler::analysis_result& r, cause c) {
                                 who, r.attribution.suggested_partition),
                     fmt::format("wlbtune simulate --layout {} --partition {} ...; wlbtune tune",
                                 l.spec(), r.attribution.suggested_partition)};
+        if (!r.attribution.partition.empty())
+            return {fmt::format("stages carry unequal work ({}), and no whole-layer partition "
+                                "evens them better than the current {}: the difference is less "
+                                "than a layer (the embedding or the output layer on an end "
+                                "stage) and shrinks as stages hold more layers",
+                                who, r.attribution.partition),
+                    fmt::format("compare partitions: wlbtune simulate --layout {} --partition "
+                                "L0,L1,...",
+                                l.spec())};
         return {
             fmt::format("stages carry unequal work ({}): move layers off the heavy stages", who),
             "wlbtune simulate --partition L0,L1,... ; wlbtune tune"};
@@ -392,6 +401,8 @@ nlohmann::json analysis_json(const profiler::analysis_result& r,
          a.dominant ? nlohmann::json(profiler::cause_name(*a.dominant)) : nlohmann::json(nullptr)}};
     if (!a.suggested_partition.empty())
         summary["suggested_partition"] = a.suggested_partition;
+    if (!a.partition.empty())
+        summary["partition"] = a.partition;
     j["summary"] = summary;
     if (a.dominant) {
         const auto rec = recommend(r, *a.dominant);

@@ -141,6 +141,8 @@ TEST(CliRunMpi, FourRanksWriteATraceThatReadsBackAndExportsAndMatchTheSingleProc
     const auto aj = read_json(analysis);
     EXPECT_TRUE(aj["work_check"]["available"].get<bool>()) << aj["work_check"].dump();
     EXPECT_EQ(aj["work_check"]["cells"].size(), 2u * 2u * 2u) << "steps x micro-batches x cp";
+    // The tiny model's 4 layers on 2 stages, each layer 3 GEMMs and one attention per pass.
+    EXPECT_EQ(aj["summary"]["partition"], "2,2");
 
     const auto check = wlb::reports::check_perfetto_file(perfetto.string());
     EXPECT_TRUE(check.ok()) << (check.problems.empty() ? "" : check.problems.front());
