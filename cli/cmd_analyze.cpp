@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 namespace wlb::cli {
 namespace {
@@ -23,7 +24,7 @@ struct analyze_options {
     std::string json;
     std::string perfetto;
     int show_steps = 12;
-    std::string steps;
+    std::optional<std::string> steps;
 };
 
 void run_analyze(const analyze_options& o) {
@@ -33,8 +34,8 @@ void run_analyze(const analyze_options& o) {
         options.ingest.job_layout = runtime::layout::parse(o.layout, o.order);
     options.ingest.clock = profiler::parse_clock_option(o.clock);
     options.keep_ideal = !o.perfetto.empty();
-    if (!o.steps.empty())
-        options.steps = profiler::parse_step_range(o.steps);
+    if (o.steps)
+        options.steps = profiler::parse_step_range(*o.steps);
     const auto result = profiler::analyze(o.traces, options);
     if (!o.perfetto.empty())
         reports::write_analysis_perfetto(result, o.perfetto);

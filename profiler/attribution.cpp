@@ -65,14 +65,23 @@ public:
                     f(mb, v, ph, m_m.slot_of(mb, v, ph));
     }
 
-    /// Per unit: how much slower than its peers on the same linear work (>= 1).
-    std::vector<double> worker_speed(double noise, std::string& note) const {
+    /// Per unit: how much slower than its peers on the same linear work (>= 1). `tokens`
+    /// ([unit][slot], may be empty) are the slots' tokens where the batches are known: linear
+    /// time is then compared per token, so that peers with more tokens are not taken for slow.
+    std::vector<double> worker_speed(double noise, std::string& note,
+                                     const std::vector<std::vector<double>>& tokens = {}) const {
         const int units = m_m.units();
         std::vector<double> speed(static_cast<std::size_t>(units), 1.0);
         const int cp = m_l.cp(), dp = m_l.dp();
         auto per_layer = [&](int u, int slot) {
             const auto& s = m_m.slots[static_cast<std::size_t>(u)][static_cast<std::size_t>(slot)];
-            return s.layers > 0 ? s.linear_s / s.layers : 0.0;
+            double x = s.layers > 0 ? s.linear_s / s.layers : 0.0;
+            if (!tokens.empty()) {
+                const double n =
+                    tokens[static_cast<std::size_t>(u)][static_cast<std::size_t>(slot)];
+                x = n > 0 ? x / n : 0.0;
+            }
+            return x;
         };
         const bool by_cp = cp >= 2;
         if (!by_cp && dp < 2) {
@@ -100,15 +109,19 @@ public:
             });
             if (ratios.empty())
                 continue;
-            // A slow worker is slow on all of its work: every slot over its peers. One slot
-            // far over and another not is a hiccup (preemption, a page fault), not a worker;
-            // found on `wlbtune run` traces of the CPU backend, whose linear ops take
-            // milliseconds and a 20 ms preemption tripled one of them.
+            // A slow worker is slow on its work as a whole: the median of its slots over its
+            // peers, and at least two thirds of the slots. One slot far over and the rest not is
+            // a hiccup (preemption, a page fault; found on `wlbtune run` traces of the CPU
+            // backend, whose linear ops take milliseconds: a 20 ms preemption tripled one of
+            // them); a micro-batch whose reference peer was itself held up (both its passes)
+            // does not clear a slow worker of many slots.
             const double r = median(ratios);
-            const double lowest = *std::min_element(ratios.begin(), ratios.end());
-            speed[static_cast<std::size_t>(u)] = r > 1.0 + noise && lowest > 1.0 + noise ? r : 1.0;
+            const auto over = std::count_if(ratios.begin(), ratios.end(),
+                                            [&](double x) { return x > 1.0 + noise; });
+            const bool most = 3 * over >= 2 * static_cast<std::ptrdiff_t>(ratios.size());
+            speed[static_cast<std::size_t>(u)] = r > 1.0 + noise && most ? r : 1.0;
         }
-        if (!by_cp) {
+        if (!by_cp && tokens.empty()) {
             // Compared across replicas: a replica whose units are all slower by one factor has
             // more work (DP imbalance), not a slow worker.
             for (int d = 0; d < dp; ++d) {
@@ -124,6 +137,10 @@ public:
             }
             note = "cp = 1: worker speed compared across DP replicas on the same micro-batch "
                    "index (assumes replicas' micro-batches of equal tokens)";
+        }
+        if (!by_cp && !tokens.empty()) {
+            note = "cp = 1: worker speed compared across DP replicas per token on the same "
+                   "micro-batch index (the batches give the tokens)";
         }
         return speed;
     }
@@ -467,7 +484,43 @@ void describe(const measured_step& norm, const step_model& sm, const std::vector
 // Layers per chunk that even the stages: stage p's per-layer cost c_p and fixed work O_p
 // (output layer), T = (L + sum O_p / c_p) / sum 1 / c_p, L'_p = (T - O_p) / c_p, rounded by
 // largest remainder with at least one layer per chunk.
-std::string suggest_partition(const measured_step& norm, const step_model& sm) {
+// Tokens of each [unit][slot] from the step's batch; empty when its shape is not the trace's.
+std::vector<std::vector<double>> slot_tokens(const measured_step& m,
+                                             const runtime::sharded_step& batch) {
+    const auto& l = m.job_layout;
+    if (static_cast<int>(batch.replicas.size()) != l.dp())
+        return {};
+    std::vector<std::vector<double>> out(static_cast<std::size_t>(m.units()));
+    for (int u = 0; u < m.units(); ++u)
+        out[static_cast<std::size_t>(u)].assign(m.slots[static_cast<std::size_t>(u)].size(), 0.0);
+    for (int d = 0; d < l.dp(); ++d) {
+        const auto& rep = batch.replicas[static_cast<std::size_t>(d)];
+        if (static_cast<int>(rep.size()) != m.micro_batches[static_cast<std::size_t>(d)])
+            return {};
+        for (int mb = 0; mb < static_cast<int>(rep.size()); ++mb) {
+            const auto& ranks = rep[static_cast<std::size_t>(mb)].ranks;
+            if (static_cast<int>(ranks.size()) != l.cp())
+                return {};
+            for (int c = 0; c < l.cp(); ++c) {
+                double n = 0.0;
+                for (const auto& ch : ranks[static_cast<std::size_t>(c)].chunks)
+                    n += static_cast<double>(ch.q_tokens);
+                for (int p = 0; p < l.pp(); ++p)
+                    for (int v = 0; v < l.vpp(); ++v)
+                        for (const auto ph : {phase::fwd, phase::bwd})
+                            out[static_cast<std::size_t>(m.unit_of(c, p, d))]
+                               [static_cast<std::size_t>(m.slot_of(mb, v, ph))] = n;
+            }
+        }
+    }
+    return out;
+}
+
+// The partition that evens the stages in the replay: nullopt when it cannot be computed (the
+// source does not give layers, a stage without layer work), "" when it is the current one.
+std::optional<std::string> suggest_partition(const measured_step& norm, const step_model& sm) {
+    if (!norm.partition_known)
+        return std::nullopt;
     const auto& l = sm.layout();
     const int pp = l.pp(), vpp = l.vpp();
     std::vector<double> layer_cost(static_cast<std::size_t>(pp), 0.0),
@@ -489,7 +542,7 @@ std::string suggest_partition(const measured_step& norm, const step_model& sm) {
     for (int p = 0; p < pp; ++p) {
         layer_cost[static_cast<std::size_t>(p)] /= std::max(1, layers[static_cast<std::size_t>(p)]);
         if (layer_cost[static_cast<std::size_t>(p)] <= 0.0)
-            return {};
+            return std::nullopt;
         inv += 1.0 / layer_cost[static_cast<std::size_t>(p)];
         off += fixed[static_cast<std::size_t>(p)] / layer_cost[static_cast<std::size_t>(p)];
     }
@@ -527,7 +580,7 @@ std::string suggest_partition(const measured_step& norm, const step_model& sm) {
         }
     }
     if (out == norm.partition.layers)
-        return {};
+        return std::string();
     return fmt::format("{}", fmt::join(out, ","));
 }
 
@@ -569,10 +622,13 @@ std::string_view cause_title(cause c) noexcept {
     return "communication";
 }
 
-double whatif_step_seconds(const measured_step& m, const std::vector<cause>& which) {
+double whatif_step_seconds(const measured_step& m, const std::vector<cause>& which,
+                           const whatif_options& o) {
     const step_model sm(m);
     std::string note;
-    const auto speed = sm.worker_speed(0.02, note);
+    const auto speed = o.even_workers
+                           ? std::vector<double>(static_cast<std::size_t>(m.units()), 1.0)
+                           : sm.worker_speed(o.noise, note);
     step_runner runner(m);
     return runner.run(evened(m, sm, speed, which));
 }
@@ -581,10 +637,14 @@ attribution_result attribute(const job_trace& job, const step_index& index,
                              const std::vector<collective_instance>& instances,
                              const attribution_options& options) {
     attribution_result out;
+    std::map<std::int64_t, const runtime::sharded_step*> batches;
+    for (const auto& b : job.batches)
+        batches.emplace(b.step, &b);
     std::map<std::int64_t, std::vector<const collective_instance*>> by_step;
     for (const auto& inst : instances)
         by_step[inst.step].push_back(&inst);
     std::vector<std::string> partitions;
+    int current_best = 0; // steps whose evening partition is the current one
     for (std::int64_t step : job.steps) {
         step_attribution a;
         a.step = step;
@@ -597,7 +657,10 @@ attribution_result attribute(const job_trace& job, const step_index& index,
         }
         const step_model sm(*m);
         std::string note;
-        const auto speed = sm.worker_speed(options.noise, note);
+        const auto b = batches.find(step);
+        const auto speed = sm.worker_speed(options.noise, note,
+                                           b == batches.end() ? std::vector<std::vector<double>>{}
+                                                              : slot_tokens(*m, *b->second));
         step_runner runner(*m);
         a.measured_s = m->measured_step_s;
         a.schedule = m->schedule_name;
@@ -626,9 +689,14 @@ attribution_result attribute(const job_trace& job, const step_index& index,
         a.attributed = true;
         if (options.observe)
             options.observe(*m, a);
-        if (const auto part = suggest_partition(norm, sm); !part.empty())
-            partitions.push_back(part);
-        out.partition = fmt::format("{}", fmt::join(m->partition.layers, ","));
+        if (const auto part = suggest_partition(norm, sm)) {
+            if (part->empty())
+                ++current_best;
+            else
+                partitions.push_back(*part);
+        }
+        if (m->partition_known)
+            out.partition = fmt::format("{}", fmt::join(m->partition.layers, ","));
         out.measured_s += a.measured_s;
         out.replay_s += a.replay_s;
         out.ideal_s += a.ideal_s;
@@ -646,6 +714,7 @@ attribution_result attribute(const job_trace& job, const step_index& index,
         if (out.lost_s[static_cast<std::size_t>(best)] > 0.0)
             out.dominant = all_causes[static_cast<std::size_t>(best)];
     }
+    out.partition_is_closest = current_best > 0 && partitions.empty();
     if (!partitions.empty()) {
         // The suggestion most steps agree on.
         std::map<std::string, int> votes;

@@ -104,8 +104,12 @@ struct attribution_result {
     std::optional<cause> dominant;            ///< the cause that costs the most overall
     /// Stage partition that evens the stages out (for --partition), when stages differ.
     std::string suggested_partition;
-    /// The measured partition ("2,2"): layers per model chunk, as --partition takes it.
+    /// The measured partition ("2,2"): layers per model chunk, as --partition takes it; empty
+    /// when the source does not time layers one by one.
     std::string partition;
+    /// No whole-layer partition evens the stages better than the measured one (in every step
+    /// where one could be computed).
+    bool partition_is_closest = false;
     std::vector<ideal_step> ideal; ///< when asked for
     [[nodiscard]] double lost_s_total() const noexcept { return replay_s - ideal_s; }
 };
@@ -123,7 +127,15 @@ attribution_result attribute(const job_trace& job, const step_index& index,
                              const std::vector<collective_instance>& instances,
                              const attribution_options& options = {});
 
+struct whatif_options {
+    double noise = 0.02; ///< as attribution_options::noise
+    /// Take every worker as fast as its peers (a step whose durations come from a model, e.g.
+    /// the batches' predicted work, has no slow worker to divide out).
+    bool even_workers = false;
+};
+
 /// The simulated time of step `m` with the causes in `evened` evened out (none: the replay).
-double whatif_step_seconds(const measured_step& m, const std::vector<cause>& evened);
+double whatif_step_seconds(const measured_step& m, const std::vector<cause>& evened,
+                           const whatif_options& options = {});
 
 } // namespace wlb::profiler

@@ -84,7 +84,7 @@ void read_wlbtune_dir(const std::string& dir, job_trace& job) {
             job.batches.insert(job.batches.end(), std::make_move_iterator(batches.begin()),
                                std::make_move_iterator(batches.end()));
             job.batches_file = (std::filesystem::path(dir) / reader.meta().batches).string();
-        } catch (const input_error& e) {
+        } catch (const std::exception& e) {
             job.warn((std::filesystem::path(dir) / reader.meta().batches).string(),
                      fmt::format("{}; lost time is not set against the batches' predicted work",
                                  e.what()));

@@ -246,6 +246,7 @@ std::optional<measured_step> measure_step(const job_trace& job, const step_index
                             s.layers = chunk_layers[static_cast<std::size_t>(v * pp + p)];
                         }
     m.partition.layers = chunk_layers;
+    m.partition_known = job.per_layer_events;
 
     // The pipeline order: the schedule that explains every unit's order of slots.
     std::vector<runtime::schedule_options> candidates;

@@ -54,6 +54,9 @@ struct measured_step {
     std::vector<int> micro_batches; ///< per DP replica
     int max_micro_batches = 0;
     runtime::stage_partition partition;
+    /// False when the source does not time layers one by one (timers, annotated Kineto): the
+    /// partition is then 1 per chunk, not the model's.
+    bool partition_known = true;
     runtime::schedule_options schedule;
     std::string schedule_name; ///< "1f1b", "interleaved", "llama3:N"
     /// [unit][slot]: unit = step_plan::unit_of(cp, pp, dp); slot = slot_of(m, v, pass).

@@ -268,10 +268,13 @@ void work_checker::add(const measured_step& m, const step_attribution& a) {
     }
 
     // What the batch-borne causes cost with the predicted durations (simulated what-if).
-    const double replay = whatif_step_seconds(pred, {});
+    whatif_options wo;
+    wo.noise = m_noise;
+    wo.even_workers = true; // the predicted durations have no slow worker
+    const double replay = whatif_step_seconds(pred, {}, wo);
     for (const cause c : batch_causes) {
         const auto k = static_cast<std::size_t>(c);
-        m_out.predicted_lost_s[k] += replay - whatif_step_seconds(pred, {c});
+        m_out.predicted_lost_s[k] += replay - whatif_step_seconds(pred, {c}, wo);
         m_out.measured_lost_s[k] += a.causes[k].lost_s;
     }
     ++m_out.steps;

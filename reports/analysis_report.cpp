@@ -74,12 +74,13 @@ std::string work_check_text(const profiler::analysis_result& r) {
         "\nLost time against the batches' predicted work ({}: tokens and attention pairs per "
         "micro-batch and CP rank; {} steps)\n",
         file, w.steps);
-    out += fmt::format("  compute per (micro-batch, CP rank) cell, measured vs predicted: {}\n",
-                       w.correlation
-                           ? fmt::format("r = {:.3f} over {} cells", *w.correlation, w.cells.size())
-                           : fmt::format("no spread to follow over {} cells (every "
-                                         "cell carries the same work)",
-                                         w.cells.size()));
+    out += fmt::format(
+        "  compute per (micro-batch, CP rank) cell, measured vs predicted: {}\n",
+        w.correlation ? fmt::format("r = {:.3f} over {} cells", *w.correlation, w.cells.size())
+        : w.cells.size() < 3 ? fmt::format("too few cells ({}) for a correlation", w.cells.size())
+                             : fmt::format("no correlation: the predicted or the measured compute "
+                                           "is the same in every one of the {} cells",
+                                           w.cells.size()));
     std::string heaviest;
     if (w.heaviest_micro_batch_groups > 0)
         heaviest += fmt::format("the heaviest micro-batch of a replica in {} of {}",
@@ -137,7 +138,7 @@ recommendation recommend(const profiler::analysis_result& r, cause c) {
                                 who, r.attribution.suggested_partition),
                     fmt::format("wlbtune simulate --layout {} --partition {} ...; wlbtune tune",
                                 l.spec(), r.attribution.suggested_partition)};
-        if (!r.attribution.partition.empty())
+        if (r.attribution.partition_is_closest)
             return {fmt::format("stages carry unequal work ({}), and no whole-layer partition "
                                 "evens them better than the current {}: the difference is less "
                                 "than a layer (the embedding or the output layer on an end "
@@ -150,10 +151,18 @@ recommendation recommend(const profiler::analysis_result& r, cause c) {
             fmt::format("stages carry unequal work ({}): move layers off the heavy stages", who),
             "wlbtune simulate --partition L0,L1,... ; wlbtune tune"};
     case cause::slow_worker: {
+        // Steps in which the worker named (the costliest step's slowest) was slow.
+        const int named = est && !est->involved.empty() ? est->involved.front().rank : -1;
         int flagged = 0;
-        for (const auto& s : r.attribution.steps)
-            flagged +=
-                s.attributed && !s.causes[static_cast<std::size_t>(c)].involved.empty() ? 1 : 0;
+        for (const auto& s : r.attribution.steps) {
+            if (!s.attributed)
+                continue;
+            const auto& inv = s.causes[static_cast<std::size_t>(c)].involved;
+            flagged += std::any_of(inv.begin(), inv.end(),
+                                   [&](const profiler::involvement& x) { return x.rank == named; })
+                           ? 1
+                           : 0;
+        }
         const std::string when =
             flagged == r.attribution.attributed_steps
                 ? std::string("in every step")

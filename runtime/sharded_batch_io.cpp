@@ -42,6 +42,8 @@ std::vector<sharded_step> read_sharded_batch(const std::string& file) {
         if (!js[s].is_object() || !js[s].contains("replicas"))
             throw input_error(file, sp + ": expected an object with \"replicas\"");
         sharded_step step;
+        if (js[s].contains("step") && !js[s]["step"].is_number_integer())
+            throw input_error(file, sp + ".step: expected an integer step id");
         step.step = js[s].value("step", static_cast<std::int64_t>(s));
         const auto& reps = array_at(js[s]["replicas"], sp + ".replicas", file);
         for (std::size_t d = 0; d < reps.size(); ++d) {

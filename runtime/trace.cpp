@@ -225,6 +225,11 @@ trace_reader::trace_reader(std::string dir) : m_dir(std::move(dir)) {
         m_meta.tp_replicated = j.value("tp_replicated", false);
         m_meta.note = j.value("note", std::string());
         m_meta.batches = j.value("batches", std::string());
+        if (m_meta.batches.find_first_of("/\\") != std::string::npos || m_meta.batches == "." ||
+            m_meta.batches == "..")
+            throw input_error(path, fmt::format("\"batches\": expected a file name in the "
+                                                "trace directory, found \"{}\"",
+                                                m_meta.batches));
         m_files.resize(static_cast<std::size_t>(m_meta.job_layout.world_size()));
         const auto& ranks = j.at("ranks");
         for (std::size_t i = 0; i < ranks.size(); ++i) {

@@ -46,14 +46,6 @@ void write_trace(communicator& world, const layout& l, trace_capture& capture,
     double count = static_cast<double>(capture.events().size());
     try {
         write_trace_rank_file(o.trace_dir, world.rank(), capture.events());
-        if (world.rank() == 0) {
-            // The batches, so that analysis can set the lost time against their predicted work.
-            std::vector<sharded_step> batches;
-            batches.reserve(steps.size());
-            for (const auto& s : steps)
-                batches.push_back({s.batch.step, s.shards});
-            write_trace_batches(o.trace_dir, batches);
-        }
     } catch (const std::exception& e) {
         failure = e.what();
         count = -1.0;
@@ -76,11 +68,25 @@ void write_trace(communicator& world, const layout& l, trace_capture& capture,
                                           o.trace_dir, fmt::join(failed, ", "),
                                           failure.empty() ? "" : "; here: ", failure));
     if (world.rank() == 0) {
+        // The batches, so that analysis can set the lost time against their predicted work; a
+        // trace without them is still a trace (the manifest then names none).
+        bool batches_written = true;
+        try {
+            std::vector<sharded_step> batches;
+            batches.reserve(steps.size());
+            for (const auto& s : steps)
+                batches.push_back({s.batch.step, s.shards});
+            write_trace_batches(o.trace_dir, batches);
+        } catch (const std::exception& e) {
+            batches_written = false;
+            fmt::print(stderr, "wlbtune run: warning: the batches are left out of the trace: {}\n",
+                       e.what());
+        }
         trace_meta meta = o.trace_info;
         meta.job_layout = l;
         meta.steps = static_cast<std::int64_t>(steps.size());
         meta.tp_replicated = false;
-        meta.batches = trace_batches_file;
+        meta.batches = batches_written ? std::string(trace_batches_file) : std::string();
         write_trace_manifest(o.trace_dir, meta, per_rank, &o.trace_manifest_extra);
     }
     world.barrier(); // the manifest exists on return, on every rank

@@ -484,6 +484,9 @@ TEST(TimerIngest, CoordinatesFromMetadataSkewedStagesAndTheHeavyMicroBatchIsName
         r.attribution.steps[0].causes[static_cast<int>(cause::pp_packing)].involved;
     ASSERT_FALSE(involved.empty());
     EXPECT_NE(involved[0].what.find("micro-batch 2"), std::string::npos) << involved[0].what;
+    // Timers time a pass over a chunk, not layers: the model's partition is unknown.
+    EXPECT_EQ(r.attribution.partition, "");
+    EXPECT_FALSE(r.attribution.partition_is_closest);
 }
 
 TEST(TimerIngest, MissingStepAndMicroBatchIdsAreCountedWithAWarning) {

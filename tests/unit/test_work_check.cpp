@@ -175,6 +175,45 @@ TEST(WorkCheck, TheBatchesTravelWithATraceDirectoryAndABrokenFileLosesOnlyTheChe
         << broken.job.warnings.front().message;
 }
 
+// A slow worker stays named when, in one micro-batch, its reference peer is slow too (there a
+// heavy micro-batch not in the data): most of its slots are over its peers, not all.
+TEST(WorkCheck, ASlowWorkerIsNamedWhenOneOfItsPeersMicroBatchesIsHeavyToo) {
+    const auto l = runtime::layout::parse("pp=2,dp=2");
+    const auto b = batches(l, 4, true);
+    const auto r = analyze_trace(simulated(
+        l, b, {runtime::parse_fault("slow-rank=0:1.3"), runtime::parse_fault("heavy-mb=1@1:1.5")}));
+    ASSERT_EQ(r.attribution.attributed_steps, steps);
+    for (const auto& s : r.attribution.steps) {
+        const auto& inv = s.causes[static_cast<std::size_t>(cause::slow_worker)].involved;
+        ASSERT_EQ(inv.size(), 1u) << "step " << s.step;
+        EXPECT_EQ(inv[0].rank, 0);
+        EXPECT_NEAR(inv[0].factor, 1.3, 0.01);
+    }
+    EXPECT_GT(lost(r.attribution.lost_s, cause::slow_worker), 0.0);
+}
+
+// With cp = 1 workers are compared across replicas; where the batches give the tokens, a
+// replica with more of them has more work (DP imbalance), not a slow worker, and the batches
+// predict what it costs.
+TEST(WorkCheck, AReplicaWithMoreTokensIsDataImbalanceNotASlowWorker) {
+    const auto l = runtime::layout::parse("dp=2");
+    std::vector<runtime::sharded_step> b;
+    for (int s = 0; s < steps; ++s) {
+        auto step =
+            test::make_step(2, 1, 2, [](int d, int) { return std::int64_t{d ? 6144 : 4096}; });
+        step.step = s;
+        b.push_back(std::move(step));
+    }
+    const auto r = analyze_trace(simulated(l, b));
+    ASSERT_TRUE(r.attribution.dominant.has_value());
+    EXPECT_EQ(*r.attribution.dominant, cause::dp_imbalance);
+    EXPECT_EQ(lost(r.attribution.lost_s, cause::slow_worker), 0.0);
+    ASSERT_TRUE(r.work.available) << r.work.reason;
+    const double measured = lost(r.work.measured_lost_s, cause::dp_imbalance);
+    EXPECT_GT(measured, 0.0);
+    EXPECT_NEAR(lost(r.work.predicted_lost_s, cause::dp_imbalance), measured, 0.01 * measured);
+}
+
 // --steps: a range of step ids; the steps outside it leave with their events and batches.
 TEST(StepSelection, ParsesRangesAndKeepsOnlyTheirStepsEventsAndBatches) {
     EXPECT_EQ(parse_step_range("1:").first, 1);
