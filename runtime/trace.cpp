@@ -273,6 +273,13 @@ void trace_reader::read_rank(int rank, const std::function<void(trace_event&&)>&
     }
 }
 
+std::string trace_reader::rank_file(int rank) const {
+    if (rank < 0 || rank >= static_cast<int>(m_files.size()) ||
+        m_files[static_cast<std::size_t>(rank)].empty())
+        return {};
+    return (std::filesystem::path(m_dir) / m_files[static_cast<std::size_t>(rank)]).string();
+}
+
 std::vector<sharded_step> trace_reader::read_batches() const {
     if (m_meta.batches.empty())
         return {};

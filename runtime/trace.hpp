@@ -118,6 +118,8 @@ public:
     [[nodiscard]] const trace_meta& meta() const noexcept { return m_meta; }
     [[nodiscard]] const std::vector<int>& ranks() const noexcept { return m_ranks; }
     void read_rank(int rank, const std::function<void(trace_event&&)>& sink) const;
+    /// The path of `rank`'s file as the manifest names it (empty when it names none).
+    [[nodiscard]] std::string rank_file(int rank) const;
     /// Every rank into memory.
     [[nodiscard]] trace read_all() const;
     /// The batches the manifest names (empty when it names none). Throws wlb::input_error

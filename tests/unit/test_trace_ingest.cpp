@@ -5,6 +5,7 @@
 #include "profiler/analysis.hpp"
 #include "profiler/kernel_names.hpp"
 #include "runtime/error.hpp"
+#include "runtime/sim_trace.hpp"
 #include "runtime/simulator.hpp"
 #include "support/cli_runner.hpp"
 #include "support/fake_duration_model.hpp"
@@ -545,6 +546,122 @@ TEST(KinetoIngest, TimerNamedAnnotationsGiveMicroBatchesAndTheAttribution) {
         EXPECT_NEAR(s.replay_s, s.measured_s, 0.02 * s.measured_s);
     ASSERT_TRUE(r.attribution.dominant.has_value());
     EXPECT_EQ(*r.attribution.dominant, cause::pp_packing);
+}
+
+} // namespace
+} // namespace wlb::profiler
+
+// wlbtune trace directories are read line by line with simdjson: the events equal what
+// runtime::trace_reader (nlohmann) reads; a malformed line names the file and line; a last line
+// cut short (a rank still writing) leaves that rank's last step out with a warning.
+namespace wlb::profiler {
+namespace {
+
+runtime::trace small_trace() {
+    test::fake_duration_model m;
+    m.attention_seconds_per_pair = 1e-9;
+    m.collective_seconds_each = 1e-4;
+    m.p2p_seconds_each = 1e-4;
+    m.layer_params = 1e6;
+    const auto l = runtime::layout::parse("tp=2,cp=2,pp=2,dp=1");
+    runtime::trace t;
+    t.meta.source = "simulated";
+    t.meta.job_layout = l;
+    t.meta.steps = 2;
+    t.meta.tp_replicated = true;
+    std::int64_t offset = 0, flow = 0;
+    for (int s = 0; s < 2; ++s) {
+        auto step =
+            test::make_step(1, 2, 4, [](int, int mb) { return std::int64_t{512} * (mb + 1); });
+        step.step = s;
+        const auto plan = runtime::build_step_plan(l, step, m);
+        const auto r = runtime::simulate(plan);
+        flow = runtime::append_step_trace(t, plan, r, offset, flow);
+        offset += std::llround(r.step_seconds * 1e9);
+    }
+    return t;
+}
+
+std::vector<std::string> lines_of(const fs::path& p) {
+    std::ifstream in(p);
+    std::vector<std::string> out;
+    for (std::string line; std::getline(in, line);)
+        out.push_back(line);
+    return out;
+}
+
+void write_lines(const fs::path& p, const std::vector<std::string>& lines, bool last_newline) {
+    std::string text;
+    for (std::size_t i = 0; i < lines.size(); ++i)
+        text += lines[i] + (i + 1 < lines.size() || last_newline ? "\n" : "");
+    std::ofstream(p, std::ios::binary) << text;
+}
+
+TEST(WlbtuneIngest, SimdjsonLinesEqualTheReferenceReaderAndBadLinesAreNamed) {
+    temp_dir dir;
+    const auto t = small_trace();
+    runtime::write_trace_dir(dir.path().string(), t);
+    const auto fast = ingest({dir.path().string()}, {});
+    const auto ref = ingest_trace(runtime::trace_reader(dir.path().string()).read_all(), {});
+    ASSERT_EQ(fast.ranks.size(), ref.ranks.size());
+    for (std::size_t r = 0; r < ref.ranks.size(); ++r) {
+        ASSERT_EQ(fast.ranks[r].events.size(), ref.ranks[r].events.size()) << "rank " << r;
+        for (std::size_t i = 0; i < ref.ranks[r].events.size(); ++i) {
+            const auto& a = fast.ranks[r].events[i];
+            const auto& b = ref.ranks[r].events[i];
+            EXPECT_EQ(fast.names[a.name], ref.names[b.name]);
+            EXPECT_EQ(a.start_ns, b.start_ns);
+            EXPECT_EQ(a.dur_ns, b.dur_ns);
+            EXPECT_EQ(a.bytes, b.bytes);
+            EXPECT_EQ(a.step, b.step);
+            EXPECT_EQ(a.micro_batch, b.micro_batch);
+            EXPECT_EQ(a.virtual_stage, b.virtual_stage);
+            EXPECT_EQ(a.where, b.where);
+            EXPECT_EQ(a.kind, b.kind);
+            EXPECT_EQ(a.ph, b.ph);
+            EXPECT_EQ(a.work, b.work);
+            EXPECT_EQ(a.group, b.group);
+        }
+    }
+
+    const auto file = dir / "rank_00003.jsonl";
+    const auto good = lines_of(file);
+    ASSERT_GT(good.size(), 10u);
+    auto expect_error = [&](std::vector<std::string> lines, const std::string& want) {
+        write_lines(file, lines, true);
+        try {
+            (void)ingest({dir.path().string()}, {});
+            ADD_FAILURE() << "accepted: " << want;
+        } catch (const input_error& e) {
+            EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+        }
+    };
+    auto bad = good;
+    bad[4] = R"({"rank": 3, "lane": "compute"})";
+    expect_error(bad, file.string() + ":5: event has no \"kind\"");
+    bad = good;
+    bad[6] = R"({"rank": 3, "lane": "disk", "kind": "compute"})";
+    expect_error(bad, ":7: unknown lane \"disk\"");
+    bad = good;
+    bad[2] = good[2].substr(0, good[2].size() / 2);
+    expect_error(bad, ":3: not JSON");
+    bad = good;
+    bad[1] = fast.ranks.empty() ? "" : lines_of(dir / "rank_00002.jsonl")[1];
+    expect_error(bad, ":2: event of rank 2 in the file of rank 3");
+
+    // The last line cut while the rank was writing: its last step is left out with a warning.
+    auto cut = good;
+    cut.back() = cut.back().substr(0, cut.back().size() / 2);
+    write_lines(file, cut, false);
+    const auto job = ingest({dir.path().string()}, {});
+    EXPECT_TRUE(job.ranks[3].truncated);
+    bool warned = false;
+    for (const auto& w : job.warnings)
+        warned = warned ||
+                 (w.where == file.string() && w.message.find("ends early") != std::string::npos);
+    EXPECT_TRUE(warned);
+    for (const auto& e : job.ranks[3].events)
+        EXPECT_NE(e.step, 1) << "the incomplete last step is left out";
 }
 
 } // namespace
