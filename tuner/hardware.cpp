@@ -75,8 +75,7 @@ hardware_config cpu_dev_vm() {
     h.name = "cpu-dev-vm";
     h.gemm_tflops = 0.1006;
     h.peak_bf16_tflops = h.gemm_tflops;
-    h.attention_fwd = {
-        {16, 0.0106}, {64, 0.0217}, {256, 0.0304}, {1024, 0.0339}, {4096, 0.0350}};
+    h.attention_fwd = {{16, 0.0106}, {64, 0.0217}, {256, 0.0304}, {1024, 0.0339}, {4096, 0.0350}};
     h.attention_bwd_rate_ratio = 1.50;
     h.attention_tile = 64;
     h.hbm_gbytes_per_s = 6.43;
