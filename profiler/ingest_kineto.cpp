@@ -418,17 +418,10 @@ private:
         }
         if (m_world > 0)
             m_job.source_world_size = std::max(m_job.source_world_size, m_world);
-        if (static_cast<int>(m_job.ranks.size()) <= rank)
-            m_job.ranks.resize(static_cast<std::size_t>(rank + 1));
-        auto& rt = m_job.ranks[static_cast<std::size_t>(rank)];
-        if (rt.present) {
-            m_job.warn(m_path, fmt::format("rank {} was already read from {}; this file is left "
-                                           "out",
-                                           rank, rt.file));
+        auto* claimed = m_job.claim_rank(rank, m_path, "this file is");
+        if (!claimed)
             return;
-        }
-        rt.present = true;
-        rt.file = m_path;
+        auto& rt = *claimed;
         rt.truncated = m_truncated;
         if (m_truncated) {
             // The cut fell in the last step the file opened.

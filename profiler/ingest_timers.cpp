@@ -264,17 +264,10 @@ private:
     }
 
     void add_rank(int rank, std::vector<pending>& events, bool truncated) {
-        if (static_cast<int>(m_job.ranks.size()) <= rank)
-            m_job.ranks.resize(static_cast<std::size_t>(rank + 1));
-        auto& rt = m_job.ranks[static_cast<std::size_t>(rank)];
-        if (rt.present) {
-            m_job.warn(m_path, fmt::format("rank {} was already read from {}; these timers are "
-                                           "left out",
-                                           rank, rt.file));
+        auto* claimed = m_job.claim_rank(rank, m_path, "these timers are");
+        if (!claimed)
             return;
-        }
-        rt.present = true;
-        rt.file = m_path;
+        auto& rt = *claimed;
         rt.truncated = truncated;
         m_job.per_layer_events = false;
         std::sort(events.begin(), events.end(), [](const pending& a, const pending& b) {

@@ -294,14 +294,10 @@ void read_wlbtune_dir(const std::string& dir, job_trace& job) {
     }
     converter conv(job);
     for (int r : reader.ranks()) {
-        auto& rt = job.ranks[static_cast<std::size_t>(r)];
-        const std::string file = reader.rank_file(r);
-        if (rt.present) {
-            job.warn(file, fmt::format("rank {} was already read from {}; left out", r, rt.file));
+        auto* claimed = job.claim_rank(r, reader.rank_file(r), "its file is");
+        if (!claimed)
             continue;
-        }
-        rt.present = true;
-        rt.file = reader.rank_file(r);
+        auto& rt = *claimed;
         read_rank_file(rt.file, r, conv, rt);
         std::error_code ec;
         const auto bytes = std::filesystem::file_size(rt.file, ec);

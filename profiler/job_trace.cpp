@@ -73,6 +73,20 @@ std::int32_t job_trace::layout_group(runtime::lane where, int rank) {
     return -1;
 }
 
+rank_trace* job_trace::claim_rank(int rank, const std::string& file, std::string_view what) {
+    if (static_cast<int>(ranks.size()) <= rank)
+        ranks.resize(static_cast<std::size_t>(rank + 1));
+    auto& rt = ranks[static_cast<std::size_t>(rank)];
+    if (rt.present) {
+        warn(file,
+             fmt::format("rank {} was already read from {}; {} left out", rank, rt.file, what));
+        return nullptr;
+    }
+    rt.present = true;
+    rt.file = file;
+    return &rt;
+}
+
 void job_trace::warn(std::string where, std::string message, std::string_view kind) {
     if (!kind.empty()) {
         const int n = ++m_warn_counts[std::string(kind)];

@@ -141,6 +141,9 @@ struct job_trace {
     /// Adds a warning; at most `max_warnings_per_kind` of one `kind` are kept, then one line
     /// counting the rest.
     void warn(std::string where, std::string message, std::string_view kind = {});
+    /// Marks `rank` as read from `file` (the rank list grows to hold it) and returns its trace;
+    /// nullptr, with a warning that `what` in `file` is left out, when another file had it.
+    rank_trace* claim_rank(int rank, const std::string& file, std::string_view what);
     void finish_warnings();
 
     [[nodiscard]] std::size_t event_count() const noexcept;

@@ -662,6 +662,22 @@ TEST(WlbtuneIngest, SimdjsonLinesEqualTheReferenceReaderAndBadLinesAreNamed) {
     EXPECT_TRUE(warned);
     for (const auto& e : job.ranks[3].events)
         EXPECT_NE(e.step, 1) << "the incomplete last step is left out";
+
+    // The same ranks in a second directory: each is read once, the copies are named and left out.
+    temp_dir copy;
+    runtime::write_trace_dir(copy.path().string(), t);
+    temp_dir other;
+    runtime::write_trace_dir(other.path().string(), t);
+    const auto both = ingest({copy.path().string(), other.path().string()}, {});
+    int left_out = 0;
+    for (const auto& w : both.warnings)
+        left_out +=
+            w.message.find("was already read from " + copy.path().string()) != std::string::npos &&
+                    w.message.find("its file is left out") != std::string::npos
+                ? 1
+                : 0;
+    EXPECT_EQ(left_out, 8) << "every rank of the second directory";
+    EXPECT_EQ(both.ranks[0].file, (copy / "rank_00000.jsonl").string());
 }
 
 } // namespace
