@@ -1,5 +1,6 @@
 #include "profiler/attribution.hpp"
 
+#include "profiler/work_check.hpp"
 #include "runtime/error.hpp"
 
 #include <algorithm>
@@ -481,42 +482,33 @@ void describe(const measured_step& norm, const step_model& sm, const std::vector
         c.involved = top(std::move(c.involved));
 }
 
-// Layers per chunk that even the stages: stage p's per-layer cost c_p and fixed work O_p
-// (output layer), T = (L + sum O_p / c_p) / sum 1 / c_p, L'_p = (T - O_p) / c_p, rounded by
-// largest remainder with at least one layer per chunk.
 // Tokens of each [unit][slot] from the step's batch; empty when its shape is not the trace's.
 std::vector<std::vector<double>> slot_tokens(const measured_step& m,
                                              const runtime::sharded_step& batch) {
-    const auto& l = m.job_layout;
-    if (static_cast<int>(batch.replicas.size()) != l.dp())
+    if (!shape_mismatch(m, batch).empty())
         return {};
+    const auto& l = m.job_layout;
+    const auto work = work_of(batch);
     std::vector<std::vector<double>> out(static_cast<std::size_t>(m.units()));
     for (int u = 0; u < m.units(); ++u)
         out[static_cast<std::size_t>(u)].assign(m.slots[static_cast<std::size_t>(u)].size(), 0.0);
-    for (int d = 0; d < l.dp(); ++d) {
-        const auto& rep = batch.replicas[static_cast<std::size_t>(d)];
-        if (static_cast<int>(rep.size()) != m.micro_batches[static_cast<std::size_t>(d)])
-            return {};
-        for (int mb = 0; mb < static_cast<int>(rep.size()); ++mb) {
-            const auto& ranks = rep[static_cast<std::size_t>(mb)].ranks;
-            if (static_cast<int>(ranks.size()) != l.cp())
-                return {};
-            for (int c = 0; c < l.cp(); ++c) {
-                double n = 0.0;
-                for (const auto& ch : ranks[static_cast<std::size_t>(c)].chunks)
-                    n += static_cast<double>(ch.q_tokens);
+    for (int d = 0; d < l.dp(); ++d)
+        for (int mb = 0; mb < m.micro_batches[static_cast<std::size_t>(d)]; ++mb)
+            for (int c = 0; c < l.cp(); ++c)
                 for (int p = 0; p < l.pp(); ++p)
                     for (int v = 0; v < l.vpp(); ++v)
                         for (const auto ph : {phase::fwd, phase::bwd})
                             out[static_cast<std::size_t>(m.unit_of(c, p, d))]
-                               [static_cast<std::size_t>(m.slot_of(mb, v, ph))] = n;
-            }
-        }
-    }
+                               [static_cast<std::size_t>(m.slot_of(mb, v, ph))] =
+                                   work[static_cast<std::size_t>(d)][static_cast<std::size_t>(mb)]
+                                       [static_cast<std::size_t>(c)]
+                                           .tokens;
     return out;
 }
 
-// The partition that evens the stages in the replay: nullopt when it cannot be computed (the
+// Layers per chunk that even the stages: stage p's per-layer cost c_p and fixed work O_p
+// (output layer), T = (L + sum O_p / c_p) / sum 1 / c_p, L'_p = (T - O_p) / c_p, rounded by
+// largest remainder with at least one layer per chunk. nullopt when it cannot be computed (the
 // source does not give layers, a stage without layer work), "" when it is the current one.
 std::optional<std::string> suggest_partition(const measured_step& norm, const step_model& sm) {
     if (!norm.partition_known)

@@ -11,49 +11,6 @@ namespace {
 
 using runtime::phase;
 
-struct cell_work {
-    double tokens = 0.0;
-    double pairs = 0.0;
-};
-
-/// [replica][micro-batch][cp rank] work of a batch.
-using batch_work = std::vector<std::vector<std::vector<cell_work>>>;
-
-batch_work work_of(const runtime::sharded_step& batch) {
-    batch_work w(batch.replicas.size());
-    for (std::size_t d = 0; d < batch.replicas.size(); ++d)
-        for (const auto& mb : batch.replicas[d]) {
-            auto& ranks = w[d].emplace_back(mb.ranks.size());
-            for (std::size_t c = 0; c < mb.ranks.size(); ++c)
-                for (const auto& ch : mb.ranks[c].chunks) {
-                    ranks[c].tokens += static_cast<double>(ch.q_tokens);
-                    ranks[c].pairs +=
-                        static_cast<double>(runtime::causal_pairs(ch.q_tokens, ch.q_offset));
-                }
-        }
-    return w;
-}
-
-/// Empty when `batch` has m's shape; otherwise what differs.
-std::string shape_mismatch(const measured_step& m, const runtime::sharded_step& batch) {
-    const auto& l = m.job_layout;
-    if (static_cast<int>(batch.replicas.size()) != l.dp())
-        return fmt::format("the batch has {} replicas, the trace {}", batch.replicas.size(),
-                           l.dp());
-    for (int d = 0; d < l.dp(); ++d) {
-        const auto& rep = batch.replicas[static_cast<std::size_t>(d)];
-        if (static_cast<int>(rep.size()) != m.micro_batches[static_cast<std::size_t>(d)])
-            return fmt::format("replica {} has {} micro-batches in the batch, {} in the trace", d,
-                               rep.size(), m.micro_batches[static_cast<std::size_t>(d)]);
-        for (std::size_t mb = 0; mb < rep.size(); ++mb)
-            if (static_cast<int>(rep[mb].ranks.size()) != l.cp())
-                return fmt::format("micro-batch {} of replica {} has {} CP shards in the batch, "
-                                   "cp = {} in the trace",
-                                   mb, d, rep[mb].ranks.size(), l.cp());
-    }
-    return {};
-}
-
 /// Least squares of y on a and b without intercept; nullopt when singular or a coefficient
 /// comes out negative.
 std::optional<std::pair<double, double>>
@@ -122,11 +79,48 @@ std::size_t argmax(const std::vector<double>& v) {
 
 } // namespace
 
+batch_work work_of(const runtime::sharded_step& batch) {
+    batch_work w(batch.replicas.size());
+    for (std::size_t d = 0; d < batch.replicas.size(); ++d)
+        for (const auto& mb : batch.replicas[d]) {
+            auto& ranks = w[d].emplace_back(mb.ranks.size());
+            for (std::size_t c = 0; c < mb.ranks.size(); ++c)
+                for (const auto& ch : mb.ranks[c].chunks) {
+                    ranks[c].tokens += static_cast<double>(ch.q_tokens);
+                    ranks[c].pairs +=
+                        static_cast<double>(runtime::causal_pairs(ch.q_tokens, ch.q_offset));
+                }
+        }
+    return w;
+}
+
+std::string shape_mismatch(const measured_step& m, const runtime::sharded_step& batch) {
+    const auto& l = m.job_layout;
+    if (static_cast<int>(batch.replicas.size()) != l.dp())
+        return fmt::format("the batch has {} replicas, the trace {}", batch.replicas.size(),
+                           l.dp());
+    for (int d = 0; d < l.dp(); ++d) {
+        const auto& rep = batch.replicas[static_cast<std::size_t>(d)];
+        if (static_cast<int>(rep.size()) != m.micro_batches[static_cast<std::size_t>(d)])
+            return fmt::format("replica {} has {} micro-batches in the batch, {} in the trace", d,
+                               rep.size(), m.micro_batches[static_cast<std::size_t>(d)]);
+        for (std::size_t mb = 0; mb < rep.size(); ++mb)
+            if (static_cast<int>(rep[mb].ranks.size()) != l.cp())
+                return fmt::format("micro-batch {} of replica {} has {} CP shards in the batch, "
+                                   "cp = {} in the trace",
+                                   mb, d, rep[mb].ranks.size(), l.cp());
+    }
+    return {};
+}
+
 measured_step predicted_step(const measured_step& m, const runtime::sharded_step& batch) {
     const auto mismatch = shape_mismatch(m, batch);
     WLB_EXPECTS(mismatch.empty(), "predicted_step: {}", mismatch);
+    return predicted_step(m, work_of(batch));
+}
+
+measured_step predicted_step(const measured_step& m, const batch_work& work) {
     const auto& l = m.job_layout;
-    const auto work = work_of(batch);
     measured_step out = m;
     for (int p = 0; p < l.pp(); ++p)
         for (int v = 0; v < l.vpp(); ++v)
@@ -207,8 +201,8 @@ void work_checker::add(const measured_step& m, const step_attribution& a) {
         m_out.skipped.push_back(fmt::format("step {}: {}", m.step, why));
         return;
     }
-    const auto pred = predicted_step(m, *it->second);
     const auto work = work_of(*it->second);
+    const auto pred = predicted_step(m, work);
     const auto& l = m.job_layout;
 
     // Cells: compute over stages, chunks and passes.
