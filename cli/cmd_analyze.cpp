@@ -1,11 +1,11 @@
 // wlbtune analyze: read a job's traces (wlbtune trace directories, PyTorch profiler / Kineto
 // JSON, Megatron-style timer timelines), find the stragglers and attribute the lost step time
 // to its causes by what-if replays on the simulator.
+#include "base/atomic_file.hpp"
 #include "cli/command.hpp"
-#include "profiler/analysis.hpp"
+#include "profiler/analysis/analysis.hpp"
 #include "reports/analysis_report.hpp"
-#include "runtime/atomic_file.hpp"
-#include "runtime/layout.hpp"
+#include "runtime/parallel/layout.hpp"
 
 #include <fmt/format.h>
 #include <memory>
@@ -45,7 +45,7 @@ void run_analyze(const analyze_options& o) {
             fmt::print("{}\n", j.dump(2));
             return;
         }
-        runtime::write_file_atomic(o.json, j.dump(2) + "\n");
+        wlb::write_file_atomic(o.json, j.dump(2) + "\n");
     }
     fmt::print("{}", reports::analysis_text(result, o.show_steps));
     if (!o.perfetto.empty())

@@ -1,9 +1,9 @@
+#include "base/atomic_file.hpp"
+#include "base/token_count.hpp"
 #include "cli/command.hpp"
 #include "reports/data_report.hpp"
-#include "runtime/atomic_file.hpp"
-#include "runtime/token_count.hpp"
-#include "tuner/data_profile.hpp"
-#include "tuner/open_document_source.hpp"
+#include "tuner/data/data_profile.hpp"
+#include "tuner/data/open_document_source.hpp"
 
 #include <fmt/format.h>
 #include <memory>
@@ -25,12 +25,11 @@ struct data_options {
 
 void run_data(const data_options& o) {
     tuner::stream_options so;
-    so.context_tokens = runtime::parse_token_count(o.context, "--context");
+    so.context_tokens = wlb::parse_token_count(o.context, "--context");
     so.policy = tuner::parse_context_policy(o.policy);
     so.shuffle_seed = o.shuffle_seed;
     so.max_documents = o.max_documents;
-    so.max_tokens =
-        o.max_tokens == "0" ? 0 : runtime::parse_token_count(o.max_tokens, "--max-tokens");
+    so.max_tokens = o.max_tokens == "0" ? 0 : wlb::parse_token_count(o.max_tokens, "--max-tokens");
     const auto spec = tuner::parse_source_spec(o.data);
     auto inputs = tuner::source_inputs(spec);
     tuner::document_stream stream(tuner::open_document_source(o.data), so);
@@ -38,8 +37,8 @@ void run_data(const data_options& o) {
     if (o.json_path != "-") // with --json - stdout carries the JSON alone
         fmt::print("{}", reports::data_text(profile));
     if (!o.json_path.empty())
-        runtime::write_file_atomic(o.json_path,
-                                   reports::data_json(profile, o.data, inputs).dump(2) + "\n");
+        wlb::write_file_atomic(o.json_path,
+                               reports::data_json(profile, o.data, inputs).dump(2) + "\n");
 }
 
 } // namespace

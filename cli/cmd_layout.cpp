@@ -1,7 +1,7 @@
+#include "base/error.hpp"
 #include "cli/command.hpp"
 #include "reports/layout_report.hpp"
-#include "runtime/error.hpp"
-#include "runtime/layout.hpp"
+#include "runtime/parallel/layout.hpp"
 
 #include <fmt/format.h>
 #include <memory>

@@ -1,18 +1,19 @@
+#include "base/atomic_file.hpp"
+#include "base/error.hpp"
 #include "cli/command.hpp"
 #include "cli/common_options.hpp"
 #include "reports/pack_report.hpp"
 #include "reports/shard_report.hpp"
-#include "runtime/atomic_file.hpp"
-#include "runtime/error.hpp"
-#include "runtime/layout.hpp"
-#include "tuner/cost_model.hpp"
-#include "tuner/document_stream.hpp"
-#include "tuner/open_document_source.hpp"
-#include "tuner/pack_run.hpp"
-#include "tuner/plan_io.hpp"
-#include "tuner/shard_run.hpp"
-#include "tuner/sharding.hpp"
-#include "tuner/tuned_config.hpp"
+#include "runtime/parallel/layout.hpp"
+#include "tuner/cost/cost_model.hpp"
+#include "tuner/data/document_stream.hpp"
+#include "tuner/data/open_document_source.hpp"
+#include "tuner/packing/pack_run.hpp"
+#include "tuner/plan/plan_io.hpp"
+#include "tuner/search/tuned_config.hpp"
+#include "tuner/sharding/make_sharder.hpp"
+#include "tuner/sharding/shard_run.hpp"
+#include "tuner/sharding/sharding.hpp"
 
 #include <fmt/format.h>
 #include <memory>
@@ -58,7 +59,7 @@ void run_pack(const pack_options& o) {
     const auto spec = tuner::parse_source_spec(data);
     auto inputs = tuner::source_inputs(spec);
     if (tuned)
-        inputs.push_back(runtime::identify_file(o.config));
+        inputs.push_back(wlb::identify_file(o.config));
     tuner::document_stream stream(tuner::open_document_source(data), so);
 
     std::vector<tuner::pack_result> results;
@@ -118,7 +119,7 @@ void run_pack(const pack_options& o) {
             j["sharding"] = {{"spec", tuner::to_json(*sharding)},
                              {"cp", layout.cp()},
                              {"predicted", reports::shard_summary_json(sharded.summary())}};
-        runtime::write_file_atomic(o.json_path, j.dump(2) + "\n");
+        wlb::write_file_atomic(o.json_path, j.dump(2) + "\n");
     }
 }
 

@@ -1,21 +1,22 @@
 // wlbtune run: execute real 4D-parallel training steps (forward, backward, gradient reduction,
 // optimizer) on the ranks mpirun started, print per-step measured time and loss beside the
 // simulator's prediction, and write the job's trace (host timers, wlbtune.trace/1).
+#include "base/atomic_file.hpp"
+#include "base/error.hpp"
 #include "cli/command.hpp"
 #include "cli/common_options.hpp"
 #include "reports/perfetto.hpp"
 #include "reports/run_report.hpp"
-#include "runtime/atomic_file.hpp"
-#include "runtime/backend.hpp"
-#include "runtime/communicator.hpp"
-#include "runtime/error.hpp"
-#include "runtime/trace.hpp"
-#include "runtime/train_run.hpp"
-#include "tuner/document_stream.hpp"
-#include "tuner/open_document_source.hpp"
-#include "tuner/pack_run.hpp"
-#include "tuner/run_job.hpp"
-#include "tuner/tuned_config.hpp"
+#include "runtime/comm/communicator.hpp"
+#include "runtime/trace/trace.hpp"
+#include "runtime/train/make_backend.hpp"
+#include "runtime/train/train_run.hpp"
+#include "tuner/data/document_stream.hpp"
+#include "tuner/data/open_document_source.hpp"
+#include "tuner/packing/pack_run.hpp"
+#include "tuner/search/run_job.hpp"
+#include "tuner/search/tuned_config.hpp"
+#include "tuner/sharding/make_sharder.hpp"
 
 #include <cstdio>
 #include <fmt/format.h>
@@ -119,7 +120,7 @@ void run_run(const run_options& o) {
     ctx.trace_dir = o.trace_dir;
     ctx.inputs = tuner::source_inputs(spec);
     if (tuned)
-        ctx.inputs.push_back(runtime::identify_file(o.config));
+        ctx.inputs.push_back(wlb::identify_file(o.config));
     if (main_rank) {
         fmt::print("{}", reports::run_header_text(ctx));
         std::fflush(stdout);
@@ -132,7 +133,7 @@ void run_run(const run_options& o) {
     ro.trace_info.note = fmt::format("measured by wlbtune run --backend cpu ({}): host timers "
                                      "(steady_clock) around every operation; model {}",
                                      ctx.precision, model.name);
-    ro.trace_manifest_extra = runtime::report_header(runtime::trace_schema, ctx.inputs);
+    ro.trace_manifest_extra = wlb::report_header(runtime::trace_schema, ctx.inputs);
     const auto result = runtime::run_training(
         *backend, *world, l, batches.steps, ro, [&](const runtime::step_record& r) {
             const auto i = rows.size();
@@ -149,8 +150,8 @@ void run_run(const run_options& o) {
         reports::write_perfetto(runtime::trace_reader(o.trace_dir).read_all(), o.trace,
                                 "measured (cpu, host timers)");
     if (!o.json_path.empty())
-        runtime::write_file_atomic(
-            o.json_path, reports::run_json(ctx, rows, result.trace_events).dump(2) + "\n");
+        wlb::write_file_atomic(o.json_path,
+                               reports::run_json(ctx, rows, result.trace_events).dump(2) + "\n");
     fmt::print("{}", reports::run_summary_text(ctx, rows, result.trace_events));
     if (!o.trace.empty())
         fmt::print("Perfetto trace (measured): {} (open in https://ui.perfetto.dev)\n", o.trace);

@@ -1,10 +1,11 @@
+#include "base/atomic_file.hpp"
+#include "base/error.hpp"
+#include "base/provenance.hpp"
 #include "cli/command.hpp"
 #include "reports/shard_report.hpp"
-#include "runtime/atomic_file.hpp"
-#include "runtime/error.hpp"
-#include "runtime/provenance.hpp"
-#include "tuner/plan_io.hpp"
-#include "tuner/shard_plan.hpp"
+#include "tuner/plan/plan_io.hpp"
+#include "tuner/plan/shard_plan.hpp"
+#include "tuner/sharding/make_sharder.hpp"
 
 #include <fmt/format.h>
 #include <memory>
@@ -53,8 +54,7 @@ void run_shard(const shard_options& o) {
     if (o.json_path != "-")
         fmt::print("{}", text.render(summary, ctx));
     if (json) {
-        auto j =
-            runtime::report_header(reports::shard_schema, {runtime::identify_file(o.plan_path)});
+        auto j = wlb::report_header(reports::shard_schema, {wlb::identify_file(o.plan_path)});
         j["predicted"] = "every seconds figure is predicted by the cost model, not measured";
         j["plan"] = o.plan_path;
         j["source"] = choice.spec ? "policy" : "plan";
@@ -69,7 +69,7 @@ void run_shard(const shard_options& o) {
                 {"summary", reports::shard_summary_json(*summary.recorded)},
                 {"differing_micro_batches", summary.differing_micro_batches}};
         j["micro_batches"] = std::move(records);
-        runtime::write_file_atomic(o.json_path, j.dump(2) + "\n");
+        wlb::write_file_atomic(o.json_path, j.dump(2) + "\n");
     }
 }
 

@@ -6,21 +6,21 @@
 // and sharded with --sharding here, through tuner::evaluate). --compare runs the baseline and
 // WLB-LLM's candidates on the same documents (tuner::comparison_candidates). --config applies a
 // tuned config (wlbtune.config/1) in place of the packing, sharding, layout and data options.
+#include "base/atomic_file.hpp"
+#include "base/error.hpp"
 #include "cli/command.hpp"
 #include "cli/common_options.hpp"
 #include "reports/perfetto.hpp"
 #include "reports/progress.hpp"
 #include "reports/simulate_report.hpp"
-#include "runtime/atomic_file.hpp"
-#include "runtime/error.hpp"
-#include "runtime/sharded_batch_io.hpp"
-#include "tuner/compare_set.hpp"
-#include "tuner/cost_model.hpp"
-#include "tuner/document_stream.hpp"
-#include "tuner/evaluate.hpp"
-#include "tuner/open_document_source.hpp"
-#include "tuner/simulate_job.hpp"
-#include "tuner/tuned_config.hpp"
+#include "runtime/trace/sharded_batch_io.hpp"
+#include "tuner/cost/cost_model.hpp"
+#include "tuner/data/document_stream.hpp"
+#include "tuner/data/open_document_source.hpp"
+#include "tuner/search/compare_set.hpp"
+#include "tuner/search/evaluate.hpp"
+#include "tuner/search/simulate_job.hpp"
+#include "tuner/search/tuned_config.hpp"
 
 #include <fmt/format.h>
 #include <memory>
@@ -85,7 +85,7 @@ void write_traces(const simulate_options& o, const runtime::trace& t,
     if (!o.trace.empty())
         reports::write_perfetto(t, o.trace, "simulated");
     if (!o.trace_dir.empty()) {
-        auto header = runtime::report_header(runtime::trace_schema, context.inputs);
+        auto header = wlb::report_header(runtime::trace_schema, context.inputs);
         runtime::write_trace_dir(o.trace_dir, t, &header);
     }
 }
@@ -111,15 +111,15 @@ void run_from_batch(const simulate_options& o) {
     job.keep_trace = !o.trace.empty() || !o.trace_dir.empty();
     const auto result = tuner::simulate_job(s.costs, steps, job);
 
-    s.context.inputs.push_back(runtime::identify_file(o.batch));
+    s.context.inputs.push_back(wlb::identify_file(o.batch));
     write_traces(o, result.trace, s.context);
     if (o.json == "-") {
         fmt::print("{}\n", reports::simulate_json(s.costs, s.context, result).dump(2));
         return;
     }
     if (!o.json.empty())
-        runtime::write_file_atomic(
-            o.json, reports::simulate_json(s.costs, s.context, result).dump(2) + "\n");
+        wlb::write_file_atomic(o.json,
+                               reports::simulate_json(s.costs, s.context, result).dump(2) + "\n");
     fmt::print("{}", reports::simulate_text(s.costs, s.context, result));
     print_trace_notes(o);
 }
@@ -154,7 +154,7 @@ void run_from_data(const simulate_options& o) {
     const auto data = tuned && !o.data_given ? tuned->data.spec : o.data;
     s.context.inputs = tuner::source_inputs(tuner::parse_source_spec(data));
     if (tuned)
-        s.context.inputs.push_back(runtime::identify_file(o.config));
+        s.context.inputs.push_back(wlb::identify_file(o.config));
     tuner::document_stream stream(tuner::open_document_source(data),
                                   stream_from_options(o.stream, context, tuned));
     int window = 1;
@@ -208,7 +208,7 @@ void run_from_data(const simulate_options& o) {
         return;
     }
     if (!o.json.empty())
-        runtime::write_file_atomic(o.json, json() + "\n");
+        wlb::write_file_atomic(o.json, json() + "\n");
     if (o.compare)
         fmt::print("{}", reports::compare_text(s.costs, s.context, comparison));
     else

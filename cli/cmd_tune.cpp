@@ -1,19 +1,19 @@
 // wlbtune tune: search packing and CP sharding for a dataset, model and layout under a delay
 // budget; print the winner against the baselines and write the tuned config
 // (wlbtune.config/1). Every step time is simulated.
+#include "base/atomic_file.hpp"
+#include "base/error.hpp"
 #include "cli/command.hpp"
 #include "cli/common_options.hpp"
 #include "reports/tune_report.hpp"
-#include "runtime/atomic_file.hpp"
-#include "runtime/error.hpp"
-#include "runtime/layout.hpp"
-#include "runtime/pipeline_schedule.hpp"
-#include "tuner/cost_model.hpp"
-#include "tuner/document_stream.hpp"
-#include "tuner/evaluate.hpp"
-#include "tuner/open_document_source.hpp"
-#include "tuner/tune.hpp"
-#include "tuner/tuned_config.hpp"
+#include "runtime/parallel/layout.hpp"
+#include "runtime/parallel/pipeline_schedule.hpp"
+#include "tuner/cost/cost_model.hpp"
+#include "tuner/data/document_stream.hpp"
+#include "tuner/data/open_document_source.hpp"
+#include "tuner/search/evaluate.hpp"
+#include "tuner/search/tune.hpp"
+#include "tuner/search/tuned_config.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -121,9 +121,9 @@ void run_tune(const tune_cli_options& o) {
     const auto json = tuner::tuned_config_json(config, result, options);
     const auto text = json.dump(2) + "\n";
     if (!o.output.empty())
-        runtime::write_file_atomic(o.output, text);
+        wlb::write_file_atomic(o.output, text);
     if (!o.json.empty() && o.json != o.output)
-        runtime::write_file_atomic(o.json, text);
+        wlb::write_file_atomic(o.json, text);
     if (o.json == "-" || o.output == "-")
         return;
 

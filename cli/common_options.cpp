@@ -1,10 +1,10 @@
 #include "cli/common_options.hpp"
 
-#include "runtime/error.hpp"
-#include "runtime/token_count.hpp"
-#include "tuner/hardware.hpp"
-#include "tuner/model.hpp"
-#include "tuner/open_document_source.hpp"
+#include "base/error.hpp"
+#include "base/token_count.hpp"
+#include "tuner/cost/hardware.hpp"
+#include "tuner/cost/model.hpp"
+#include "tuner/data/open_document_source.hpp"
 
 #include <fmt/format.h>
 #include <utility>
@@ -56,7 +56,7 @@ std::vector<CLI::Option*> add_stream_options(CLI::App& sub, stream_option_values
     return {
         sub.add_option("-c,--context", v.context,
                        fmt::format("Sequence length C in tokens ({} = {})", v.context,
-                                   runtime::parse_token_count(v.context, "--context")))
+                                   wlb::parse_token_count(v.context, "--context")))
             ->capture_default_str(),
         sub.add_option("--context-policy", v.context_policy,
                        "A document longer than the context: truncate or split")
@@ -69,7 +69,7 @@ std::vector<CLI::Option*> add_stream_options(CLI::App& sub, stream_option_values
 
 std::int64_t context_from_options(const stream_option_values& v,
                                   const std::optional<tuner::tuned_config>& tuned) {
-    return tuned ? tuned->context_tokens : runtime::parse_token_count(v.context, "--context");
+    return tuned ? tuned->context_tokens : wlb::parse_token_count(v.context, "--context");
 }
 
 tuner::stream_options stream_from_options(const stream_option_values& v,

@@ -23,13 +23,13 @@
 // used instead of the options (which the command's --config excludes).
 #pragma once
 
-#include "runtime/layout.hpp"
-#include "tuner/cost_model.hpp"
-#include "tuner/document_stream.hpp"
-#include "tuner/evaluate.hpp"
-#include "tuner/packer.hpp"
-#include "tuner/sharding.hpp"
-#include "tuner/tuned_config.hpp"
+#include "runtime/parallel/layout.hpp"
+#include "tuner/cost/cost_model.hpp"
+#include "tuner/data/document_stream.hpp"
+#include "tuner/packing/packer.hpp"
+#include "tuner/search/evaluate.hpp"
+#include "tuner/search/tuned_config.hpp"
+#include "tuner/sharding/sharding.hpp"
 
 #include <CLI/CLI.hpp>
 #include <cstdint>

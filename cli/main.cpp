@@ -1,10 +1,10 @@
 // wlbtune: the executable is the library plus this main(). The one place that catches errors,
 // prints them and maps them to the exit codes documented in docs/cli.md.
+#include "base/atomic_file.hpp"
+#include "base/error.hpp"
+#include "base/provenance.hpp"
 #include "cli/command.hpp"
 #include "kernels/device_query.hpp"
-#include "runtime/atomic_file.hpp"
-#include "runtime/error.hpp"
-#include "runtime/provenance.hpp"
 #include "wlb/build_info.hpp"
 
 #include <cstdio>
@@ -47,13 +47,13 @@ void report_error(const wlb::cli::error_sink& sink, std::string_view kind, int c
     fmt::print(stderr, "wlbtune: error: {}\n", message);
     if (!sink.json_stdout && sink.json_path.empty())
         return;
-    auto j = wlb::runtime::report_header("wlbtune.error/1", {});
+    auto j = wlb::report_header("wlbtune.error/1", {});
     j["error"] = {{"kind", kind}, {"exit_code", code}, {"message", message}};
     try {
         if (sink.json_stdout)
             fmt::print("{}\n", j.dump(2));
         else
-            wlb::runtime::write_file_atomic(sink.json_path, j.dump(2) + "\n");
+            wlb::write_file_atomic(sink.json_path, j.dump(2) + "\n");
     } catch (const std::exception& e) {
         fmt::print(stderr, "wlbtune: error: could not write the error report: {}\n", e.what());
     }
@@ -62,7 +62,7 @@ void report_error(const wlb::cli::error_sink& sink, std::string_view kind, int c
 } // namespace
 
 int main(int argc, char** argv) {
-    wlb::runtime::set_command_line(argc, argv);
+    wlb::set_command_line(argc, argv);
     CLI::App app{"wlbtune: profile and tune workload balance of long-context LLM training with "
                  "4D parallelism (TP, CP, PP, DP)",
                  "wlbtune"};

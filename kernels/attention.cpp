@@ -5,8 +5,8 @@
 // GEMMs again. The softmax is exact per row (max-shifted, sums in double); the backward replays
 // the probabilities from the saved log-sum-exp as FlashAttention does. Work is the causal pairs
 // plus at most 64 x 64 / 2 masked pairs per block, times head_dim.
+#include "base/error.hpp"
 #include "kernels/ops.hpp"
-#include "runtime/error.hpp"
 
 #include <algorithm>
 #include <cmath>

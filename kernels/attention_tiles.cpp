@@ -1,7 +1,7 @@
 #include "kernels/attention_tiles.hpp"
 
+#include "base/error.hpp"
 #include "kernels/ops.hpp"
-#include "runtime/error.hpp"
 
 #include <algorithm>
 #include <limits>

@@ -3,16 +3,16 @@
 // accumulation, asynchronous on a stream. Includes no CUDA header: a stream is the CUDA runtime's
 // opaque CUstream_st pointer (cudaStream_t) and bf16 is kernels/bf16.hpp. Defined in the wlb::cuda
 // target when the build has CUDA (kernels/cuda/*.cpp and kernels/*.cu); a build without CUDA has
-// none of these symbols, so only CUDA-only code (tests/gpu, bench_cuda_*, runtime/cuda/) uses it.
+// none of these symbols, so only CUDA-only code (tests/gpu, bench_cuda_*, runtime/*/cuda/) uses it.
 //
 // Errors: CUDA and cuBLAS failures throw wlb::runtime_failure naming the call, file and line;
 // broken preconditions (shapes, strides, a variant that cannot run) throw wlb::internal_error.
 #pragma once
 
+#include "base/error.hpp"
 #include "kernels/attention_tiles.hpp"
 #include "kernels/bf16.hpp"
 #include "kernels/ops.hpp"
-#include "runtime/error.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -1,8 +1,8 @@
 // Element-wise and row-wise kernels of a decoder layer on the CPU: RMSNorm, SwiGLU, rotary
 // embedding, token embedding and softmax cross-entropy, forward and backward, float and double.
 // Reductions accumulate in double so float results do not depend on the row length's rounding.
+#include "base/error.hpp"
 #include "kernels/ops.hpp"
-#include "runtime/error.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,6 +1,6 @@
 // GEMM through OpenBLAS' cblas (row-major), float and double.
+#include "base/error.hpp"
 #include "kernels/ops.hpp"
-#include "runtime/error.hpp"
 
 #include <cblas.h>
 

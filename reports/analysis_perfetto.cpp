@@ -2,10 +2,10 @@
 // reports/perfetto.hpp (process per rank named "rank N tpA cpB ppC dpD", named threads, complete
 // events with step / micro_batch / stage / phase args, no overlapping slices on a thread) so
 // that reports/perfetto_check.hpp accepts it.
+#include "base/atomic_file.hpp"
 #include "reports/analysis_report.hpp"
 #include "reports/perfetto.hpp"
-#include "runtime/atomic_file.hpp"
-#include "runtime/sim_trace.hpp"
+#include "runtime/sim/sim_trace.hpp"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -32,7 +32,7 @@ bool ends_with(const std::string& s, std::string_view suffix) {
 void write_analysis_perfetto(const profiler::analysis_result& r, const std::string& path) {
     const auto& job = r.job;
     const auto& l = job.job_layout;
-    runtime::atomic_writer out(path, ends_with(path, ".gz"));
+    wlb::atomic_writer out(path, ends_with(path, ".gz"));
     nlohmann::json other = {
         {"source", job.format},
         {"label", "measured, with the ideal timeline (simulated what-if: every cause evened out) "

@@ -1,9 +1,9 @@
 #include "reports/analysis_report.hpp"
 
+#include "base/atomic_file.hpp"
 #include "reports/perfetto.hpp"
 #include "reports/table.hpp"
-#include "runtime/atomic_file.hpp"
-#include "runtime/sim_trace.hpp"
+#include "runtime/sim/sim_trace.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -59,7 +59,7 @@ double per_step(const profiler::analysis_result& r, double total) {
     return r.attribution.attributed_steps ? total / r.attribution.attributed_steps : 0.0;
 }
 
-// The lost time against the batches' predicted work (profiler/work_check.hpp).
+// The lost time against the batches' predicted work (profiler/analysis/work_check.hpp).
 std::string work_check_text(const profiler::analysis_result& r) {
     const auto& w = r.work;
     if (r.job.batches.empty())
@@ -347,31 +347,31 @@ std::string analysis_text(const profiler::analysis_result& r, int max_steps) {
     return out;
 }
 
-std::vector<runtime::input_identity> identify_inputs(const profiler::job_trace& job) {
-    std::vector<runtime::input_identity> ids;
+std::vector<wlb::input_identity> identify_inputs(const profiler::job_trace& job) {
+    std::vector<wlb::input_identity> ids;
     for (const auto& f : job.files) {
         std::error_code ec;
         if (std::filesystem::is_directory(f, ec)) {
             ids.push_back(
-                runtime::identify_file((std::filesystem::path(f) / "manifest.json").string()));
+                wlb::identify_file((std::filesystem::path(f) / "manifest.json").string()));
             for (const auto& rt : job.ranks)
                 if (rt.present && rt.file.rfind(f, 0) == 0)
-                    ids.push_back(runtime::identify_file(rt.file));
+                    ids.push_back(wlb::identify_file(rt.file));
         } else {
-            ids.push_back(runtime::identify_file(f));
+            ids.push_back(wlb::identify_file(f));
         }
     }
     if (!job.batches_file.empty())
-        ids.push_back(runtime::identify_file(job.batches_file));
+        ids.push_back(wlb::identify_file(job.batches_file));
     return ids;
 }
 
 nlohmann::json analysis_json(const profiler::analysis_result& r,
-                             const std::vector<runtime::input_identity>& inputs) {
+                             const std::vector<wlb::input_identity>& inputs) {
     const auto& job = r.job;
     const auto& a = r.attribution;
     const auto& l = job.job_layout;
-    auto j = runtime::report_header(analysis_schema, inputs);
+    auto j = wlb::report_header(analysis_schema, inputs);
     int present = 0;
     for (const auto& rt : job.ranks)
         present += rt.present ? 1 : 0;

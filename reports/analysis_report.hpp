@@ -4,8 +4,8 @@
 // Attribution figures are simulated what-if replays over measured durations and say so.
 #pragma once
 
-#include "profiler/analysis.hpp"
-#include "runtime/provenance.hpp"
+#include "base/provenance.hpp"
+#include "profiler/analysis/analysis.hpp"
 
 #include <nlohmann/json_fwd.hpp>
 #include <string>
@@ -26,11 +26,11 @@ recommendation recommend(const profiler::analysis_result& r, profiler::cause c);
 std::string analysis_text(const profiler::analysis_result& r, int max_steps = 12);
 
 nlohmann::json analysis_json(const profiler::analysis_result& r,
-                             const std::vector<runtime::input_identity>& inputs);
+                             const std::vector<wlb::input_identity>& inputs);
 
 /// Identity (path, size, hash) of every file the job was read from (a wlbtune trace directory
 /// contributes its manifest and rank files).
-std::vector<runtime::input_identity> identify_inputs(const profiler::job_trace& job);
+std::vector<wlb::input_identity> identify_inputs(const profiler::job_trace& job);
 
 /// Writes the Perfetto trace: per rank one process (reports/perfetto.hpp naming) with the
 /// measured events on threads per lane (and stream), the ideal timeline of each attributed step

@@ -77,8 +77,8 @@ std::string data_text(const tuner::data_profile& p) {
 }
 
 nlohmann::json data_json(const tuner::data_profile& p, const std::string& spec,
-                         const std::vector<runtime::input_identity>& inputs) {
-    auto j = runtime::report_header(data_schema, inputs);
+                         const std::vector<wlb::input_identity>& inputs) {
+    auto j = wlb::report_header(data_schema, inputs);
     const auto& st = p.stream;
     j["source"] = {{"spec", spec}, {"description", p.description}};
     j["stream"] = {{"source_documents", st.source_documents},

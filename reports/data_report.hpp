@@ -2,8 +2,8 @@
 // histogram and what the context policy did, as text or JSON (schema "wlbtune.data/1").
 #pragma once
 
-#include "runtime/provenance.hpp"
-#include "tuner/data_profile.hpp"
+#include "base/provenance.hpp"
+#include "tuner/data/data_profile.hpp"
 
 #include <nlohmann/json_fwd.hpp>
 #include <string>
@@ -17,6 +17,6 @@ std::string data_text(const tuner::data_profile& p);
 /// report_header(data_schema, inputs) plus "source" (spec, description), "stream" (options and
 /// counts), "lengths" (the summary) fields.
 nlohmann::json data_json(const tuner::data_profile& p, const std::string& spec,
-                         const std::vector<runtime::input_identity>& inputs);
+                         const std::vector<wlb::input_identity>& inputs);
 
 } // namespace wlb::reports

@@ -1,7 +1,7 @@
 #include "reports/layout_report.hpp"
 
+#include "base/provenance.hpp"
 #include "reports/table.hpp"
-#include "runtime/provenance.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -36,7 +36,7 @@ std::string layout_text(const runtime::layout& l) {
 
 nlohmann::json layout_json(const runtime::layout& l) {
     using runtime::axis;
-    auto j = runtime::report_header(layout_schema, {});
+    auto j = wlb::report_header(layout_schema, {});
     j["layout"] = {{"spec", l.spec()}, {"order", l.order_string()},
                    {"tp", l.tp()},     {"cp", l.cp()},
                    {"pp", l.pp()},     {"dp", l.dp()},

@@ -2,7 +2,7 @@
 // (schema "wlbtune.layout/1").
 #pragma once
 
-#include "runtime/layout.hpp"
+#include "runtime/parallel/layout.hpp"
 
 #include <nlohmann/json_fwd.hpp>
 #include <string>

@@ -39,8 +39,8 @@ std::string pack_text(const pack_context& ctx, const std::vector<tuner::pack_res
 }
 
 nlohmann::json pack_json(const pack_context& ctx, const std::vector<tuner::pack_result>& results,
-                         const std::vector<runtime::input_identity>& inputs, bool with_steps) {
-    auto j = runtime::report_header("wlbtune.pack/1", inputs);
+                         const std::vector<wlb::input_identity>& inputs, bool with_steps) {
+    auto j = wlb::report_header("wlbtune.pack/1", inputs);
     j["data"] = ctx.data;
     j["layout"] = ctx.layout;
     j["model"] = ctx.model;

@@ -2,8 +2,8 @@
 // and the versioned JSON summary "wlbtune.pack/1".
 #pragma once
 
-#include "runtime/provenance.hpp"
-#include "tuner/pack_run.hpp"
+#include "base/provenance.hpp"
+#include "tuner/packing/pack_run.hpp"
 
 #include <nlohmann/json_fwd.hpp>
 #include <string>
@@ -30,6 +30,6 @@ std::string pack_text(const pack_context& ctx, const std::vector<tuner::pack_res
 ///  "context_tokens", "results": [{"name", "packing", "summary", "steps": [...]}]}.
 /// Per-step measures are included when `with_steps`.
 nlohmann::json pack_json(const pack_context& ctx, const std::vector<tuner::pack_result>& results,
-                         const std::vector<runtime::input_identity>& inputs, bool with_steps);
+                         const std::vector<wlb::input_identity>& inputs, bool with_steps);
 
 } // namespace wlb::reports

@@ -1,6 +1,6 @@
 #include "reports/perfetto.hpp"
 
-#include "runtime/atomic_file.hpp"
+#include "base/atomic_file.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -29,7 +29,7 @@ std::string rank_process_name(const runtime::layout& l, int rank) {
 
 void write_perfetto(const runtime::trace& t, const std::string& path, const std::string& label) {
     using runtime::lane;
-    runtime::atomic_writer out(path, ends_with(path, ".gz"));
+    wlb::atomic_writer out(path, ends_with(path, ".gz"));
     nlohmann::json other = {{"source", t.meta.source},
                             {"label", label},
                             {"layout", t.meta.job_layout.spec()},

@@ -8,10 +8,10 @@
 //   - never two overlapping slices on one thread (touching is fine);
 //   - a flow arrow ("s" -> "f", binding to the enclosing slice) from every PP send to its
 //     receive.
-// Written through runtime::atomic_writer: gzip-compressed when the path ends in ".gz".
+// Written through wlb::atomic_writer: gzip-compressed when the path ends in ".gz".
 #pragma once
 
-#include "runtime/trace.hpp"
+#include "runtime/trace/trace.hpp"
 
 #include <string>
 

@@ -119,7 +119,7 @@ std::string run_summary_text(const run_context& c, const std::vector<run_step_ro
 
 nlohmann::json run_json(const run_context& c, const std::vector<run_step_row>& rows,
                         std::int64_t trace_events) {
-    auto j = runtime::report_header(run_schema, c.inputs);
+    auto j = wlb::report_header(run_schema, c.inputs);
     j["note"] = "seconds are measured (wall clock of the slowest rank per step); "
                 "predicted_seconds are simulated by the cost model";
     j["backend"] = c.backend;

@@ -3,11 +3,11 @@
 // Measured and predicted figures are labelled as such.
 #pragma once
 
-#include "runtime/decoder.hpp"
-#include "runtime/layout.hpp"
-#include "runtime/provenance.hpp"
-#include "runtime/train_run.hpp"
-#include "tuner/sharding.hpp"
+#include "base/provenance.hpp"
+#include "runtime/parallel/layout.hpp"
+#include "runtime/train/decoder.hpp"
+#include "runtime/train/train_run.hpp"
+#include "tuner/sharding/sharding.hpp"
 
 #include <array>
 #include <cstdint>
@@ -34,7 +34,7 @@ struct run_context {
     std::string schedule;  ///< schedule_options::describe
     std::string hardware;  ///< the cost model's hardware (predictions)
     std::string trace_dir; ///< empty: none
-    std::vector<runtime::input_identity> inputs;
+    std::vector<wlb::input_identity> inputs;
 };
 
 /// One step: what was measured, what the simulator predicted, and what the step held.

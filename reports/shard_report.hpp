@@ -4,8 +4,8 @@
 // model, not measured, and labelled so. `wlbtune pack --sharding` prints the run's lines too.
 #pragma once
 
-#include "tuner/shard_plan.hpp"
-#include "tuner/shard_run.hpp"
+#include "tuner/plan/shard_plan.hpp"
+#include "tuner/sharding/shard_run.hpp"
 
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>

@@ -25,7 +25,7 @@ double mean_bubble(std::span<const runtime::step_summary> steps) {
 
 nlohmann::json steps_json(const tuner::cost_model& costs, const simulate_context& c,
                           std::span<const runtime::step_summary> steps_in, double total_seconds) {
-    auto j = runtime::report_header(simulate_schema, c.inputs);
+    auto j = wlb::report_header(simulate_schema, c.inputs);
     j["simulated"] = true;
     j["note"] = "simulated: durations from the cost model, not measured";
     j["layout"] = {{"spec", costs.layout().spec()},

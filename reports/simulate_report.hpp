@@ -7,10 +7,10 @@
 // speedup over the baseline, plain + per-seq).
 #pragma once
 
-#include "runtime/provenance.hpp"
-#include "tuner/compare_set.hpp"
-#include "tuner/evaluate.hpp"
-#include "tuner/simulate_job.hpp"
+#include "base/provenance.hpp"
+#include "tuner/search/compare_set.hpp"
+#include "tuner/search/evaluate.hpp"
+#include "tuner/search/simulate_job.hpp"
 
 #include <nlohmann/json_fwd.hpp>
 #include <span>
@@ -27,7 +27,7 @@ struct simulate_context {
     std::string schedule;
     std::string partition;
     std::vector<std::string> faults;
-    std::vector<runtime::input_identity> inputs;
+    std::vector<wlb::input_identity> inputs;
     /// --data only: the document set every candidate ran on.
     const tuner::document_set* documents = nullptr;
 };

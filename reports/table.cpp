@@ -1,6 +1,6 @@
 #include "reports/table.hpp"
 
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 
 #include <algorithm>
 #include <fmt/format.h>

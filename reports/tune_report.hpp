@@ -3,7 +3,7 @@
 // simulated (predicted by the cost model) and the report says so.
 #pragma once
 
-#include "tuner/tune.hpp"
+#include "tuner/search/tune.hpp"
 
 #include <cstdint>
 #include <string>

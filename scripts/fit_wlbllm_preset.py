@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Prints the quantile knots of the synthetic:wlbllm preset (tuner/synthetic_source.cpp).
+"""Prints the quantile knots of the synthetic:wlbllm preset (tuner/data/synthetic_source.cpp).
 
     python3 scripts/fit_wlbllm_preset.py ../shared/data/wlbllm_doc_lengths.json
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generates tuner/embedded_workload.cpp: the embedded default workload.
+"""Generates tuner/data/embedded_workload.cpp: the embedded default workload.
 
 Run once, from the repository root, with the shared reference file present:
 
@@ -18,7 +18,7 @@ import sys
 
 SEED = 20250325
 COUNT = 32768
-OUT = "tuner/embedded_workload.cpp"
+OUT = "tuner/data/embedded_workload.cpp"
 
 
 def main() -> int:
@@ -46,7 +46,7 @@ def main() -> int:
 // hao-ai-lab/distca, file distca/simulator/data/dist_wlbllm.json (the WLB-LLM distribution;
 // shared copy sha256 {digest[:16]}...).
 // Sample: {stats}.
-#include "tuner/embedded_workload.hpp"
+#include "tuner/data/embedded_workload.hpp"
 
 namespace wlb::tuner {{
 namespace {{

@@ -1,8 +1,8 @@
 // Host side of the CUDA attention (kernels/cuda_ops.hpp): the plan (tiling uploaded once), the
 // choice of variant, and the checked launches of kernels/attention_{fwd,bwd,simt}.cu.
+#include "base/error.hpp"
 #include "kernels/attention_kernels.hpp"
 #include "kernels/cuda_ops.hpp"
-#include "runtime/error.hpp"
 
 #include <cstdint>
 #include <cuda_runtime_api.h>

@@ -1,7 +1,7 @@
 // Device memory, streams and event timing for the CUDA kernels' host interface
 // (kernels/cuda_ops.hpp), on the CUDA runtime.
+#include "base/error.hpp"
 #include "kernels/cuda_ops.hpp"
-#include "runtime/error.hpp"
 
 #include <cuda_runtime_api.h>
 #include <utility>

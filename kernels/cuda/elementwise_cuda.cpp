@@ -1,8 +1,8 @@
 // Host side of the CUDA element-wise kernels (kernels/cuda_ops.hpp): argument checks and checked
 // launches of kernels/elementwise.cu.
+#include "base/error.hpp"
 #include "kernels/cuda_ops.hpp"
 #include "kernels/elementwise_kernels.hpp"
-#include "runtime/error.hpp"
 
 #include <cuda_runtime_api.h>
 

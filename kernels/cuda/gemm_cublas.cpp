@@ -2,8 +2,8 @@
 // C^T = op(B)^T op(A)^T, so each call hands cuBLAS B before A with the dimensions swapped; a
 // row-major matrix read column-major is its transpose, so each operand keeps its own transpose
 // flag.
+#include "base/error.hpp"
 #include "kernels/cuda_ops.hpp"
-#include "runtime/error.hpp"
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>

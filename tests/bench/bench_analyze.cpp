@@ -9,11 +9,11 @@
 // a table and removes the files (unless --keep).
 //
 //   bench_analyze [--ranks 8] [--mb-per-rank 160] [--gzip] [--dir /tmp] [--keep]
-#include "profiler/analysis.hpp"
-#include "profiler/breakdown.hpp"
-#include "profiler/collectives.hpp"
-#include "profiler/ingest.hpp"
-#include "profiler/stragglers.hpp"
+#include "profiler/analysis/analysis.hpp"
+#include "profiler/analysis/breakdown.hpp"
+#include "profiler/analysis/stragglers.hpp"
+#include "profiler/ingest/collectives.hpp"
+#include "profiler/ingest/ingest.hpp"
 
 #include <chrono>
 #include <cstdio>

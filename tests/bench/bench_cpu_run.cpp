@@ -17,15 +17,16 @@
 // the same step (measured by measured, predicted by predicted), which cancels most of the machine's
 // speed and load drift and leaves what the tuner decides on. Usage: mpirun -np 2 bench_cpu_run
 // [--steps K] [--quick]
+#include "base/error.hpp"
 #include "cpu_calibration.hpp"
-#include "runtime/backend.hpp"
-#include "runtime/communicator.hpp"
-#include "runtime/decoder.hpp"
-#include "runtime/error.hpp"
-#include "runtime/train_run.hpp"
-#include "tuner/document_stream.hpp"
-#include "tuner/open_document_source.hpp"
-#include "tuner/run_job.hpp"
+#include "runtime/comm/communicator.hpp"
+#include "runtime/train/decoder.hpp"
+#include "runtime/train/make_backend.hpp"
+#include "runtime/train/train_run.hpp"
+#include "tuner/data/document_stream.hpp"
+#include "tuner/data/open_document_source.hpp"
+#include "tuner/search/run_job.hpp"
+#include "tuner/sharding/make_sharder.hpp"
 
 #include <algorithm>
 #include <array>

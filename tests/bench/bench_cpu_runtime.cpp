@@ -7,7 +7,7 @@
 //      mpirun with 2 ranks, the ranks are MPI processes (wlb::mpi); otherwise
 //      two threads of this process over the in-process communicator.
 //   4. --calibrate [MODEL] [float|double]: the CPU hardware description for the cost model
-//      (tuner/hardware.hpp), measured at the decoder's own shapes (default: small, float) and
+//      (tuner/cost/hardware.hpp), measured at the decoder's own shapes (default: small, float) and
 //      printed as JSON: GEMM rate over a layer's forward and backward GEMMs, the attention
 //      kernel's forward rate by query-chunk length and its backward's rate ratio, an effective
 //      element-wise bandwidth (the element-wise kernels of a layer against the cost model's
@@ -17,15 +17,15 @@
 // Usage: [mpirun -np 2] bench_cpu_runtime [--quick|--full] [--default-malloc]
 //        [mpirun -np 2] bench_cpu_runtime --calibrate [tiny|small|FILE] [float|double]
 //   --quick: smaller sizes, for a smoke run; --default-malloc: skip retain_freed_memory()
+#include "base/host_memory.hpp"
 #include "cpu_calibration.hpp"
 #include "kernels/ops.hpp"
-#include "runtime/batch.hpp"
-#include "runtime/communicator.hpp"
-#include "runtime/decoder.hpp"
-#include "runtime/decoder_step.hpp"
-#include "runtime/fake_communicator.hpp"
-#include "runtime/host_memory.hpp"
-#include "tuner/hardware.hpp"
+#include "runtime/comm/communicator.hpp"
+#include "runtime/comm/fake_communicator.hpp"
+#include "runtime/parallel/batch.hpp"
+#include "runtime/train/decoder.hpp"
+#include "runtime/train/decoder_step.hpp"
+#include "tuner/cost/hardware.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -236,7 +236,7 @@ int main(int argc, char** argv) {
         default_malloc = default_malloc || std::strcmp(argv[i], "--default-malloc") == 0;
     }
     k::set_blas_threads(1);
-    const bool retained = !default_malloc && retain_freed_memory();
+    const bool retained = !default_malloc && wlb::retain_freed_memory();
     std::unique_ptr<communicator> mpi_world;
     if (detect_launch().size > 1) {
         mpi_world = make_world_communicator({.watchdog_seconds = 600.0});

@@ -12,7 +12,7 @@
 // Skips (exit 0) without a CUDA device.
 #include "kernels/cuda_ops.hpp"
 #include "kernels/device_query.hpp"
-#include "profiler/capture_session.hpp"
+#include "profiler/capture/capture_session.hpp"
 
 #include <algorithm>
 #include <chrono>

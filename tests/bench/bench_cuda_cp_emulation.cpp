@@ -1,11 +1,11 @@
-// Single-GPU emulation of a CP=4 group at 128K (runtime/gpu_emulation.hpp): the micro-batches
+// Single-GPU emulation of a CP=4 group at 128K (runtime/train/gpu_emulation.hpp): the micro-batches
 // of a plain (Megatron fixed-length) packing of the WLB-LLM-shaped document lengths
 // (../shared/data/wlbllm_doc_lengths.json) are sharded per-seq, per-doc and adaptive by the
 // tuner's sharders; every CP rank's layer (attention forward + backward over its real chunks,
 // and the GEMMs and element-wise work of its tokens) runs on the one GPU, rank after rank; the
 // CP and TP collectives are modelled by the cost model. Printed per policy and rank: measured
 // times beside the cost model's prediction (the simulator's per-rank figures,
-// tuner/shard_metrics.hpp), then the CP group's layer time (slowest rank + modelled
+// tuner/sharding/shard_metrics.hpp), then the CP group's layer time (slowest rank + modelled
 // communication) and the speedup over per-seq, measured and predicted.
 //
 //   bench_cuda_cp_emulation [--model 7b] [--layout tp=8,cp=4,pp=4,dp=1] [--micro-batches N]
@@ -15,13 +15,14 @@
 // per-doc sharding exists for) and, when the data file is present, the N packed micro-batches
 // with the largest predicted per-seq CP imbalance. Skips (exit 0) without a CUDA device.
 #include "kernels/device_query.hpp"
-#include "runtime/gpu_emulation.hpp"
-#include "tuner/cost_model.hpp"
-#include "tuner/pack_run.hpp"
-#include "tuner/packer.hpp"
-#include "tuner/packing_measures.hpp"
-#include "tuner/shard_metrics.hpp"
-#include "tuner/sharding.hpp"
+#include "runtime/train/gpu_emulation.hpp"
+#include "tuner/cost/cost_model.hpp"
+#include "tuner/packing/pack_run.hpp"
+#include "tuner/packing/packer.hpp"
+#include "tuner/packing/packing_measures.hpp"
+#include "tuner/sharding/make_sharder.hpp"
+#include "tuner/sharding/shard_metrics.hpp"
+#include "tuner/sharding/sharding.hpp"
 
 #include <algorithm>
 #include <cstdio>

@@ -4,12 +4,12 @@
 // dev machine is shared). Prints a table; figures go to docs/benchmarks.md.
 //
 // Usage: bench_evaluate [--steps N] [--data SPEC] [--repeat R]
-#include "tuner/compare_set.hpp"
-#include "tuner/cost_model.hpp"
-#include "tuner/document_stream.hpp"
-#include "tuner/evaluate.hpp"
-#include "tuner/hardware.hpp"
-#include "tuner/model.hpp"
+#include "tuner/cost/cost_model.hpp"
+#include "tuner/cost/hardware.hpp"
+#include "tuner/cost/model.hpp"
+#include "tuner/data/document_stream.hpp"
+#include "tuner/search/compare_set.hpp"
+#include "tuner/search/evaluate.hpp"
 
 #include <algorithm>
 #include <chrono>

@@ -8,10 +8,10 @@
 //
 // --thresholds replaces the wlb rows with one row using these thresholds (for exploring).
 // Skips with a message (exit 0) when the data file is absent.
-#include "tuner/cost_model.hpp"
-#include "tuner/pack_run.hpp"
-#include "tuner/packer.hpp"
-#include "tuner/packing_measures.hpp"
+#include "tuner/cost/cost_model.hpp"
+#include "tuner/packing/pack_run.hpp"
+#include "tuner/packing/packer.hpp"
+#include "tuner/packing/packing_measures.hpp"
 
 #include <algorithm>
 #include <cstdio>

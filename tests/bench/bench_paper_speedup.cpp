@@ -9,12 +9,12 @@
 //
 // Usage: bench_paper_speedup [--data SPEC] [--hardware NAME or JSON file] [--steps N] [--only
 // 7B-128K]
-#include "runtime/layout.hpp"
-#include "tuner/cost_model.hpp"
-#include "tuner/document_stream.hpp"
-#include "tuner/evaluate.hpp"
-#include "tuner/hardware.hpp"
-#include "tuner/model.hpp"
+#include "runtime/parallel/layout.hpp"
+#include "tuner/cost/cost_model.hpp"
+#include "tuner/cost/hardware.hpp"
+#include "tuner/cost/model.hpp"
+#include "tuner/data/document_stream.hpp"
+#include "tuner/search/evaluate.hpp"
 
 #include <chrono>
 #include <cstring>

@@ -14,12 +14,13 @@
 // do not change).
 //
 // Skips with a message (exit 0) when the data file is absent.
-#include "tuner/cost_model.hpp"
-#include "tuner/pack_run.hpp"
-#include "tuner/packer.hpp"
-#include "tuner/packing_measures.hpp"
-#include "tuner/shard_run.hpp"
-#include "tuner/sharding.hpp"
+#include "tuner/cost/cost_model.hpp"
+#include "tuner/packing/pack_run.hpp"
+#include "tuner/packing/packer.hpp"
+#include "tuner/packing/packing_measures.hpp"
+#include "tuner/sharding/make_sharder.hpp"
+#include "tuner/sharding/shard_run.hpp"
+#include "tuner/sharding/sharding.hpp"
 
 #include <algorithm>
 #include <chrono>

@@ -1,12 +1,12 @@
 // One simulated step (plan build + simulation) at 256 ranks (70B-128K: tp=16,cp=4,pp=4,dp=1)
 // and at 4,096 ranks (tp=8,cp=8,pp=16,dp=4), with the cost model. Prints a table; figures go
 // to docs/benchmarks.md. Targets (issue 5): < 5 ms and < 100 ms per simulated step.
-#include "runtime/simulator.hpp"
-#include "runtime/step_plan.hpp"
-#include "tuner/cost_model.hpp"
-#include "tuner/hardware.hpp"
-#include "tuner/model.hpp"
-#include "tuner/plan_durations.hpp"
+#include "runtime/plan/step_plan.hpp"
+#include "runtime/sim/simulator.hpp"
+#include "tuner/cost/cost_model.hpp"
+#include "tuner/cost/hardware.hpp"
+#include "tuner/cost/model.hpp"
+#include "tuner/cost/plan_durations.hpp"
 
 #include <algorithm>
 #include <chrono>

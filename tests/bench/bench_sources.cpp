@@ -3,9 +3,9 @@
 // (default /tmp)]. The .idx (one sequence per document, lengths from a fixed seed) is written
 // to DIR, read back (page cache warm, as it was just written), and removed. Figures go to
 // docs/benchmarks.md.
-#include "tuner/document_stream.hpp"
-#include "tuner/megatron_idx_source.hpp"
-#include "tuner/text_sources.hpp"
+#include "tuner/data/document_stream.hpp"
+#include "tuner/data/megatron_idx_source.hpp"
+#include "tuner/data/text_sources.hpp"
 
 #include <chrono>
 #include <cstdio>

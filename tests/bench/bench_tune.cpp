@@ -11,11 +11,11 @@
 //   bench_tune [--data PATH] [--budget 30s] [--threads N] [--only NAME] [--fixed-micro-batches]
 //
 // Skips with a message (exit 0) when the data file is absent.
-#include "tuner/cost_model.hpp"
-#include "tuner/document_stream.hpp"
-#include "tuner/evaluate.hpp"
-#include "tuner/memory_model.hpp"
-#include "tuner/tune.hpp"
+#include "tuner/cost/cost_model.hpp"
+#include "tuner/cost/memory_model.hpp"
+#include "tuner/data/document_stream.hpp"
+#include "tuner/search/evaluate.hpp"
+#include "tuner/search/tune.hpp"
 
 #include <chrono>
 #include <cstring>

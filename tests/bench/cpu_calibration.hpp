@@ -14,10 +14,10 @@
 #pragma once
 
 #include "kernels/ops.hpp"
-#include "runtime/batch.hpp"
-#include "runtime/communicator.hpp"
-#include "runtime/decoder.hpp"
-#include "tuner/hardware.hpp"
+#include "runtime/comm/communicator.hpp"
+#include "runtime/parallel/batch.hpp"
+#include "runtime/train/decoder.hpp"
+#include "tuner/cost/hardware.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -81,8 +81,8 @@ wlb::tuner::hardware_config calibrate_cpu(const decoder_config& m, communicator*
     auto x = random_values<T>(act, 1), y = random_values<T>(act, 2), out = random_values<T>(act, 3);
     auto w = random_values<T>(weights, 4), gw = random_values<T>(weights, 5);
     // A layer's GEMMs, forward (x @ W) and backward (dX = dY W^T, dW += X^T dY), as the decoder
-    // runs them (runtime/decoder_step.cpp): QKV h x 3h, output h x h, gate and up h x ffn, down
-    // ffn x h.
+    // runs them (runtime/train/decoder_step.cpp): QKV h x 3h, output h x h, gate and up h x ffn,
+    // down ffn x h.
     struct shape {
         idx in, outc;
     };

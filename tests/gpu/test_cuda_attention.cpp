@@ -4,9 +4,9 @@
 // 129 around the 128-row tile, CP chunks with earlier-token offsets, over-long key segments
 // (masked keys get zero gradient), both variants, strided rows, and a 100K-token document checked
 // on sampled rows. Skips with the reason without a CUDA device.
+#include "base/error.hpp"
 #include "kernels/cuda_ops.hpp"
 #include "kernels/ops.hpp"
-#include "runtime/error.hpp"
 #include "support/gpu_test.hpp"
 
 #include <algorithm>

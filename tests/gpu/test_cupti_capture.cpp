@@ -1,8 +1,8 @@
-// GPU tier: CUPTI capture end to end (profiler/capture_session.hpp with the CUPTI backend): real
-// kernels and copies issued inside step / micro-batch / phase / layer ranges come back as trace
-// events attributed to those ranges, with no loss reported. Skips without a CUDA device.
+// GPU tier: CUPTI capture end to end (profiler/capture/capture_session.hpp with the CUPTI backend):
+// real kernels and copies issued inside step / micro-batch / phase / layer ranges come back as
+// trace events attributed to those ranges, with no loss reported. Skips without a CUDA device.
 #include "kernels/cuda_ops.hpp"
-#include "profiler/capture_session.hpp"
+#include "profiler/capture/capture_session.hpp"
 #include "support/gpu_test.hpp"
 
 #include <algorithm>

@@ -1,13 +1,13 @@
-// GPU tier: the NCCL communicator (runtime/nccl_communicator.hpp) on the one GPU a test machine
-// has: a one-rank NCCL world bootstrapped through the in-process fake communicator. Collectives
-// (synchronous and asynchronous, f32 and bf16) give the closed-form results of one member, a
-// split gives a working sub-communicator, and a transfer stalled behind a blocked stream is ended
-// by the watchdog (abort, not a hang). Multi-rank NCCL needs one GPU per rank (NCCL refuses two
-// ranks on one device), so it runs under mpirun on a multi-GPU machine, not here.
+// GPU tier: the NCCL communicator (runtime/comm/nccl_communicator.hpp) on the one GPU a test
+// machine has: a one-rank NCCL world bootstrapped through the in-process fake communicator.
+// Collectives (synchronous and asynchronous, f32 and bf16) give the closed-form results of one
+// member, a split gives a working sub-communicator, and a transfer stalled behind a blocked stream
+// is ended by the watchdog (abort, not a hang). Multi-rank NCCL needs one GPU per rank (NCCL
+// refuses two ranks on one device), so it runs under mpirun on a multi-GPU machine, not here.
+#include "base/error.hpp"
 #include "kernels/cuda_ops.hpp"
-#include "runtime/error.hpp"
-#include "runtime/fake_communicator.hpp"
-#include "runtime/nccl_communicator.hpp"
+#include "runtime/comm/fake_communicator.hpp"
+#include "runtime/comm/nccl_communicator.hpp"
 #include "support/gpu_test.hpp"
 
 #include <atomic>

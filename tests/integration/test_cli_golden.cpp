@@ -4,9 +4,10 @@
 //
 // What legitimately differs from one run to the next is masked before comparing, and nothing
 // else: the temporary directory and the executable's path, measured wall-clock figures (the
-// packers' "pack us/step" column, "pack_seconds", "elapsed_seconds"), and the identity (bytes,
-// hash) of inputs the list itself wrote into the temporary directory (they embed those paths and
-// timings). WLB_UPDATE_GOLDEN=1 rewrites the expected files instead of comparing.
+// packers' "pack us/step" column, "pack_seconds", "elapsed_seconds"), the build's description
+// ("tool": with or without CUDA, library versions), and the identity (bytes, hash) of inputs the
+// list itself wrote into the temporary directory (they embed those paths and timings).
+// WLB_UPDATE_GOLDEN=1 rewrites the expected files instead of comparing.
 #include "support/cli_runner.hpp"
 
 #include <cstdlib>
@@ -81,7 +82,8 @@ std::string mask_text(const std::string& text, const std::string& tmp) {
 }
 
 void mask_json(nlohmann::json& j, const std::string& tmp) {
-    static const std::set<std::string> measured = {"pack_seconds", "elapsed_seconds"};
+    // Measured figures, and the build's own description (CUDA or not, library versions).
+    static const std::set<std::string> masked = {"pack_seconds", "elapsed_seconds", "tool"};
     if (j.is_string()) {
         j = mask_paths(j.get<std::string>(), tmp);
     } else if (j.is_array()) {
@@ -91,7 +93,7 @@ void mask_json(nlohmann::json& j, const std::string& tmp) {
         const bool written_here = j.contains("path") && j["path"].is_string() &&
                                   j["path"].get<std::string>().starts_with(tmp);
         for (auto& [key, v] : j.items()) {
-            if (measured.contains(key) || (written_here && (key == "hash" || key == "bytes")))
+            if (masked.contains(key) || (written_here && (key == "hash" || key == "bytes")))
                 v = "#";
             else
                 mask_json(v, tmp);
@@ -101,6 +103,15 @@ void mask_json(nlohmann::json& j, const std::string& tmp) {
 
 std::string masked_report(const std::filesystem::path& p, const std::string& tmp) {
     auto j = nlohmann::json::parse(read_text(p));
+    mask_json(j, tmp);
+    return j.dump(2) + "\n";
+}
+
+/// A command's stdout: masked as JSON when it is a JSON report (--json without a file).
+std::string masked_stdout(const std::string& out, const std::string& tmp) {
+    auto j = nlohmann::json::parse(out, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+        return mask_text(out, tmp);
     mask_json(j, tmp);
     return j.dump(2) + "\n";
 }
@@ -128,8 +139,8 @@ TEST(CliGolden, OutputsAreUnchanged) {
         auto args = c.args;
         replace_all(args, "{tmp}", tmp);
         const auto r = run_wlbtune(args);
-        check(c.name + ".out", mask_text(r.out, tmp) + "exit " + std::to_string(r.exit_code) + "\n",
-              update);
+        check(c.name + ".out",
+              masked_stdout(r.out, tmp) + "exit " + std::to_string(r.exit_code) + "\n", update);
         check(c.name + ".err", mask_text(r.err, tmp), update);
         if (std::filesystem::exists(report)) {
             check(c.name + ".json", masked_report(report, tmp), update);

@@ -1,8 +1,8 @@
 // End-to-end: wlbtune pack writes a plan that reads back consistent with its JSON summary, the
 // compare table has a row per policy, and bad options exit with bad input naming the option.
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "support/cli_runner.hpp"
-#include "tuner/plan_io.hpp"
+#include "tuner/plan/plan_io.hpp"
 
 #include <gtest/gtest.h>
 #include <map>

@@ -3,7 +3,7 @@
 // whose trace directory reads back, exports a Perfetto file that perfetto_check accepts, and
 // whose losses equal the single-process run's on the same steps.
 #include "reports/perfetto_check.hpp"
-#include "runtime/trace.hpp"
+#include "runtime/trace/trace.hpp"
 #include "support/cli_runner.hpp"
 #include "support/mpi_runner.hpp"
 

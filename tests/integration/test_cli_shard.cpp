@@ -3,7 +3,7 @@
 // and bad input (missing, truncated or malformed plans, bad --cp, unknown policy) exiting with
 // code 3 and naming the file and the line or the option.
 #include "support/cli_runner.hpp"
-#include "tuner/plan_io.hpp"
+#include "tuner/plan/plan_io.hpp"
 
 #include <algorithm>
 #include <filesystem>

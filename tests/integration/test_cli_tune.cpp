@@ -2,11 +2,11 @@
 // other, `wlbtune pack --config` reproduces exactly the batches the tuner evaluated, and bad
 // configs or conflicting options are refused with the documented exit codes.
 #include "support/cli_runner.hpp"
-#include "tuner/cost_model.hpp"
-#include "tuner/document_stream.hpp"
-#include "tuner/evaluate.hpp"
-#include "tuner/plan_io.hpp"
-#include "tuner/tuned_config.hpp"
+#include "tuner/cost/cost_model.hpp"
+#include "tuner/data/document_stream.hpp"
+#include "tuner/plan/plan_io.hpp"
+#include "tuner/search/evaluate.hpp"
+#include "tuner/search/tuned_config.hpp"
 
 #include <fmt/format.h>
 #include <fstream>

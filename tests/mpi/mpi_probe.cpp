@@ -17,9 +17,9 @@
 //                               stated tolerance (tests/support/run_batches.hpp), 8 or 16 cases
 //                               in one launch
 // Exit code 0 when every check held; a failed check prints "wlb_mpi_probe: FAIL ..." and exits 1.
-#include "runtime/communicator.hpp"
-#include "runtime/error.hpp"
-#include "runtime/layout.hpp"
+#include "base/error.hpp"
+#include "runtime/comm/communicator.hpp"
+#include "runtime/parallel/layout.hpp"
 #include "support/hand_shards.hpp"
 #include "support/run_batches.hpp"
 

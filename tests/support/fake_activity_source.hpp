@@ -1,10 +1,10 @@
-// A scripted capture backend for unit tests (profiler/activity_source.hpp): records are made by
-// hand, `launch` imitates CUPTI (a kernel record whose correlation id is linked to the context
-// pushed last, as CUPTI's external correlation does), and each method can be told to fail.
+// A scripted capture backend for unit tests (profiler/capture/activity_source.hpp): records are
+// made by hand, `launch` imitates CUPTI (a kernel record whose correlation id is linked to the
+// context pushed last, as CUPTI's external correlation does), and each method can be told to fail.
 #pragma once
 
-#include "profiler/activity_source.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
+#include "profiler/capture/activity_source.hpp"
 
 #include <map>
 #include <memory>

@@ -3,7 +3,7 @@
 // collectives and transfers at a fixed cost each (0 by default: free communication).
 #pragma once
 
-#include "runtime/duration_model.hpp"
+#include "runtime/plan/duration_model.hpp"
 
 #include <cstdint>
 #include <span>

@@ -3,10 +3,10 @@
 // out so the tests do not depend on them.
 #pragma once
 
-#include "runtime/batch.hpp"
-#include "runtime/decoder.hpp"
-#include "runtime/decoder_step.hpp"
-#include "runtime/fake_communicator.hpp"
+#include "runtime/comm/fake_communicator.hpp"
+#include "runtime/parallel/batch.hpp"
+#include "runtime/train/decoder.hpp"
+#include "runtime/train/decoder_step.hpp"
 
 #include <algorithm>
 #include <vector>

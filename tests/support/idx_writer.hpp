@@ -1,5 +1,5 @@
 // Writes Megatron-LM indexed dataset index (.idx) files for tests and benchmarks, following the
-// layout documented in tuner/megatron_idx_source.hpp (independently of the reader).
+// layout documented in tuner/data/megatron_idx_source.hpp (independently of the reader).
 #pragma once
 
 #include <cstdint>

@@ -5,14 +5,15 @@
 // wlb: variable-length micro-batches) and every sharding policy.
 #pragma once
 
-#include "runtime/cpu_trainer.hpp"
-#include "runtime/decoder.hpp"
-#include "runtime/decoder_step.hpp"
-#include "runtime/fake_communicator.hpp"
-#include "runtime/layout.hpp"
-#include "tuner/document_stream.hpp"
-#include "tuner/hardware.hpp"
-#include "tuner/run_job.hpp"
+#include "runtime/comm/fake_communicator.hpp"
+#include "runtime/parallel/layout.hpp"
+#include "runtime/train/cpu_trainer.hpp"
+#include "runtime/train/decoder.hpp"
+#include "runtime/train/decoder_step.hpp"
+#include "tuner/cost/hardware.hpp"
+#include "tuner/data/document_stream.hpp"
+#include "tuner/search/run_job.hpp"
+#include "tuner/sharding/make_sharder.hpp"
 
 #include <algorithm>
 #include <cmath>

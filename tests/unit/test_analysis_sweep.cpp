@@ -8,9 +8,9 @@
 // causes cost within 15% of each other has none) and that the seconds lost per injected cause
 // are within 10% of the truth (or within 0.5% of the step time, for a cause that costs almost
 // nothing) in >= 95% of cases, and prints the table docs/benchmarks.md records (simulated).
-#include "profiler/analysis.hpp"
-#include "runtime/sim_trace.hpp"
-#include "runtime/simulator.hpp"
+#include "profiler/analysis/analysis.hpp"
+#include "runtime/sim/sim_trace.hpp"
+#include "runtime/sim/simulator.hpp"
 #include "support/fake_duration_model.hpp"
 
 #include <algorithm>

@@ -5,9 +5,9 @@
 // blocks of 64 with the per-warp skip and the base-2 online softmax; backward: query blocks from
 // the tile's first query) replayed on the host in double, tile by tile, equals the CPU kernels:
 // the blocking and masking arithmetic the device code uses is the one checked here.
+#include "base/error.hpp"
 #include "kernels/attention_tiles.hpp"
 #include "kernels/ops.hpp"
-#include "runtime/error.hpp"
 
 #include <algorithm>
 #include <cmath>

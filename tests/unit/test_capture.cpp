@@ -1,14 +1,14 @@
 // The device-capture path without a GPU: hand-made activity records (the seam of
-// profiler/activity_source.hpp) become trace events (lanes, kinds, names, bytes, attribution to
-// the step / micro-batch / stage / phase ranges, lanes free of overlaps, time origin); the
-// capture session links launches to the ranges open when they were issued; a failing or absent
-// backend is warned about, recorded and survived; losses reach the report; the buffer pool is
-// bounded and reused; and captured events round-trip through the wlbtune.trace/1 directory.
-#include "profiler/activity_trace.hpp"
-#include "profiler/buffer_pool.hpp"
-#include "profiler/capture_session.hpp"
-#include "runtime/error.hpp"
-#include "runtime/trace.hpp"
+// profiler/capture/activity_source.hpp) become trace events (lanes, kinds, names, bytes,
+// attribution to the step / micro-batch / stage / phase ranges, lanes free of overlaps, time
+// origin); the capture session links launches to the ranges open when they were issued; a failing
+// or absent backend is warned about, recorded and survived; losses reach the report; the buffer
+// pool is bounded and reused; and captured events round-trip through the wlbtune.trace/1 directory.
+#include "base/error.hpp"
+#include "profiler/capture/activity_trace.hpp"
+#include "profiler/capture/buffer_pool.hpp"
+#include "profiler/capture/capture_session.hpp"
+#include "runtime/trace/trace.hpp"
 #include "support/fake_activity_source.hpp"
 
 #include <algorithm>
@@ -28,7 +28,7 @@ pf::device_activity kernel(std::string name, std::int64_t start, std::int64_t en
     return {pf::activity_kind::kernel, std::move(name), start, end, 0, stream, corr, 0};
 }
 
-/// No two events of one lane overlap, and events are in start order (runtime/trace.hpp).
+/// No two events of one lane overlap, and events are in start order (runtime/trace/trace.hpp).
 void expect_trace_invariants(const std::vector<rt::trace_event>& events) {
     std::array<std::int64_t, rt::lane_count> end;
     end.fill(INT64_MIN);

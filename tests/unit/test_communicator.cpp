@@ -1,10 +1,10 @@
 // The communicator seam through its in-process fake: every collective against its closed form,
 // sub-communicators of a layout, point-to-point, and the watchdog (no hang, a message naming the
 // operation, the group and the missing peer).
-#include "runtime/communicator.hpp"
-#include "runtime/error.hpp"
-#include "runtime/fake_communicator.hpp"
-#include "runtime/layout.hpp"
+#include "base/error.hpp"
+#include "runtime/comm/communicator.hpp"
+#include "runtime/comm/fake_communicator.hpp"
+#include "runtime/parallel/layout.hpp"
 
 #include <atomic>
 #include <cstdlib>

@@ -1,5 +1,5 @@
-#include "runtime/error.hpp"
-#include "tuner/cost_model.hpp"
+#include "base/error.hpp"
+#include "tuner/cost/cost_model.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>

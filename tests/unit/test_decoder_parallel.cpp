@@ -1,11 +1,11 @@
 // The decoder step with TP, CP and DP over the fake communicator: the loss and every parameter
 // gradient equal a single-rank run on the same global batch (1e-5 relative in double; the
 // observed error is rounding), for per-sequence and per-document CP chunk lists built by hand.
-#include "runtime/decoder.hpp"
-#include "runtime/decoder_step.hpp"
-#include "runtime/error.hpp"
-#include "runtime/fake_communicator.hpp"
-#include "runtime/layout.hpp"
+#include "base/error.hpp"
+#include "runtime/comm/fake_communicator.hpp"
+#include "runtime/parallel/layout.hpp"
+#include "runtime/train/decoder.hpp"
+#include "runtime/train/decoder_step.hpp"
 #include "support/hand_shards.hpp"
 
 #include <cmath>

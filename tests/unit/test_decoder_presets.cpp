@@ -1,11 +1,11 @@
 // The decoder shapes `wlbtune run --model` accepts: presets, JSON files and their errors, the
 // parameter count and the layer cut over model chunks; and the CPU hardware preset the run's
 // predictions use.
-#include "runtime/decoder.hpp"
-#include "runtime/error.hpp"
+#include "base/error.hpp"
+#include "runtime/train/decoder.hpp"
 #include "support/cli_runner.hpp"
-#include "tuner/hardware.hpp"
-#include "tuner/run_job.hpp"
+#include "tuner/cost/hardware.hpp"
+#include "tuner/search/run_job.hpp"
 
 #include <fstream>
 #include <gtest/gtest.h>

@@ -1,7 +1,7 @@
 // document_stream: numbering, order, context policy and limits never lose a document.
-#include "runtime/error.hpp"
-#include "tuner/document_stream.hpp"
-#include "tuner/synthetic_source.hpp"
+#include "base/error.hpp"
+#include "tuner/data/document_stream.hpp"
+#include "tuner/data/synthetic_source.hpp"
 
 #include <algorithm>
 #include <gtest/gtest.h>

@@ -1,17 +1,18 @@
-// The candidate evaluator (tuner/evaluate.hpp): closed forms when every micro-batch is equal,
-// equality with packing + sharding + simulate_job run by hand, determinism, common random
+// The candidate evaluator (tuner/search/evaluate.hpp): closed forms when every micro-batch is
+// equal, equality with packing + sharding + simulate_job run by hand, determinism, common random
 // numbers, the expected order of plain + per-seq and wlb + adaptive on a long-tailed source,
 // and clear errors.
-#include "runtime/error.hpp"
-#include "runtime/step_plan.hpp"
+#include "base/error.hpp"
+#include "runtime/plan/step_plan.hpp"
 #include "support/fake_duration_model.hpp"
-#include "tuner/cost_model.hpp"
-#include "tuner/document_stream.hpp"
-#include "tuner/evaluate.hpp"
-#include "tuner/hardware.hpp"
-#include "tuner/model.hpp"
-#include "tuner/pack_run.hpp"
-#include "tuner/simulate_job.hpp"
+#include "tuner/cost/cost_model.hpp"
+#include "tuner/cost/hardware.hpp"
+#include "tuner/cost/model.hpp"
+#include "tuner/data/document_stream.hpp"
+#include "tuner/packing/pack_run.hpp"
+#include "tuner/search/evaluate.hpp"
+#include "tuner/search/simulate_job.hpp"
+#include "tuner/sharding/make_sharder.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
-#include "runtime/error.hpp"
-#include "runtime/layout.hpp"
+#include "base/error.hpp"
+#include "runtime/parallel/layout.hpp"
 
 #include <algorithm>
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
 // length_summary against brute-force counts.
-#include "tuner/length_summary.hpp"
+#include "tuner/data/length_summary.hpp"
 
 #include <algorithm>
 #include <gtest/gtest.h>

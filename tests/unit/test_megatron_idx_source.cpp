@@ -1,9 +1,9 @@
 // The Megatron .idx reader: files written by tests/support/idx_writer.hpp read back equal, and
 // every malformed file gets an input_error naming the byte offset.
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "support/cli_runner.hpp"
 #include "support/idx_writer.hpp"
-#include "tuner/megatron_idx_source.hpp"
+#include "tuner/data/megatron_idx_source.hpp"
 
 #include <gtest/gtest.h>
 #include <numeric>

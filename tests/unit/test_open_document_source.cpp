@@ -1,10 +1,10 @@
 // The spec factory and the embedded default workload.
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "support/cli_runner.hpp"
 #include "support/idx_writer.hpp"
-#include "tuner/embedded_workload.hpp"
-#include "tuner/length_summary.hpp"
-#include "tuner/open_document_source.hpp"
+#include "tuner/data/embedded_workload.hpp"
+#include "tuner/data/length_summary.hpp"
+#include "tuner/data/open_document_source.hpp"
 
 #include <algorithm>
 #include <filesystem>

@@ -1,12 +1,12 @@
-// Property tests of the packing policies (tuner/packer.hpp) over many random seeds: every drawn
-// token is accounted for exactly once, no micro-batch or step exceeds its limit, delays add up to
-// what the measures report, the same input gives the same plan, and a run to the end of the
+// Property tests of the packing policies (tuner/packing/packer.hpp) over many random seeds: every
+// drawn token is accounted for exactly once, no micro-batch or step exceeds its limit, delays add
+// up to what the measures report, the same input gives the same plan, and a run to the end of the
 // stream leaves nothing waiting.
-#include "runtime/error.hpp"
-#include "tuner/cost_model.hpp"
-#include "tuner/pack_run.hpp"
-#include "tuner/packer.hpp"
-#include "tuner/packing_measures.hpp"
+#include "base/error.hpp"
+#include "tuner/cost/cost_model.hpp"
+#include "tuner/packing/pack_run.hpp"
+#include "tuner/packing/packer.hpp"
+#include "tuner/packing/packing_measures.hpp"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>

@@ -1,8 +1,8 @@
-// Plan files (tuner/plan_io.hpp): write -> read round trips (plain and gzip), and every kind of
-// malformed or truncated file gives an error naming the file and the line.
-#include "runtime/error.hpp"
+// Plan files (tuner/plan/plan_io.hpp): write -> read round trips (plain and gzip), and every kind
+// of malformed or truncated file gives an error naming the file and the line.
+#include "base/error.hpp"
 #include "support/cli_runner.hpp"
-#include "tuner/plan_io.hpp"
+#include "tuner/plan/plan_io.hpp"
 
 #include <fstream>
 #include <gtest/gtest.h>

@@ -1,14 +1,15 @@
-// CP sharding recorded in a plan (tuner/plan_io.hpp, `wlbtune pack --sharding`): write -> read
+// CP sharding recorded in a plan (tuner/plan/plan_io.hpp, `wlbtune pack --sharding`): write -> read
 // round trips under every policy, the recorded chunks hold every token of every micro-batch
 // exactly once, a bad record names the file, the line and the JSON path, and the plan loop
-// (tuner/shard_plan.hpp) measures recorded chunks and compares them with a policy.
-#include "runtime/error.hpp"
+// (tuner/plan/shard_plan.hpp) measures recorded chunks and compares them with a policy.
+#include "base/error.hpp"
 #include "support/cli_runner.hpp"
-#include "tuner/cost_model.hpp"
-#include "tuner/plan_io.hpp"
-#include "tuner/shard_plan.hpp"
-#include "tuner/shard_run.hpp"
-#include "tuner/sharding.hpp"
+#include "tuner/cost/cost_model.hpp"
+#include "tuner/plan/plan_io.hpp"
+#include "tuner/plan/shard_plan.hpp"
+#include "tuner/sharding/make_sharder.hpp"
+#include "tuner/sharding/shard_run.hpp"
+#include "tuner/sharding/sharding.hpp"
 
 #include <fstream>
 #include <gtest/gtest.h>

@@ -5,9 +5,10 @@
 // (the pipeline schedule of the simulator, the executor of `wlbtune run`) equal a single-rank run
 // of the same global batch within 1e-5 relative in double; float within 1e-3 relative plus 1e-5
 // of the tensor's largest gradient.
-#include "runtime/error.hpp"
-#include "runtime/fake_communicator.hpp"
+#include "base/error.hpp"
+#include "runtime/comm/fake_communicator.hpp"
 #include "support/run_batches.hpp"
+#include "tuner/sharding/make_sharder.hpp"
 
 #include <gtest/gtest.h>
 #include <mutex>

@@ -1,14 +1,15 @@
 // CP sharding policies: the output contract (every token held once), the token and pair balance
 // each policy promises, exact pair counts against a brute-force count over the document mask,
 // and the "never worse" guarantees of adaptive and hybrid.
-#include "runtime/error.hpp"
-#include "tuner/cost_model.hpp"
-#include "tuner/shard_hybrid.hpp"
-#include "tuner/shard_metrics.hpp"
-#include "tuner/shard_per_doc.hpp"
-#include "tuner/shard_per_seq.hpp"
-#include "tuner/shard_run.hpp"
-#include "tuner/sharding.hpp"
+#include "base/error.hpp"
+#include "tuner/cost/cost_model.hpp"
+#include "tuner/sharding/make_sharder.hpp"
+#include "tuner/sharding/shard_hybrid.hpp"
+#include "tuner/sharding/shard_metrics.hpp"
+#include "tuner/sharding/shard_per_doc.hpp"
+#include "tuner/sharding/shard_per_seq.hpp"
+#include "tuner/sharding/shard_run.hpp"
+#include "tuner/sharding/sharding.hpp"
 
 #include <algorithm>
 #include <fmt/format.h>

@@ -1,10 +1,10 @@
 // Simulated traces: every exported Perfetto file passes the checker, the wlbtune.trace/1
 // directory round-trips, and the checker catches what it must.
+#include "base/error.hpp"
 #include "reports/perfetto.hpp"
 #include "reports/perfetto_check.hpp"
-#include "runtime/error.hpp"
-#include "runtime/sim_trace.hpp"
-#include "runtime/simulator.hpp"
+#include "runtime/sim/sim_trace.hpp"
+#include "runtime/sim/simulator.hpp"
 #include "support/cli_runner.hpp"
 #include "support/fake_duration_model.hpp"
 

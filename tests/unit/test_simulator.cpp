@@ -1,15 +1,16 @@
 // The step plan and the simulator: closed forms of the pipeline schedules, CP synchronization,
 // fault injection, and invariants every simulated step keeps.
-#include "runtime/error.hpp"
-#include "runtime/simulator.hpp"
+#include "base/error.hpp"
+#include "runtime/sim/simulator.hpp"
 #include "support/fake_duration_model.hpp"
-#include "tuner/cost_model.hpp"
-#include "tuner/document_stream.hpp"
-#include "tuner/hardware.hpp"
-#include "tuner/model.hpp"
-#include "tuner/pack_run.hpp"
-#include "tuner/plan_durations.hpp"
-#include "tuner/sharding.hpp"
+#include "tuner/cost/cost_model.hpp"
+#include "tuner/cost/hardware.hpp"
+#include "tuner/cost/model.hpp"
+#include "tuner/cost/plan_durations.hpp"
+#include "tuner/data/document_stream.hpp"
+#include "tuner/packing/pack_run.hpp"
+#include "tuner/sharding/make_sharder.hpp"
+#include "tuner/sharding/sharding.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,8 +1,8 @@
 // Synthetic sources: deterministic for a seed, different across seeds, within their bounds, and
 // the wlbllm preset lands near the reference distribution's statistics.
-#include "runtime/error.hpp"
-#include "tuner/length_summary.hpp"
-#include "tuner/synthetic_source.hpp"
+#include "base/error.hpp"
+#include "tuner/data/length_summary.hpp"
+#include "tuner/data/synthetic_source.hpp"
 
 #include <cmath>
 #include <gtest/gtest.h>

@@ -1,9 +1,9 @@
 // Lengths from JSON, text, JSONL and CSV files: good files read back, bad values name the file
 // and the line (and the column for CSV).
-#include "runtime/error.hpp"
+#include "base/error.hpp"
 #include "support/cli_runner.hpp"
 #include "support/idx_writer.hpp"
-#include "tuner/text_sources.hpp"
+#include "tuner/data/text_sources.hpp"
 
 #include <gtest/gtest.h>
 

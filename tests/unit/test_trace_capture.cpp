@@ -4,11 +4,11 @@
 // flows) and exports a Perfetto file that reports/perfetto_check accepts.
 #include "reports/perfetto.hpp"
 #include "reports/perfetto_check.hpp"
-#include "runtime/backend.hpp"
-#include "runtime/fake_communicator.hpp"
-#include "runtime/trace.hpp"
-#include "runtime/trace_capture.hpp"
-#include "runtime/train_run.hpp"
+#include "runtime/comm/fake_communicator.hpp"
+#include "runtime/trace/trace.hpp"
+#include "runtime/trace/trace_capture.hpp"
+#include "runtime/train/make_backend.hpp"
+#include "runtime/train/train_run.hpp"
 #include "support/cli_runner.hpp"
 #include "support/run_batches.hpp"
 

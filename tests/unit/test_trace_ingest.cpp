@@ -2,11 +2,11 @@
 // tests write in those formats: both NCCL kernel namings, gzip, ranks named by metadata rather
 // than file names, missing ranks, skewed clocks, truncated files; and the timer timeline of a
 // simulated pipeline with a heavy micro-batch, which the attribution must name.
-#include "profiler/analysis.hpp"
-#include "profiler/kernel_names.hpp"
-#include "runtime/error.hpp"
-#include "runtime/sim_trace.hpp"
-#include "runtime/simulator.hpp"
+#include "base/error.hpp"
+#include "profiler/analysis/analysis.hpp"
+#include "profiler/ingest/kernel_names.hpp"
+#include "runtime/sim/sim_trace.hpp"
+#include "runtime/sim/simulator.hpp"
 #include "support/cli_runner.hpp"
 #include "support/fake_duration_model.hpp"
 

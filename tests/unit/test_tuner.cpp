@@ -1,19 +1,19 @@
-// The tuner (tuner/tune.hpp) and what it stands on: the memory model's closed forms, the step
-// budget held at another number of micro-batches, the search space, the tuned config's round
+// The tuner (tuner/search/tune.hpp) and what it stands on: the memory model's closed forms, the
+// step budget held at another number of micro-batches, the search space, the tuned config's round
 // trip, and the search's guarantees (never predicted worse than the baselines and the paper's
 // settings, constraints met, deterministic whatever the threads, the speedup holding out of
 // sample).
-#include "runtime/error.hpp"
-#include "tuner/cost_model.hpp"
-#include "tuner/document_stream.hpp"
-#include "tuner/evaluate.hpp"
-#include "tuner/memory_model.hpp"
-#include "tuner/open_document_source.hpp"
-#include "tuner/pack_run.hpp"
-#include "tuner/synthetic_source.hpp"
-#include "tuner/tune.hpp"
-#include "tuner/tune_space.hpp"
-#include "tuner/tuned_config.hpp"
+#include "base/error.hpp"
+#include "tuner/cost/cost_model.hpp"
+#include "tuner/cost/memory_model.hpp"
+#include "tuner/data/document_stream.hpp"
+#include "tuner/data/open_document_source.hpp"
+#include "tuner/data/synthetic_source.hpp"
+#include "tuner/packing/pack_run.hpp"
+#include "tuner/search/evaluate.hpp"
+#include "tuner/search/tune.hpp"
+#include "tuner/search/tune_space.hpp"
+#include "tuner/search/tuned_config.hpp"
 
 #include <cmath>
 #include <gtest/gtest.h>

@@ -1,17 +1,17 @@
-// The check of lost time against the batches' predicted work (profiler/work_check.hpp): on
+// The check of lost time against the batches' predicted work (profiler/analysis/work_check.hpp): on
 // simulated traces whose durations follow tokens and attention pairs exactly, the seconds PP
 // packing, CP sharding and DP imbalance cost are the same from the measured durations and from
 // the batch contents; a heavy micro-batch that is not in the data (an injected fault) shows as
 // measured loss the batches do not predict; a batch that does not match the trace is refused per
 // step; the batches travel with a trace directory and a broken batches file loses the check, not
 // the analysis.
-#include "profiler/analysis.hpp"
-#include "profiler/ingest.hpp"
-#include "runtime/error.hpp"
-#include "runtime/fault.hpp"
-#include "runtime/sharded_batch_io.hpp"
-#include "runtime/sim_trace.hpp"
-#include "runtime/simulator.hpp"
+#include "base/error.hpp"
+#include "profiler/analysis/analysis.hpp"
+#include "profiler/ingest/ingest.hpp"
+#include "runtime/sim/fault.hpp"
+#include "runtime/sim/sim_trace.hpp"
+#include "runtime/sim/simulator.hpp"
+#include "runtime/trace/sharded_batch_io.hpp"
 #include "support/cli_runner.hpp"
 #include "support/fake_duration_model.hpp"
 

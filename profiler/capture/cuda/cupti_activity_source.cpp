@@ -1,0 +1,246 @@
+// The CUPTI capture backend (profiler/capture/activity_source.hpp): the one file that includes
+// CUPTI.
+//
+// Activity kinds enabled: concurrent kernels, memory copies, memory sets, synchronization and
+// external correlation (the range context ids the capture session pushes). Buffers come from a
+// bounded buffer_pool: when every buffer is out, CUPTI's request is declined and CUPTI drops
+// records; both the declined requests and CUPTI's own dropped-record count reach the report.
+// CUPTI's callbacks are plain functions, so one source may be active per process at a time.
+#include "base/error.hpp"
+#include "kernels/device_query.hpp"
+#include "profiler/capture/activity_source.hpp"
+#include "profiler/capture/buffer_pool.hpp"
+
+#include <cstdlib>
+#include <cupti.h>
+#include <cxxabi.h>
+#include <mutex>
+
+namespace wlb::profiler {
+
+namespace {
+
+class cupti_source;
+
+std::mutex g_active_mutex;
+cupti_source* g_active = nullptr; // the source CUPTI's callbacks deliver to
+
+constexpr CUpti_ActivityKind enabled_kinds[] = {
+    CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL, CUPTI_ACTIVITY_KIND_MEMCPY, CUPTI_ACTIVITY_KIND_MEMSET,
+    CUPTI_ACTIVITY_KIND_SYNCHRONIZATION, CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION};
+
+std::string demangle(const char* name) {
+    if (name == nullptr)
+        return "unknown kernel";
+    int status = 0;
+    char* out = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+    std::string result = status == 0 && out != nullptr ? std::string(out) : std::string(name);
+    std::free(out);
+    return result;
+}
+
+const char* memcpy_name(std::uint8_t kind) {
+    switch (kind) {
+    case CUPTI_ACTIVITY_MEMCPY_KIND_HTOD:
+        return "memcpy HtoD";
+    case CUPTI_ACTIVITY_MEMCPY_KIND_DTOH:
+        return "memcpy DtoH";
+    case CUPTI_ACTIVITY_MEMCPY_KIND_DTOD:
+        return "memcpy DtoD";
+    case CUPTI_ACTIVITY_MEMCPY_KIND_HTOH:
+        return "memcpy HtoH";
+    case CUPTI_ACTIVITY_MEMCPY_KIND_PTOP:
+        return "memcpy PtoP";
+    default:
+        return "memcpy (array)";
+    }
+}
+
+const char* sync_name(CUpti_ActivitySynchronizationType type) {
+    switch (type) {
+    case CUPTI_ACTIVITY_SYNCHRONIZATION_TYPE_EVENT_SYNCHRONIZE:
+        return "sync event";
+    case CUPTI_ACTIVITY_SYNCHRONIZATION_TYPE_STREAM_WAIT_EVENT:
+        return "stream wait event";
+    case CUPTI_ACTIVITY_SYNCHRONIZATION_TYPE_STREAM_SYNCHRONIZE:
+        return "sync stream";
+    case CUPTI_ACTIVITY_SYNCHRONIZATION_TYPE_CONTEXT_SYNCHRONIZE:
+        return "sync context";
+    default:
+        return "sync";
+    }
+}
+
+/// One CUPTI record into `out` (unknown kinds are counted, not read).
+void parse(const CUpti_Activity* record, capture_batch& out) {
+    switch (record->kind) {
+    case CUPTI_ACTIVITY_KIND_KERNEL:
+    case CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL: {
+        const auto* k = reinterpret_cast<const CUpti_ActivityKernel10*>(record);
+        out.activities.push_back(
+            {activity_kind::kernel, demangle(k->name), static_cast<std::int64_t>(k->start),
+             static_cast<std::int64_t>(k->end), k->deviceId, k->streamId, k->correlationId, 0});
+        return;
+    }
+    case CUPTI_ACTIVITY_KIND_MEMCPY: {
+        const auto* m = reinterpret_cast<const CUpti_ActivityMemcpy6*>(record);
+        out.activities.push_back({activity_kind::memcpy, memcpy_name(m->copyKind),
+                                  static_cast<std::int64_t>(m->start),
+                                  static_cast<std::int64_t>(m->end), m->deviceId, m->streamId,
+                                  m->correlationId, static_cast<std::int64_t>(m->bytes)});
+        return;
+    }
+    case CUPTI_ACTIVITY_KIND_MEMSET: {
+        const auto* m = reinterpret_cast<const CUpti_ActivityMemset4*>(record);
+        out.activities.push_back({activity_kind::memset, "memset",
+                                  static_cast<std::int64_t>(m->start),
+                                  static_cast<std::int64_t>(m->end), m->deviceId, m->streamId,
+                                  m->correlationId, static_cast<std::int64_t>(m->bytes)});
+        return;
+    }
+    case CUPTI_ACTIVITY_KIND_SYNCHRONIZATION: {
+        const auto* s = reinterpret_cast<const CUpti_ActivitySynchronization2*>(record);
+        out.activities.push_back({activity_kind::synchronization, sync_name(s->type),
+                                  static_cast<std::int64_t>(s->start),
+                                  static_cast<std::int64_t>(s->end), 0, s->streamId,
+                                  s->correlationId, 0});
+        return;
+    }
+    case CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION: {
+        const auto* x = reinterpret_cast<const CUpti_ActivityExternalCorrelation*>(record);
+        if (x->externalKind == CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0)
+            out.links.push_back({x->correlationId, x->externalId});
+        return;
+    }
+    default:
+        ++out.losses.unsupported_records;
+    }
+}
+
+class cupti_source final : public activity_source {
+public:
+    explicit cupti_source(const cupti_options& o) : m_pool(o.buffer_bytes, o.max_buffers, 8) {}
+
+    ~cupti_source() override {
+        try {
+            if (m_started)
+                stop();
+        } catch (...) {
+            // Destructors never throw.
+        }
+        std::lock_guard lock(g_active_mutex);
+        if (g_active == this)
+            g_active = nullptr;
+    }
+
+    std::string_view name() const noexcept override { return "cupti"; }
+
+    void start() override {
+        {
+            std::lock_guard lock(g_active_mutex);
+            if (g_active != nullptr && g_active != this)
+                throw runtime_failure("a CUPTI capture is already active in this process");
+            g_active = this;
+        }
+        WLB_CUPTI_CHECK(cuptiActivityRegisterCallbacks(&buffer_requested, &buffer_completed));
+        for (CUpti_ActivityKind kind : enabled_kinds)
+            WLB_CUPTI_CHECK(cuptiActivityEnable(kind));
+        m_started = true;
+    }
+
+    void stop() override {
+        m_started = false;
+        for (CUpti_ActivityKind kind : enabled_kinds)
+            WLB_CUPTI_CHECK(cuptiActivityDisable(kind));
+        WLB_CUPTI_CHECK(cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED));
+    }
+
+    void flush() override { WLB_CUPTI_CHECK(cuptiActivityFlushAll(0)); }
+
+    capture_batch drain() override {
+        std::lock_guard lock(m_mutex);
+        capture_batch out = std::move(m_pending);
+        m_pending = capture_batch{};
+        const std::uint64_t refused = m_pool.refused();
+        out.losses.buffers_refused += refused - m_refused_reported;
+        m_refused_reported = refused;
+        return out;
+    }
+
+    void push_context(std::uint64_t context_id) override {
+        WLB_CUPTI_CHECK(cuptiActivityPushExternalCorrelationId(
+            CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0, context_id));
+    }
+
+    void pop_context() override {
+        std::uint64_t last = 0;
+        WLB_CUPTI_CHECK(
+            cuptiActivityPopExternalCorrelationId(CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0, &last));
+    }
+
+    std::int64_t now_ns() override {
+        std::uint64_t t = 0;
+        WLB_CUPTI_CHECK(cuptiGetTimestamp(&t));
+        return static_cast<std::int64_t>(t);
+    }
+
+    std::uint32_t stream_id(void* stream) override {
+        std::uint32_t id = 0;
+        WLB_CUPTI_CHECK(cuptiGetStreamIdEx(nullptr, static_cast<CUstream>(stream), 0, &id));
+        return id;
+    }
+
+private:
+    static cupti_source* active() {
+        std::lock_guard lock(g_active_mutex);
+        return g_active;
+    }
+
+    static void CUPTIAPI buffer_requested(std::uint8_t** buffer, std::size_t* size,
+                                          std::size_t* max_records) {
+        *max_records = 0;
+        cupti_source* s = active();
+        std::uint8_t* b = s != nullptr ? s->m_pool.acquire() : nullptr;
+        *buffer = b; // nullptr declines: CUPTI drops records and counts them
+        *size = b != nullptr ? s->m_pool.buffer_bytes() : 0;
+    }
+
+    static void CUPTIAPI buffer_completed(CUcontext context, std::uint32_t stream_id,
+                                          std::uint8_t* buffer, std::size_t /*size*/,
+                                          std::size_t valid) {
+        cupti_source* s = active();
+        if (s == nullptr || buffer == nullptr)
+            return; // no source: the pool that owned the buffer is gone with it
+        capture_batch local;
+        CUpti_Activity* record = nullptr;
+        while (valid > 0 && cuptiActivityGetNextRecord(buffer, valid, &record) == CUPTI_SUCCESS)
+            parse(record, local);
+        std::size_t dropped = 0;
+        if (cuptiActivityGetNumDroppedRecords(context, stream_id, &dropped) == CUPTI_SUCCESS)
+            local.losses.dropped_records += dropped;
+        s->m_pool.release(buffer);
+        std::lock_guard lock(s->m_mutex);
+        s->m_pending.append(std::move(local));
+    }
+
+    buffer_pool m_pool;
+    std::mutex m_mutex;
+    capture_batch m_pending;
+    std::uint64_t m_refused_reported = 0;
+    bool m_started = false;
+};
+
+} // namespace
+
+source_result make_cupti_source(const cupti_options& options) {
+    const auto devices = kernels::query_devices();
+    if (devices.devices.empty())
+        return {nullptr, devices.reason};
+    try {
+        return {std::make_unique<cupti_source>(options), {}};
+    } catch (const std::exception& e) {
+        return {nullptr, e.what()};
+    }
+}
+
+} // namespace wlb::profiler

@@ -1,0 +1,325 @@
+// wlbtune's own trace directories (wlbtune.trace/1, runtime/trace/trace.hpp), read one rank at a
+// time through runtime::trace_reader. Event names of the simulator and the captures say what the
+// work is: "attention fwd/bwd" (attention); "linear fwd/bwd" (the simulator) and the CPU
+// runtime's GEMM ops "qkv proj", "out proj", "mlp" (linear); anything else on the compute lane
+// (norms, output layer, optimizer step) is other compute.
+#include "base/error.hpp"
+#include "profiler/ingest/chrome_json.hpp"
+#include "profiler/ingest/ingest.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <fmt/format.h>
+#include <unordered_map>
+
+namespace wlb::profiler {
+work_class wlbtune_work_of(std::string_view name) {
+    if (name.starts_with("attention"))
+        return work_class::attention;
+    for (const std::string_view gemm : {"linear", "qkv proj", "out proj", "mlp fwd", "mlp bwd"})
+        if (name.starts_with(gemm))
+            return work_class::linear;
+    return work_class::other;
+}
+
+namespace {
+
+std::int16_t narrow16(int v) {
+    return static_cast<std::int16_t>(std::clamp(v, -1, 32767));
+}
+
+// Turns trace events into job events, remembering the work class of each name.
+class converter {
+public:
+    explicit converter(job_trace& job) : m_job(job) {}
+    void add(std::vector<job_event>& out, const runtime::trace_event& t) {
+        job_event e;
+        e.start_ns = t.start_ns;
+        e.dur_ns = t.dur_ns;
+        e.bytes = t.bytes.value_or(0.0);
+        e.name = m_job.names.intern(t.name);
+        e.step = static_cast<std::int32_t>(t.step);
+        e.micro_batch = narrow16(t.micro_batch);
+        e.virtual_stage = narrow16(t.virtual_stage);
+        e.where = t.where;
+        e.kind = t.kind;
+        e.ph = t.ph;
+        if (t.kind == runtime::event_kind::compute) {
+            auto it = m_work.find(e.name);
+            if (it == m_work.end())
+                it = m_work.emplace(e.name, wlbtune_work_of(t.name)).first;
+            e.work = it->second;
+        }
+        e.stream = static_cast<std::int32_t>(t.where);
+        out.push_back(e);
+    }
+
+private:
+    job_trace& m_job;
+    std::unordered_map<std::int32_t, work_class> m_work;
+};
+
+// One event line of a rank file (the fields of runtime::trace_event_from_json, with its
+// messages), parsed with simdjson: nlohmann's per-line DOM cost 20 us an event.
+class line_parser {
+public:
+    // Throws wlb::input_error at `where` for anything that is not a well-formed event.
+    runtime::trace_event parse(chrome::od::document& doc, const std::string& where) {
+        chrome::od::object obj;
+        if (doc.get_object().get(obj))
+            throw input_error(where, "expected an event object");
+        runtime::trace_event e;
+        unsigned seen = 0;
+        for (auto field : obj) {
+            std::string_view key;
+            if (field.unescaped_key().get(key))
+                throw input_error(where, "malformed field name");
+            chrome::od::value v = field.value();
+            const auto k = key_of(key);
+            if (k == key::other)
+                continue;
+            seen |= 1u << static_cast<unsigned>(k);
+            switch (k) {
+            case key::rank:
+                e.rank = static_cast<int>(integer(v, "rank", where));
+                break;
+            case key::lane: {
+                const auto s = text(v, "lane", where);
+                const auto l = runtime::lane_from_name(s);
+                if (!l)
+                    throw input_error(where, fmt::format("unknown lane \"{}\" (expected compute, "
+                                                         "tp, cp, pp, dp or host)",
+                                                         s));
+                e.where = *l;
+                break;
+            }
+            case key::kind: {
+                const auto s = text(v, "kind", where);
+                const auto kd = runtime::event_kind_from_name(s);
+                if (!kd)
+                    throw input_error(where, fmt::format("unknown kind \"{}\" (expected compute, "
+                                                         "collective, send, recv or other)",
+                                                         s));
+                e.kind = *kd;
+                break;
+            }
+            case key::name:
+                e.name = text(v, "name", where);
+                break;
+            case key::start_ns:
+                e.start_ns = integer(v, "start_ns", where);
+                break;
+            case key::dur_ns:
+                e.dur_ns = integer(v, "dur_ns", where);
+                break;
+            case key::step:
+                e.step = integer(v, "step", where);
+                break;
+            case key::micro_batch:
+                e.micro_batch = static_cast<int>(integer(v, "micro_batch", where));
+                break;
+            case key::stage:
+                e.stage = static_cast<int>(integer(v, "stage", where));
+                break;
+            case key::virtual_stage:
+                e.virtual_stage = static_cast<int>(integer(v, "virtual_stage", where));
+                break;
+            case key::phase: {
+                const auto s = text(v, "phase", where);
+                const auto ph = runtime::phase_from_name(s);
+                if (!ph)
+                    throw input_error(where, fmt::format("unknown phase \"{}\" (expected none, "
+                                                         "fwd, bwd or optimizer)",
+                                                         s));
+                e.ph = *ph;
+                break;
+            }
+            case key::bytes:
+                if (double x = 0; !v.get_double().get(x))
+                    e.bytes = x;
+                break;
+            case key::flops:
+                if (double x = 0; !v.get_double().get(x))
+                    e.flops = x;
+                break;
+            case key::flow_id:
+                if (std::int64_t x = 0; !v.get_int64().get(x))
+                    e.flow_id = x;
+                break;
+            case key::other:
+                break;
+            }
+        }
+        for (unsigned k = 0; k < required; ++k)
+            if (!(seen & (1u << k)))
+                throw input_error(where, fmt::format("event has no \"{}\"", key_names[k]));
+        if (e.dur_ns < 0)
+            throw input_error(where, fmt::format("dur_ns is negative ({})", e.dur_ns));
+        return e;
+    }
+
+private:
+    // The required fields first.
+    enum class key : unsigned {
+        rank = 0,
+        lane,
+        kind,
+        name,
+        start_ns,
+        dur_ns,
+        step,
+        micro_batch,
+        stage,
+        virtual_stage,
+        phase,
+        bytes,
+        flops,
+        flow_id,
+        other
+    };
+    static constexpr unsigned required = 11;
+    static constexpr std::array<std::string_view, 14> key_names = {
+        "rank",        "lane",  "kind",          "name",  "start_ns", "dur_ns", "step",
+        "micro_batch", "stage", "virtual_stage", "phase", "bytes",    "flops",  "flow_id"};
+
+    static key key_of(std::string_view k) {
+        for (unsigned i = 0; i < key_names.size(); ++i)
+            if (key_names[i] == k)
+                return static_cast<key>(i);
+        return key::other;
+    }
+    static std::int64_t integer(chrome::od::value& v, const char* key, const std::string& where) {
+        std::int64_t x = 0;
+        if (v.get_int64().get(x))
+            throw input_error(where, fmt::format("\"{}\" must be an integer, found {}", key,
+                                                 chrome::trim(v.raw_json_token())));
+        return x;
+    }
+    static std::string text(chrome::od::value& v, const char* key, const std::string& where) {
+        std::string_view s;
+        if (v.get_string().get(s))
+            throw input_error(where, fmt::format("\"{}\" must be a string, found {}", key,
+                                                 chrome::trim(v.raw_json_token())));
+        return std::string(s);
+    }
+};
+
+// Reads one rank's file (JSON Lines) into `out`. A last line cut short (no newline after it, the
+// file ended while being written) marks the rank truncated; anything else malformed throws
+// wlb::input_error naming the file and line.
+void read_rank_file(const std::string& path, int rank, converter& conv, rank_trace& rt) {
+    auto& b = chrome::buffers();
+    load_text_file(path, b.text);
+    if (b.text.problem)
+        throw input_error(path, *b.text.problem);
+    const std::string& text = b.text.text;
+    line_parser lines;
+    std::size_t begin = 0;
+    std::int64_t line = 0;
+    while (begin < text.size()) {
+        ++line;
+        std::size_t end = text.find('\n', begin);
+        const bool last_unterminated = end == std::string::npos;
+        if (last_unterminated)
+            end = text.size();
+        std::string_view l(text.data() + begin, end - begin);
+        const std::size_t next = end + 1;
+        if (!l.empty() && l.back() == '\r')
+            l.remove_suffix(1);
+        if (chrome::trim(l).empty()) {
+            begin = next;
+            continue;
+        }
+        const std::string where = fmt::format("{}:{}", path, line);
+        try {
+            simdjson::padded_string_view view(l.data(), l.size(),
+                                              text.capacity() -
+                                                  static_cast<std::size_t>(l.data() - text.data()));
+            chrome::od::document doc = b.parser.iterate(view);
+            auto e = lines.parse(doc, where);
+            if (const char* rest = nullptr; !doc.current_location().get(rest))
+                throw input_error(where, "trailing characters after the event");
+            if (e.rank != rank)
+                throw input_error(
+                    where, fmt::format("event of rank {} in the file of rank {}", e.rank, rank));
+            conv.add(rt.events, e);
+        } catch (const simdjson::simdjson_error& err) {
+            if (last_unterminated) {
+                rt.truncated = true;
+                break;
+            }
+            throw input_error(where, fmt::format("not JSON: {}", err.what()));
+        } catch (const input_error&) {
+            if (last_unterminated) {
+                rt.truncated = true;
+                break;
+            }
+            throw;
+        }
+        begin = next;
+    }
+}
+
+void take_meta(job_trace& job, const runtime::trace_meta& meta) {
+    job.source_layout = meta.job_layout.spec();
+    job.source_order = meta.job_layout.order_string();
+    job.source_world_size = std::max(job.source_world_size, meta.job_layout.world_size());
+    job.tp_replicated = job.tp_replicated || meta.tp_replicated;
+    if (!meta.note.empty())
+        job.note = meta.note;
+    job.source = meta.source;
+    if (static_cast<int>(job.ranks.size()) < meta.job_layout.world_size())
+        job.ranks.resize(static_cast<std::size_t>(meta.job_layout.world_size()));
+}
+
+} // namespace
+
+void read_wlbtune_dir(const std::string& dir, job_trace& job) {
+    const runtime::trace_reader reader(dir);
+    take_meta(job, reader.meta());
+    job.files.push_back(dir);
+    if (!reader.meta().batches.empty()) {
+        // The batches only serve the check against predicted work: a bad file loses that check,
+        // not the analysis.
+        try {
+            auto batches = reader.read_batches();
+            job.batches.insert(job.batches.end(), std::make_move_iterator(batches.begin()),
+                               std::make_move_iterator(batches.end()));
+            job.batches_file = (std::filesystem::path(dir) / reader.meta().batches).string();
+        } catch (const std::exception& e) {
+            job.warn((std::filesystem::path(dir) / reader.meta().batches).string(),
+                     fmt::format("{}; lost time is not set against the batches' predicted work",
+                                 e.what()));
+        }
+    }
+    converter conv(job);
+    for (int r : reader.ranks()) {
+        auto* claimed = job.claim_rank(r, reader.rank_file(r), "its file is");
+        if (!claimed)
+            continue;
+        auto& rt = *claimed;
+        read_rank_file(rt.file, r, conv, rt);
+        std::error_code ec;
+        const auto bytes = std::filesystem::file_size(rt.file, ec);
+        if (!ec)
+            job.input_bytes += static_cast<std::int64_t>(bytes);
+    }
+}
+
+void read_trace(const runtime::trace& t, job_trace& job) {
+    take_meta(job, t.meta);
+    converter conv(job);
+    for (std::size_t r = 0; r < t.ranks.size(); ++r) {
+        if (t.ranks[r].empty())
+            continue;
+        auto& rt = job.ranks[r];
+        rt.present = true;
+        rt.file = fmt::format("(in memory) rank {}", r);
+        rt.events.reserve(t.ranks[r].size());
+        for (const auto& e : t.ranks[r])
+            conv.add(rt.events, e);
+    }
+    job.batches.insert(job.batches.end(), t.batches.begin(), t.batches.end());
+}
+
+} // namespace wlb::profiler

@@ -1,0 +1,64 @@
+// ffd: first-fit-decreasing into fixed-length bins, as NeMo packs sequences.
+//
+// Each step holds one bin of the context length per micro-batch. The documents carried over go
+// first (oldest first), then the newly drawn ones longest first; each goes into the first bin
+// (lowest index) with room, else it is carried over. It minimises padding, not imbalance: it is
+// here as the token-efficiency reference a peer framework uses.
+#include "tuner/packing/packing_common.hpp"
+
+namespace wlb::tuner {
+namespace {
+
+class ffd_packer final : public packer {
+public:
+    explicit ffd_packer(const packing_config& c) : packer(c) {}
+
+    std::optional<runtime::global_batch> pack(std::int64_t step,
+                                              const document_pull& pull) override {
+        std::vector<weighed_doc> fresh;
+        if (!m_ended)
+            m_ended = !draw_until(pull, step, m_config.context_tokens, tokens_of(m_carried),
+                                  m_config.step_tokens(), [&](const runtime::document& d) {
+                                      fresh.push_back({d, 0.0});
+                                      return d.tokens;
+                                  });
+        if (m_ended && fresh.empty() && m_carried.empty())
+            return std::nullopt;
+        step_builder b(m_config.step_micro_batches(), m_config.context_tokens,
+                       m_config.step_tokens());
+        std::vector<weighed_doc> left;
+        auto first_fit = [&](const std::vector<weighed_doc>& docs) {
+            for (const auto& d : docs) {
+                int i = 0;
+                while (i < b.size() && !b.fits(i, d.doc.tokens))
+                    ++i;
+                if (i < b.size())
+                    b.place(i, d);
+                else
+                    left.push_back(d);
+            }
+        };
+        sort_carried(m_carried);
+        first_fit(m_carried);
+        sort_longest_first(fresh);
+        first_fit(fresh);
+        m_carried = std::move(left);
+        return b.finish(step, m_config.replicas);
+    }
+
+    [[nodiscard]] std::vector<runtime::document> waiting() const override {
+        return documents_of(m_carried);
+    }
+
+private:
+    std::vector<weighed_doc> m_carried;
+    bool m_ended = false;
+};
+
+} // namespace
+
+std::unique_ptr<packer> make_ffd_packer(const packing_config& config) {
+    return std::make_unique<ffd_packer>(config);
+}
+
+} // namespace wlb::tuner

@@ -1,0 +1,57 @@
+// varlen: WLB-LLM's variable-length packing (Algorithm 1) without outlier queues.
+//
+// Each step: the documents carried over from the last step go first (oldest first), then the
+// newly drawn ones longest first; each is placed on the micro-batch of least predicted forward
+// work (cost_model::document_fwd_seconds) if the micro-batch stays within S_max tokens and the
+// step within its token budget, else on the micro-batch of fewest tokens if that fits, else it is
+// carried over to the next step. Micro-batches therefore differ in tokens (up to S_max) so that
+// they can match in work.
+#include "tuner/cost/cost_model.hpp"
+#include "tuner/packing/packing_common.hpp"
+
+namespace wlb::tuner {
+namespace {
+
+class varlen_packer final : public packer {
+public:
+    varlen_packer(const packing_config& c, const cost_model& costs) : packer(c), m_costs(costs) {}
+
+    std::optional<runtime::global_batch> pack(std::int64_t step,
+                                              const document_pull& pull) override {
+        std::vector<weighed_doc> fresh;
+        if (!m_ended)
+            m_ended = !draw_until(pull, step, m_config.context_tokens, tokens_of(m_carried),
+                                  m_config.step_tokens(), [&](const runtime::document& d) {
+                                      fresh.push_back({d, m_costs.document_fwd_seconds(d.tokens)});
+                                      return d.tokens;
+                                  });
+        if (m_ended && fresh.empty() && m_carried.empty())
+            return std::nullopt;
+        step_builder b(m_config.step_micro_batches(), m_config.micro_batch_limit(),
+                       m_config.step_tokens());
+        std::vector<weighed_doc> left;
+        sort_carried(m_carried);
+        place_least_work(b, m_carried, left);
+        sort_longest_first(fresh);
+        place_least_work(b, fresh, left);
+        m_carried = std::move(left);
+        return b.finish(step, m_config.replicas);
+    }
+
+    [[nodiscard]] std::vector<runtime::document> waiting() const override {
+        return documents_of(m_carried);
+    }
+
+private:
+    const cost_model& m_costs;
+    std::vector<weighed_doc> m_carried;
+    bool m_ended = false;
+};
+
+} // namespace
+
+std::unique_ptr<packer> make_varlen_packer(const packing_config& config, const cost_model& costs) {
+    return std::make_unique<varlen_packer>(config, costs);
+}
+
+} // namespace wlb::tuner

@@ -1,0 +1,136 @@
+// wlb: WLB-LLM's variable-length packing with outlier delay (Algorithm 1, multi-level queues).
+//
+// Thresholds L1 < ... < Ln split documents: one of length d >= L1 is an outlier and waits in
+// queue i, where Li <= d < Li+1 (Ln+1 = infinity); the others are packed as in varlen. A queue
+// holding at least N documents (N = micro-batches per step, all replicas) releases exactly its N
+// oldest at once, one per micro-batch, so every micro-batch of that step gets one outlier of
+// similar length and the short documents even out the rest. After the stream ends, queues
+// release what they hold (fewer than N) so the run drains.
+//
+// Each step, in this order:
+//   1. draw until carried + released outliers + new short documents reach the step's budget
+//      (a queue that becomes ready while drawing counts its release toward the budget);
+//   2. place the documents carried over from the last step (oldest first) by the least-work rule;
+//   3. place each released group, longest queue first, one document per micro-batch: each to the
+//      least-work micro-batch that has none of its group yet and room for it;
+//   4. place the new short documents longest first by the least-work rule
+//   (tuner/packing/packer_varlen.cpp); whatever does not fit S_max or the budget is carried over to
+//   the next step.
+#include "tuner/cost/cost_model.hpp"
+#include "tuner/packing/packing_common.hpp"
+
+#include <deque>
+
+namespace wlb::tuner {
+namespace {
+
+class wlb_packer final : public packer {
+public:
+    wlb_packer(const packing_config& c, const cost_model& costs)
+        : packer(c), m_costs(costs), m_queues(c.thresholds.size()) {}
+
+    std::optional<runtime::global_batch> pack(std::int64_t step,
+                                              const document_pull& pull) override {
+        const auto n = static_cast<std::size_t>(m_config.step_micro_batches());
+        std::vector<weighed_doc> fresh;
+        if (!m_ended) {
+            std::int64_t have = tokens_of(m_carried);
+            for (const auto& q : m_queues)
+                if (q.size() >= n)
+                    have += release_tokens(q, n);
+            m_ended = !draw_until(pull, step, m_config.context_tokens, have, m_config.step_tokens(),
+                                  [&](const runtime::document& d) -> std::int64_t {
+                                      weighed_doc w{d, m_costs.document_fwd_seconds(d.tokens)};
+                                      const int qi = queue_of(d.tokens);
+                                      if (qi < 0) {
+                                          fresh.push_back(w);
+                                          return d.tokens;
+                                      }
+                                      auto& q = m_queues[static_cast<std::size_t>(qi)];
+                                      q.push_back(w);
+                                      return q.size() == n ? release_tokens(q, n) : 0;
+                                  });
+        }
+        // Release: full groups of N; after the stream's end, whatever a queue holds.
+        std::vector<std::vector<weighed_doc>> groups;
+        for (std::size_t i = m_queues.size(); i-- > 0;) {
+            auto& q = m_queues[i];
+            if (q.size() >= n || (m_ended && !q.empty())) {
+                const auto take = std::min(n, q.size());
+                groups.emplace_back(q.begin(), q.begin() + static_cast<std::ptrdiff_t>(take));
+                q.erase(q.begin(), q.begin() + static_cast<std::ptrdiff_t>(take));
+            }
+        }
+        if (m_ended && fresh.empty() && m_carried.empty() && groups.empty() && queued() == 0)
+            return std::nullopt;
+
+        step_builder b(static_cast<int>(n), m_config.micro_batch_limit(), m_config.step_tokens());
+        std::vector<weighed_doc> left;
+        sort_carried(m_carried);
+        place_least_work(b, m_carried, left);
+        std::vector<char> taken(n);
+        for (auto& g : groups) {
+            sort_longest_first(g);
+            std::fill(taken.begin(), taken.end(), 0);
+            for (const auto& d : g) {
+                int best = -1;
+                for (int i = 0; i < b.size(); ++i)
+                    if (!taken[static_cast<std::size_t>(i)] && b.fits(i, d.doc.tokens) &&
+                        (best < 0 || b.work(i) < b.work(best)))
+                        best = i;
+                if (best < 0) {
+                    left.push_back(d);
+                    continue;
+                }
+                taken[static_cast<std::size_t>(best)] = 1;
+                b.place(best, d);
+            }
+        }
+        sort_longest_first(fresh);
+        place_least_work(b, fresh, left);
+        m_carried = std::move(left);
+        return b.finish(step, m_config.replicas);
+    }
+
+    [[nodiscard]] std::vector<runtime::document> waiting() const override {
+        auto out = documents_of(m_carried);
+        for (const auto& q : m_queues)
+            for (const auto& d : q)
+                out.push_back(d.doc);
+        return out;
+    }
+
+private:
+    [[nodiscard]] int queue_of(std::int64_t tokens) const noexcept {
+        int qi = -1;
+        for (std::size_t i = 0; i < m_config.thresholds.size(); ++i)
+            if (tokens >= m_config.thresholds[i])
+                qi = static_cast<int>(i);
+        return qi;
+    }
+    static std::int64_t release_tokens(const std::deque<weighed_doc>& q, std::size_t n) {
+        std::int64_t t = 0;
+        for (std::size_t i = 0; i < n && i < q.size(); ++i)
+            t += q[i].doc.tokens;
+        return t;
+    }
+    [[nodiscard]] std::size_t queued() const noexcept {
+        std::size_t k = 0;
+        for (const auto& q : m_queues)
+            k += q.size();
+        return k;
+    }
+
+    const cost_model& m_costs;
+    std::vector<std::deque<weighed_doc>> m_queues; // index i holds lengths in [Li, Li+1)
+    std::vector<weighed_doc> m_carried;
+    bool m_ended = false;
+};
+
+} // namespace
+
+std::unique_ptr<packer> make_wlb_packer(const packing_config& config, const cost_model& costs) {
+    return std::make_unique<wlb_packer>(config, costs);
+}
+
+} // namespace wlb::tuner

@@ -1,0 +1,86 @@
+#include "tuner/search/run_job.hpp"
+
+#include "base/error.hpp"
+#include "tuner/search/simulate_job.hpp"
+
+#include <fmt/format.h>
+
+namespace wlb::tuner {
+
+model_config model_config_of(const runtime::decoder_config& d) {
+    model_config m;
+    m.name = d.name;
+    m.layers = static_cast<int>(d.layers);
+    m.hidden = static_cast<int>(d.hidden);
+    m.heads = static_cast<int>(d.heads);
+    m.kv_heads = static_cast<int>(d.heads);
+    m.ffn = static_cast<int>(d.ffn);
+    m.vocab = static_cast<int>(d.vocab);
+    m.gated_mlp = true;
+    m.source = "wlbtune run decoder (runtime/train/decoder.hpp)";
+    return m;
+}
+
+cost_model run_cost_model(const runtime::decoder_config& d, const hardware_config& hardware,
+                          const runtime::layout& layout, runtime::precision numbers) {
+    cost_options o;
+    o.bytes_per_element = numbers == runtime::precision::f64 ? 8 : 4;
+    return cost_model(model_config_of(d), hardware, layout, o);
+}
+
+run_batches pack_and_shard(document_stream& stream, packer& p, const sharder& s, std::int64_t steps,
+                           std::string_view source) {
+    run_batches out;
+    const document_pull pull = [&](std::int64_t drawn_step) {
+        return stream.next(drawn_step);
+    };
+    for (std::int64_t step = 0; step < steps; ++step) {
+        auto batch = p.pack(step, pull);
+        bool empty = !batch.has_value();
+        if (batch)
+            for (const auto& r : batch->replicas)
+                for (const auto& mb : r.micro_batches)
+                    empty = empty || mb.docs.empty();
+        if (empty)
+            throw input_error(source,
+                              fmt::format("the data ends after {} full steps; the run asks for {} "
+                                          "(use fewer --steps, a smaller --context or more data)",
+                                          step, steps));
+        runtime::training_step t;
+        t.batch = std::move(*batch);
+        t.batch.step = step;
+        std::array<int, 4> applied{};
+        for (const auto& r : t.batch.replicas) {
+            t.shards.emplace_back();
+            for (const auto& mb : r.micro_batches) {
+                auto d = s.shard(mb);
+                ++applied[static_cast<std::size_t>(d.applied)];
+                t.shards.back().push_back(std::move(d.sharded));
+            }
+        }
+        out.steps.push_back(std::move(t));
+        out.applied.push_back(applied);
+    }
+    return out;
+}
+
+std::vector<double> predict_run_seconds(const cost_model& costs, const runtime::decoder_config& d,
+                                        const std::vector<runtime::training_step>& steps,
+                                        const runtime::schedule_options& schedule) {
+    const auto& l = costs.layout();
+    simulate_job_options o;
+    o.plan.schedule = schedule;
+    o.plan.partition.layers = runtime::decoder_chunk_layers(d.layers, l.pp() * l.vpp());
+    o.plan.overlap_grad_reduce = false;
+    o.plan.bucket_params = 2.0 * static_cast<double>(runtime::decoder_parameter_count(d));
+    std::vector<runtime::sharded_step> sharded;
+    for (const auto& s : steps)
+        sharded.push_back({s.batch.step, s.shards});
+    const auto result = simulate_job(costs, sharded, o);
+    std::vector<double> seconds;
+    for (const auto& s : result.steps)
+        seconds.push_back(s.step_seconds);
+    return seconds;
+}
+
+} // namespace wlb::tuner
