@@ -69,7 +69,8 @@ void run_run(const run_options& o) {
         throw usage_error("--trace needs --trace-dir (the Perfetto file is exported from the "
                           "trace directory the ranks write)");
     const auto numbers = runtime::parse_precision(o.precision);
-    auto model = runtime::load_decoder_config(o.model);
+    const auto spec = runtime::load_model(o.model);
+    auto model = runtime::decoder_config_of(spec);
     model.validate(l.tp());
     if (model.layers < static_cast<std::int64_t>(l.pp()) * l.vpp())
         throw input_error(fmt::format("model {}: {} layers cannot fill pp={} x vpp={} model "
@@ -77,7 +78,7 @@ void run_run(const run_options& o) {
                                       model.name, model.layers, l.pp(), l.vpp()));
     const auto context = context_from_options(o.stream, tuned);
     const auto schedule = runtime::parse_schedule(tuned ? tuned->schedule : o.schedule, l.vpp());
-    const auto costs = tuner::run_cost_model(model, tuner::load_hardware(o.hardware), l, numbers);
+    const auto costs = tuner::run_cost_model(spec, tuner::load_hardware(o.hardware), l, numbers);
 
     const auto packing = packing_from_options(o.packing, context, l, tuned);
     const auto sharding = *sharding_from_options(o.sharding, tuned); // sharding_use::always
@@ -85,7 +86,7 @@ void run_run(const run_options& o) {
 
     // Every rank packs and shards the same steps (the packers and sharders are deterministic),
     // so no batch travels between ranks.
-    const auto spec = tuner::parse_source_spec(data);
+    const auto source = tuner::parse_source_spec(data);
     tuner::document_stream stream(tuner::open_document_source(data),
                                   stream_from_options(o.stream, context, tuned));
     const auto packer = tuner::make_packer(packing, costs);
@@ -118,7 +119,7 @@ void run_run(const run_options& o) {
     ctx.schedule = schedule.describe(l.pp(), l.vpp());
     ctx.hardware = costs.hardware().name;
     ctx.trace_dir = o.trace_dir;
-    ctx.inputs = tuner::source_inputs(spec);
+    ctx.inputs = tuner::source_inputs(source);
     if (tuned)
         ctx.inputs.push_back(wlb::identify_file(o.config));
     if (main_rank) {

@@ -2,8 +2,8 @@
 
 #include "base/error.hpp"
 #include "base/token_count.hpp"
+#include "runtime/model/model_spec.hpp"
 #include "tuner/cost/hardware.hpp"
-#include "tuner/cost/model.hpp"
 #include "tuner/data/open_document_source.hpp"
 
 #include <fmt/format.h>
@@ -41,7 +41,7 @@ tuner::cost_model cost_model_from_options(const job_option_values& v,
         return {tuned->model, tuned->hardware,
                 runtime::layout::parse(tuned->layout_spec, tuned->layout_order)};
     auto layout = runtime::layout::parse(v.layout, v.order);
-    auto model = tuner::load_model(v.model);
+    auto model = runtime::load_model(v.model);
     return {std::move(model), tuner::load_hardware(v.hardware), std::move(layout)};
 }
 

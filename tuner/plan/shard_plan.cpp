@@ -16,7 +16,7 @@ cost_model cost_model_for_plan(const plan_header& h, const plan_cost_overrides& 
     try {
         const runtime::layout layout(base.tp(), o.cp > 0 ? o.cp : base.cp(), base.pp(), base.dp(),
                                      base.vpp(), base.order());
-        return cost_model(o.model.empty() ? h.model : load_model(o.model),
+        return cost_model(o.model.empty() ? h.model : runtime::load_model(o.model),
                           o.hardware.empty() ? h.hardware : load_hardware(o.hardware), layout);
     } catch (const input_error& e) {
         if (o.cp > 0)

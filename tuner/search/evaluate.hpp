@@ -5,7 +5,7 @@
 // tuner's inner loop (issue [tuner]), `wlbtune simulate --data` and `simulate --compare`.
 //
 // Use:
-//   const cost_model costs(load_model("7b"), load_hardware("h100-sxm"), layout);
+//   const cost_model costs(runtime::load_model("7b"), load_hardware("h100-sxm"), layout);
 //   evaluation_config c;                             // packing, sharding, steps, plan options
 //   c.packing = make_packing_config(knobs, layout);  // knobs as the CLI takes them
 //   auto stream = open_document_stream("default", {.context_tokens = 131072});

@@ -7,25 +7,11 @@
 
 namespace wlb::tuner {
 
-model_config model_config_of(const runtime::decoder_config& d) {
-    model_config m;
-    m.name = d.name;
-    m.layers = static_cast<int>(d.layers);
-    m.hidden = static_cast<int>(d.hidden);
-    m.heads = static_cast<int>(d.heads);
-    m.kv_heads = static_cast<int>(d.heads);
-    m.ffn = static_cast<int>(d.ffn);
-    m.vocab = static_cast<int>(d.vocab);
-    m.gated_mlp = true;
-    m.source = "wlbtune run decoder (runtime/train/decoder.hpp)";
-    return m;
-}
-
-cost_model run_cost_model(const runtime::decoder_config& d, const hardware_config& hardware,
+cost_model run_cost_model(const runtime::model_spec& model, const hardware_config& hardware,
                           const runtime::layout& layout, runtime::precision numbers) {
     cost_options o;
     o.bytes_per_element = numbers == runtime::precision::f64 ? 8 : 4;
-    return cost_model(model_config_of(d), hardware, layout, o);
+    return cost_model(model, hardware, layout, o);
 }
 
 run_batches pack_and_shard(document_stream& stream, packer& p, const sharder& s, std::int64_t steps,

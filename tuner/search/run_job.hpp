@@ -4,6 +4,7 @@
 // steps, so a run prints measured and predicted step times side by side.
 #pragma once
 
+#include "runtime/model/model_spec.hpp"
 #include "runtime/parallel/layout.hpp"
 #include "runtime/parallel/pipeline_schedule.hpp"
 #include "runtime/train/backend.hpp"
@@ -11,7 +12,6 @@
 #include "runtime/train/train_run.hpp"
 #include "tuner/cost/cost_model.hpp"
 #include "tuner/cost/hardware.hpp"
-#include "tuner/cost/model.hpp"
 #include "tuner/data/document_stream.hpp"
 #include "tuner/packing/packer.hpp"
 #include "tuner/sharding/sharding.hpp"
@@ -23,12 +23,9 @@
 
 namespace wlb::tuner {
 
-/// The cost model's view of the decoder: Llama-style, kv_heads = heads, SwiGLU MLP.
-[[nodiscard]] model_config model_config_of(const runtime::decoder_config& d);
-
-/// The cost model of a run: the decoder on `hardware` over `layout`, activations and collectives
+/// The cost model of a run: the model on `hardware` over `layout`, activations and collectives
 /// in the run's number format (4 or 8 bytes per element instead of bf16's 2).
-[[nodiscard]] cost_model run_cost_model(const runtime::decoder_config& d,
+[[nodiscard]] cost_model run_cost_model(const runtime::model_spec& model,
                                         const hardware_config& hardware,
                                         const runtime::layout& layout, runtime::precision numbers);
 

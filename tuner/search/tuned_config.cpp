@@ -1,6 +1,7 @@
 #include "tuner/search/tuned_config.hpp"
 
 #include "base/error.hpp"
+#include "base/json_file.hpp"
 #include "tuner/search/tune.hpp"
 
 #include <fmt/format.h>
@@ -184,7 +185,7 @@ tuned_config tuned_config_from_json(const nlohmann::json& j, std::string_view wh
     c.context_tokens = rd.integer(j, "context_tokens", "$");
     if (c.context_tokens < 1)
         rd.fail("$.context_tokens", "must be positive");
-    c.model = model_from_json(rd.at(j, "model", "$"), rd.where("$.model"));
+    c.model = runtime::model_from_json(rd.at(j, "model", "$"), rd.where("$.model"));
     c.hardware = hardware_from_json(rd.at(j, "hardware", "$"), rd.where("$.hardware"));
     const auto& data = rd.at(j, "data", "$");
     c.data.spec = rd.string(data, "spec", "$.data");
@@ -221,15 +222,7 @@ tuned_config tuned_config_from_json(const nlohmann::json& j, std::string_view wh
 }
 
 tuned_config read_tuned_config(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        throw input_error(fmt::format("{}: cannot open the tuned config", path));
-    std::ostringstream text;
-    text << in.rdbuf();
-    auto j = nlohmann::json::parse(text.str(), nullptr, false);
-    if (j.is_discarded())
-        throw input_error(path, "not valid JSON (expected a wlbtune.config/1 document)");
-    return tuned_config_from_json(j, path);
+    return tuned_config_from_json(read_json_file(path), path);
 }
 
 } // namespace wlb::tuner

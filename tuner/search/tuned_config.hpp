@@ -14,8 +14,8 @@
 #pragma once
 
 #include "base/provenance.hpp"
+#include "runtime/model/model_spec.hpp"
 #include "tuner/cost/hardware.hpp"
-#include "tuner/cost/model.hpp"
 #include "tuner/packing/packer.hpp"
 #include "tuner/sharding/sharding.hpp"
 
@@ -49,7 +49,7 @@ struct tuned_config {
     std::string layout_spec = "tp=8,cp=2,pp=4,dp=1";
     std::string layout_order = "tp-cp-pp-dp";
     std::int64_t context_tokens = 131072;
-    model_config model;
+    runtime::model_spec model;
     hardware_config hardware;
     tuned_data data;
     packing_config packing;
