@@ -25,7 +25,7 @@
 #include "runtime/train/train_run.hpp"
 #include "tuner/data/document_stream.hpp"
 #include "tuner/data/open_document_source.hpp"
-#include "tuner/search/run_job.hpp"
+#include "tuner/job/run_job.hpp"
 #include "tuner/sharding/make_sharder.hpp"
 
 #include <algorithm>

@@ -12,7 +12,7 @@
 #include "runtime/train/decoder_step.hpp"
 #include "tuner/cost/hardware.hpp"
 #include "tuner/data/document_stream.hpp"
-#include "tuner/search/run_job.hpp"
+#include "tuner/job/run_job.hpp"
 #include "tuner/sharding/make_sharder.hpp"
 
 #include <algorithm>

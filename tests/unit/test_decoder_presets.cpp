@@ -7,7 +7,7 @@
 #include "runtime/train/decoder.hpp"
 #include "support/cli_runner.hpp"
 #include "tuner/cost/hardware.hpp"
-#include "tuner/search/run_job.hpp"
+#include "tuner/job/run_job.hpp"
 
 #include <fstream>
 #include <gtest/gtest.h>

@@ -13,7 +13,7 @@
 #include "tuner/search/evaluate.hpp"
 #include "tuner/search/tune.hpp"
 #include "tuner/search/tune_space.hpp"
-#include "tuner/search/tuned_config.hpp"
+#include "tuner/search/tuned_config_report.hpp"
 
 #include <cmath>
 #include <gtest/gtest.h>

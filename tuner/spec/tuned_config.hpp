@@ -30,9 +30,6 @@ namespace wlb::tuner {
 
 inline constexpr std::string_view config_schema = "wlbtune.config/1";
 
-struct tune_result;
-struct tune_options;
-
 /// The documents the tuner read, as `--data` and the stream options name them.
 struct tuned_data {
     std::string spec = "default";              ///< the --data argument
@@ -58,11 +55,6 @@ struct tuned_config {
     std::string partition = "even";   ///< stage partition (runtime::make_stage_partition)
     std::int64_t evaluated_steps = 0; ///< steps the tuner simulated (from step 0)
 };
-
-/// The whole wlbtune.config/1 document: report header, the reproducible part of `config` with
-/// the winner's packing and sharding, and the report part from `result`.
-nlohmann::json tuned_config_json(const tuned_config& config, const tune_result& result,
-                                 const tune_options& options);
 
 /// Reads the reproducible part. Throws wlb::input_error "FILE: $.path: what" on a missing or
 /// malformed field, another schema, or a file that is not JSON.
