@@ -69,7 +69,7 @@ timing run(int chunks_count, ix q_len, ix q_offset, ix heads, ix head_dim,
     auto q = buffer(nq, 1), k = buffer(nk, 2), v = buffer(nk, 3), o = buffer(nq, 4);
     auto dout = buffer(nq, 5), dq = buffer(nq, 6), dk = buffer(nk, 7), dv = buffer(nk, 8);
     kc::device_buffer lse(static_cast<std::size_t>(cu_q.back() * heads) * sizeof(float));
-    kc::attention_plan plan(ch, variant);
+    kc::attention_plan plan(ch, variant, s.get());
     kc::attention_workspace ws;
     auto b = [](const kc::device_buffer& x) {
         return x.as<bf16>();
