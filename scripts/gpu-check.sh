@@ -197,7 +197,7 @@ cat "$logs/probe.txt"
 gpu=$(sed -n 's/^device 0: \([^,]*\),.*/\1/p' "$logs/probe.txt")
 no_device=$(sed -n 's/^devices: none (\(.*\))$/\1/p' "$logs/probe.txt")
 no_driver=$(sed -n 's/^driver library: not loadable (\(.*\))$/\1/p' "$logs/probe.txt")
-[[ -n $no_driver ]] && no_device="$no_device; libcuda.so.1: $no_driver"
+[[ -n $no_driver ]] && no_device="$no_device; $no_driver"
 row probe "$([[ -n $gpu ]] && echo ok || echo "no device")" "$(elapsed)" \
   "$(note_of "${gpu:-no CUDA device: $no_device}")"
 
