@@ -228,8 +228,8 @@ public:
     }
 
 private:
-    // CUPTI's callbacks hold g_active_mutex while they use the active source, so the destructor
-    // (which takes it too) cannot free the source or its pool under them.
+    // CUPTI's callbacks hold g_active_mutex while they use the active source or its pool, so the
+    // destructor (which takes it too) cannot free either under them.
     static void CUPTIAPI buffer_requested(std::uint8_t** buffer, std::size_t* size,
                                           std::size_t* max_records) {
         *max_records = 0;
@@ -254,13 +254,10 @@ private:
         if (buffer == nullptr)
             return;
         try {
-            std::lock_guard lock(g_active_mutex);
-            cupti_source* s = g_active;
-            if (s == nullptr || s->m_pool == nullptr || !s->m_pool->lent(buffer)) {
-                // A buffer of a source already destroyed: no one reads its records any more.
-                buffer_pool::release_retired(buffer);
-                return;
-            }
+            // The buffer stays allocated until it is released below (a pool destroyed meanwhile
+            // retires it instead of freeing it), so it is read without the lock, and no CUPTI
+            // call runs under g_active_mutex (CUPTI may hold its own locks when it asks for a
+            // buffer, which takes g_active_mutex).
             capture_batch local;
             CUpti_Activity* record = nullptr;
             while (valid > 0 && cuptiActivityGetNextRecord(buffer, valid, &record) == CUPTI_SUCCESS)
@@ -268,6 +265,13 @@ private:
             std::size_t dropped = 0;
             if (cuptiActivityGetNumDroppedRecords(context, stream_id, &dropped) == CUPTI_SUCCESS)
                 local.losses.dropped_records += dropped;
+            std::lock_guard lock(g_active_mutex);
+            cupti_source* s = g_active;
+            if (s == nullptr || s->m_pool == nullptr || !s->m_pool->lent(buffer)) {
+                // A buffer of a source already destroyed: no one reads its records any more.
+                buffer_pool::release_retired(buffer);
+                return;
+            }
             s->m_pool->release(buffer);
             std::lock_guard pending_lock(s->m_mutex);
             s->m_pending.append(std::move(local));
