@@ -308,6 +308,8 @@ else
   else
     row sdpa_peer ok "$dt" "$(note_of "$(sed -n 's/^# //p' "$logs/bench/sdpa_peer.md" | head -1)")"
   fi
+  # torch, its CUDA and cuDNN versions and the device, as the peer saw them.
+  sed -n 's/^# /pytorch: /p' "$logs/bench/sdpa_peer.md" | head -1 >>"$results/machine.txt"
 fi
 
 # ---- compute-sanitizer on two attention cases ------------------------------------------------
@@ -376,7 +378,7 @@ attention_table() {
   echo
   echo "FLOPs: forward 4 x causal pairs (diagonal included) x heads x head_dim, backward 2.5 x"
   echo "forward, for every column. Table 1 (t1): 16K tokens of equal documents; Table 2 (t2): CP"
-  echo "chunks of q queries seeing k keys. '-': no figure (the peer's note in the logs says why)."
+  echo "chunks of q queries seeing k keys. '-': no figure; the notes under the table say why."
   echo
   echo "| shape | chunks | heads x d | ours fwd | flash fwd | cuDNN fwd | varlen fwd | ours bwd | flash bwd | cuDNN bwd | varlen bwd |"
   echo "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
