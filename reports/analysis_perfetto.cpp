@@ -14,25 +14,10 @@
 #include <nlohmann/json.hpp>
 
 namespace wlb::reports {
-namespace {
-
-std::string micros(std::int64_t ns) {
-    const char* sign = ns < 0 ? "-" : "";
-    const std::int64_t a = ns < 0 ? -ns : ns;
-    return fmt::format("{}{}.{:03d}", sign, a / 1000, a % 1000);
-}
-
-bool ends_with(const std::string& s, std::string_view suffix) {
-    return s.size() >= suffix.size() &&
-           s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-} // namespace
-
 void write_analysis_perfetto(const profiler::analysis_result& r, const std::string& path) {
     const auto& job = r.job;
     const auto& l = job.job_layout;
-    wlb::atomic_writer out(path, ends_with(path, ".gz"));
+    auto out = open_perfetto_file(path);
     nlohmann::json other = {
         {"source", job.format},
         {"label", "measured, with the ideal timeline (simulated what-if: every cause evened out) "
@@ -126,8 +111,8 @@ void write_analysis_perfetto(const profiler::analysis_result& r, const std::stri
                 R"({{"ph":"X","pid":{},"tid":{},"name":{},"cat":"{}","ts":{},"dur":{},"args":{{"step":{},"micro_batch":{},"stage":{},"virtual_stage":{},"phase":"{}","work":"{}")",
                 rank, tids[{static_cast<int>(e.where), e.stream}],
                 nlohmann::json(job.names[e.name]).dump(), runtime::event_kind_name(e.kind),
-                micros(e.start_ns), micros(e.dur_ns), e.step, e.micro_batch, c.pp, e.virtual_stage,
-                runtime::phase_name(e.ph), profiler::work_class_name(e.work));
+                perfetto_micros(e.start_ns), perfetto_micros(e.dur_ns), e.step, e.micro_batch, c.pp,
+                e.virtual_stage, runtime::phase_name(e.ph), profiler::work_class_name(e.work));
             if (e.bytes > 0)
                 line += fmt::format(R"(,"bytes":{})", e.bytes);
             line += "}}";
@@ -148,8 +133,8 @@ void write_analysis_perfetto(const profiler::analysis_result& r, const std::stri
                 emit(fmt::format(
                     R"({{"ph":"X","pid":{},"tid":{},"name":{},"cat":"ideal","ts":{},"dur":{},"args":{{"step":{},"micro_batch":{},"stage":{},"virtual_stage":{},"phase":"{}"}}}})",
                     rank, 100 + static_cast<int>(e.where), nlohmann::json(e.name).dump(),
-                    micros(e.start_ns), micros(e.dur_ns), e.step, e.micro_batch, e.stage,
-                    e.virtual_stage, runtime::phase_name(e.ph)));
+                    perfetto_micros(e.start_ns), perfetto_micros(e.dur_ns), e.step, e.micro_batch,
+                    e.stage, e.virtual_stage, runtime::phase_name(e.ph)));
         }
         // Straggler marks over the rank's own window of each flagged step.
         auto it = marks.find(rank);
@@ -179,7 +164,8 @@ void write_analysis_perfetto(const profiler::analysis_result& r, const std::stri
             prev_end = hi;
             emit(fmt::format(
                 R"({{"ph":"X","pid":{},"tid":200,"name":{},"cat":"straggler","ts":{},"dur":{},"args":{{"step":{},"micro_batch":-1,"stage":{},"virtual_stage":-1,"phase":"none"}}}})",
-                rank, nlohmann::json(text).dump(), micros(lo), micros(hi - lo), step, c.pp));
+                rank, nlohmann::json(text).dump(), perfetto_micros(lo), perfetto_micros(hi - lo),
+                step, c.pp));
         }
     }
     out.write("\n]}\n");

@@ -6,21 +6,15 @@
 #include <nlohmann/json.hpp>
 
 namespace wlb::reports {
-namespace {
-
-// Microseconds with nanosecond precision, exact for integer ns.
-std::string micros(std::int64_t ns) {
+std::string perfetto_micros(std::int64_t ns) {
     const char* sign = ns < 0 ? "-" : "";
     const std::int64_t a = ns < 0 ? -ns : ns;
     return fmt::format("{}{}.{:03d}", sign, a / 1000, a % 1000);
 }
 
-bool ends_with(const std::string& s, std::string_view suffix) {
-    return s.size() >= suffix.size() &&
-           s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+wlb::atomic_writer open_perfetto_file(const std::string& path) {
+    return wlb::atomic_writer(path, path.ends_with(".gz"));
 }
-
-} // namespace
 
 std::string rank_process_name(const runtime::layout& l, int rank) {
     const auto c = l.coords_of(rank);
@@ -29,7 +23,7 @@ std::string rank_process_name(const runtime::layout& l, int rank) {
 
 void write_perfetto(const runtime::trace& t, const std::string& path, const std::string& label) {
     using runtime::lane;
-    wlb::atomic_writer out(path, ends_with(path, ".gz"));
+    auto out = open_perfetto_file(path);
     nlohmann::json other = {{"source", t.meta.source},
                             {"label", label},
                             {"layout", t.meta.job_layout.spec()},
@@ -73,8 +67,8 @@ void write_perfetto(const runtime::trace& t, const std::string& path, const std:
             buffer = fmt::format(
                 R"({{"ph":"X","pid":{},"tid":{},"name":{},"cat":"{}","ts":{},"dur":{},"args":{{"step":{},"micro_batch":{},"stage":{},"virtual_stage":{},"phase":"{}")",
                 rank, tid, nlohmann::json(e.name).dump(), runtime::event_kind_name(e.kind),
-                micros(e.start_ns), micros(e.dur_ns), e.step, e.micro_batch, e.stage,
-                e.virtual_stage, runtime::phase_name(e.ph));
+                perfetto_micros(e.start_ns), perfetto_micros(e.dur_ns), e.step, e.micro_batch,
+                e.stage, e.virtual_stage, runtime::phase_name(e.ph));
             if (e.bytes)
                 buffer += fmt::format(R"(,"bytes":{})", *e.bytes);
             if (e.flops)
@@ -84,11 +78,11 @@ void write_perfetto(const runtime::trace& t, const std::string& path, const std:
             if (e.flow_id != 0 && e.kind == runtime::event_kind::send)
                 emit(fmt::format(
                     R"({{"ph":"s","pid":{},"tid":{},"name":"pp transfer","cat":"pp","id":{},"ts":{}}})",
-                    rank, tid, e.flow_id, micros(e.start_ns)));
+                    rank, tid, e.flow_id, perfetto_micros(e.start_ns)));
             if (e.flow_id != 0 && e.kind == runtime::event_kind::recv)
                 emit(fmt::format(
                     R"({{"ph":"f","bp":"e","pid":{},"tid":{},"name":"pp transfer","cat":"pp","id":{},"ts":{}}})",
-                    rank, tid, e.flow_id, micros(e.end_ns())));
+                    rank, tid, e.flow_id, perfetto_micros(e.end_ns())));
         }
     }
     out.write("\n]}\n");

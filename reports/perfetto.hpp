@@ -11,8 +11,10 @@
 // Written through wlb::atomic_writer: gzip-compressed when the path ends in ".gz".
 #pragma once
 
+#include "base/atomic_file.hpp"
 #include "runtime/trace/trace.hpp"
 
+#include <cstdint>
 #include <string>
 
 namespace wlb::reports {
@@ -22,5 +24,12 @@ void write_perfetto(const runtime::trace& t, const std::string& path, const std:
 
 /// "rank 5 tp1 cp0 pp1 dp0".
 std::string rank_process_name(const runtime::layout& l, int rank);
+
+/// Nanoseconds as the microseconds Perfetto's "ts" and "dur" take, exact for integer ns
+/// ("-1.500" for -1500).
+std::string perfetto_micros(std::int64_t ns);
+
+/// A writer for a Perfetto file at `path`: gzip-compressed when the path ends in ".gz".
+wlb::atomic_writer open_perfetto_file(const std::string& path);
 
 } // namespace wlb::reports

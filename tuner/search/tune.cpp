@@ -515,185 +515,230 @@ candidate_result evaluate_candidate(const cost_model& costs, const document_set&
     return run_one(costs, documents, c, steps, constraints, memory, plan, {});
 }
 
-tune_result tune(const cost_model& costs, std::int64_t context_tokens,
-                 const document_set& documents, const tune_options& options) {
-    const auto& l = costs.layout();
-    std::vector<std::int64_t> lengths;
-    lengths.reserve(documents.documents.size());
-    for (const auto& d : documents.documents)
-        lengths.push_back(d.tokens);
-    std::sort(lengths.begin(), lengths.end());
+namespace {
 
-    tune_result out;
-    auto memory_opts = options.memory;
-    if (options.constraints.memory_gbytes > 0.0)
-        memory_opts.memory_gbytes = options.constraints.memory_gbytes;
-    auto memory = std::make_unique<memory_model>(costs.model(), l, costs.hardware(), memory_opts,
-                                                 options.plan.partition);
-    { // The layout's own plain packing must fit, or the estimate (not the layout) is off.
-        const auto base = memory->estimate(context_tokens, l.pp(),
-                                           static_cast<std::int64_t>(l.pp()) * context_tokens);
-        if (!base.fits()) {
-            out.notes.push_back(fmt::format(
-                "the memory model puts plain packing at {:.1f} GB per rank, over the {:.1f} GB "
-                "usable; the memory limit is relaxed to that peak (no candidate may need more "
-                "than the baseline)",
-                base.peak_bytes / 1e9, base.usable_bytes / 1e9));
-            memory_opts.memory_gbytes =
-                base.peak_bytes * (1.0 + 1e-9) / 1e9 / (1.0 - memory_opts.reserve_fraction);
-            memory = std::make_unique<memory_model>(costs.model(), l, costs.hardware(), memory_opts,
-                                                    options.plan.partition);
-        }
-    }
-    out.space = make_search_space(l, context_tokens, lengths, *memory, options.vary_micro_batches);
-    const auto step_tokens = out.space.step_tokens();
-    const auto avail = std::min(available_steps(documents, step_tokens), options.max_sample_steps);
-    if (avail < 8)
-        throw input_error(fmt::format(
-            "tune: the data ({} documents, {} tokens) fills only {} steps of {} tokens after the "
-            "margin outlier queues and windows need; at least 8 are needed (more data, or a "
-            "smaller layout or context)",
-            documents.documents.size(), documents.tokens, std::max<std::int64_t>(0, avail),
-            step_tokens));
-    std::int64_t steps = options.sample_steps > 0 ? std::min(options.sample_steps, avail)
-                                                  : std::min<std::int64_t>(256, avail);
-    steps = std::max<std::int64_t>(8, steps);
+// One tuning run in its named phases; tune() calls them in order. The phases share the search
+// (its cache, clock and budget), the sample size, the baselines and the pool of candidates
+// evaluated on the full sample.
+class tuning {
+public:
+    tuning(const cost_model& costs, std::int64_t context_tokens, const document_set& documents,
+           const tune_options& options)
+        : m_costs(costs), m_l(costs.layout()), m_context(context_tokens), m_documents(documents),
+          m_options(options) {}
 
-    search s(costs, documents, options, *memory);
-    s.set_full_steps(steps);
-    std::mt19937_64 rng(options.seed);
-
-    // 0. baselines and the paper's settings, on the full sample, always.
-    std::vector<candidate> base = {plain_candidate(out.space)};
-    for (auto& c : fixed_greedy_candidates(out.space))
-        base.push_back(std::move(c));
-    base.push_back(paper_candidate(out.space));
-    s.run(base, steps, "baselines", true);
-
-    // 1. coarse pass by successive halving, adaptive sharding.
-    const sharding_spec adaptive{l.cp() > 1 ? sharding_policy::adaptive : sharding_policy::per_seq,
-                                 {}};
-    auto coarse = coarse_packings(out.space, adaptive);
-    coarse.push_back({plain_candidate(out.space).packing, adaptive, ""});
-    for (auto& c : fixed_greedy_candidates(out.space))
-        coarse.push_back({c.packing, adaptive, ""});
-    for (auto& c : random_packings(out.space, adaptive, options.random_points, rng))
-        coarse.push_back(std::move(c));
-    coarse.push_back(paper_candidate(out.space));
-    dedupe(coarse);
-    std::vector<std::int64_t> rungs;
-    if (steps >= 32)
-        rungs = {steps / 4, steps / 2, steps};
-    else
-        rungs = {steps};
-    std::vector<candidate> alive = coarse;
-    for (std::size_t r = 0; r < rungs.size(); ++r) {
-        auto results = s.run(alive, rungs[r], fmt::format("coarse {} steps", rungs[r]));
-        if (r + 1 == rungs.size())
-            break;
-        const auto keep = std::max<std::size_t>(4, (alive.size() + 2) / 3);
-        alive = configs_of(top(std::move(results), keep, false, true));
+    tune_result run() && {
+        size_memory();
+        m_out.space = make_search_space(m_l, m_context, sorted_lengths(), *m_memory,
+                                        m_options.vary_micro_batches);
+        choose_sample();
+        m_search.emplace(m_costs, m_documents, m_options, *m_memory);
+        m_search->set_full_steps(m_steps);
+        run_baselines();
+        coarse_pass();
+        refine(m_steps);
+        grow_until_stable();
+        settle_knobs();
+        answer();
+        return std::move(m_out);
     }
 
-    std::vector<candidate> pool = base; // every candidate evaluated on the full sample
-    auto add_pool = [&](const std::vector<candidate_result>& v) {
+private:
+    std::vector<std::int64_t> sorted_lengths() const {
+        std::vector<std::int64_t> lengths;
+        lengths.reserve(m_documents.documents.size());
+        for (const auto& d : m_documents.documents)
+            lengths.push_back(d.tokens);
+        std::sort(lengths.begin(), lengths.end());
+        return lengths;
+    }
+
+    /// The memory model under the constraint. The layout's own plain packing must fit, or the
+    /// estimate (not the layout) is off: then the limit is relaxed to plain's peak.
+    void size_memory() {
+        m_memory_opts = m_options.memory;
+        if (m_options.constraints.memory_gbytes > 0.0)
+            m_memory_opts.memory_gbytes = m_options.constraints.memory_gbytes;
+        m_memory = std::make_unique<memory_model>(m_costs.model(), m_l, m_costs.hardware(),
+                                                  m_memory_opts, m_options.plan.partition);
+        const auto base = m_memory->estimate(m_context, m_l.pp(),
+                                             static_cast<std::int64_t>(m_l.pp()) * m_context);
+        if (base.fits())
+            return;
+        m_out.notes.push_back(fmt::format(
+            "the memory model puts plain packing at {:.1f} GB per rank, over the {:.1f} GB "
+            "usable; the memory limit is relaxed to that peak (no candidate may need more than "
+            "the baseline)",
+            base.peak_bytes / 1e9, base.usable_bytes / 1e9));
+        m_memory_opts.memory_gbytes =
+            base.peak_bytes * (1.0 + 1e-9) / 1e9 / (1.0 - m_memory_opts.reserve_fraction);
+        m_memory = std::make_unique<memory_model>(m_costs.model(), m_l, m_costs.hardware(),
+                                                  m_memory_opts, m_options.plan.partition);
+    }
+
+    /// Steps per evaluation: what the documents hold after the margins, at least 8.
+    void choose_sample() {
+        const auto step_tokens = m_out.space.step_tokens();
+        m_avail = std::min(available_steps(m_documents, step_tokens), m_options.max_sample_steps);
+        if (m_avail < 8)
+            throw input_error(fmt::format(
+                "tune: the data ({} documents, {} tokens) fills only {} steps of {} tokens after "
+                "the margin outlier queues and windows need; at least 8 are needed (more data, or "
+                "a smaller layout or context)",
+                m_documents.documents.size(), m_documents.tokens,
+                std::max<std::int64_t>(0, m_avail), step_tokens));
+        m_steps = m_options.sample_steps > 0 ? std::min(m_options.sample_steps, m_avail)
+                                             : std::min<std::int64_t>(256, m_avail);
+        m_steps = std::max<std::int64_t>(8, m_steps);
+    }
+
+    /// 0. The baselines and the paper's settings, on the full sample, always.
+    void run_baselines() {
+        m_base = {plain_candidate(m_out.space)};
+        for (auto& c : fixed_greedy_candidates(m_out.space))
+            m_base.push_back(std::move(c));
+        m_base.push_back(paper_candidate(m_out.space));
+        m_search->run(m_base, m_steps, "baselines", true);
+        m_pool = m_base;
+    }
+
+    void add_pool(const std::vector<candidate_result>& v) {
         for (const auto& r : v)
-            pool.push_back(r.config);
-        dedupe(pool);
-    };
-    add_pool(s.run(alive, steps, "coarse"));
+            m_pool.push_back(r.config);
+        dedupe(m_pool);
+    }
 
-    // 2-3. sharding on the best packings, hill climbing on the fine grid, sharding on the best.
-    auto refine = [&](std::int64_t n) {
+    /// 1. The coarse pass by successive halving, with adaptive sharding.
+    void coarse_pass() {
+        std::mt19937_64 rng(m_options.seed);
+        const sharding_spec adaptive{
+            m_l.cp() > 1 ? sharding_policy::adaptive : sharding_policy::per_seq, {}};
+        auto coarse = coarse_packings(m_out.space, adaptive);
+        coarse.push_back({plain_candidate(m_out.space).packing, adaptive, ""});
+        for (auto& c : fixed_greedy_candidates(m_out.space))
+            coarse.push_back({c.packing, adaptive, ""});
+        for (auto& c : random_packings(m_out.space, adaptive, m_options.random_points, rng))
+            coarse.push_back(std::move(c));
+        coarse.push_back(paper_candidate(m_out.space));
+        dedupe(coarse);
+        std::vector<std::int64_t> rungs;
+        if (m_steps >= 32)
+            rungs = {m_steps / 4, m_steps / 2, m_steps};
+        else
+            rungs = {m_steps};
+        std::vector<candidate> alive = coarse;
+        for (std::size_t r = 0; r < rungs.size(); ++r) {
+            auto results = m_search->run(alive, rungs[r], fmt::format("coarse {} steps", rungs[r]));
+            if (r + 1 == rungs.size())
+                break;
+            const auto keep = std::max<std::size_t>(4, (alive.size() + 2) / 3);
+            alive = configs_of(top(std::move(results), keep, false, true));
+        }
+        add_pool(m_search->run(alive, m_steps, "coarse"));
+    }
+
+    std::vector<candidate_result> ranking(std::int64_t n) {
+        return m_search->run(m_pool, n, "ranking");
+    }
+
+    /// Every sharding of `packing`, on `n` steps, into the pool.
+    void try_shardings(const packing_config& packing, std::vector<candidate>& out) const {
+        for (const auto& sh : m_out.space.shardings)
+            out.push_back({packing, sh, ""});
+    }
+
+    /// 2-3. Sharding on the best packings, hill climbing on the fine grid, sharding on the best.
+    void refine(std::int64_t n) {
         {
-            auto best = top(s.run(pool, n, "ranking"),
-                            static_cast<std::size_t>(options.sharding_finalists), true);
             std::vector<candidate> shard_cands;
-            for (const auto& r : best)
-                for (const auto& sh : out.space.shardings)
-                    shard_cands.push_back({r.config.packing, sh, ""});
+            for (const auto& r :
+                 top(ranking(n), static_cast<std::size_t>(m_options.sharding_finalists), true))
+                try_shardings(r.config.packing, shard_cands);
             dedupe(shard_cands);
-            add_pool(s.run(shard_cands, n, "sharding"));
+            add_pool(m_search->run(shard_cands, n, "sharding"));
         }
-        for (int iteration = 0; iteration < 12 && !s.past_soft(); ++iteration) {
-            // The best distinct variable-length packings climb (plain and fixed-greedy have no
-            // neighbours, and sharding variants of one packing share theirs).
-            std::vector<candidate_result> climbers;
-            for (auto& r : top(s.run(pool, n, "ranking"), pool.size(), true))
-                if (climbers.size() < static_cast<std::size_t>(options.climbers) &&
-                    (r.config.packing.policy == packing_policy::varlen ||
-                     r.config.packing.policy == packing_policy::wlb))
-                    climbers.push_back(std::move(r));
-            std::vector<candidate> next;
-            for (const auto& c : climbers)
-                for (auto& x : packing_neighbours(out.space, c.config))
-                    next.push_back(std::move(x));
-            dedupe(next);
-            std::vector<candidate> fresh;
-            for (auto& c : next) {
-                const auto key = candidate_key(c);
-                if (std::none_of(pool.begin(), pool.end(),
-                                 [&](const candidate& p) { return candidate_key(p) == key; }))
-                    fresh.push_back(std::move(c));
-            }
-            if (fresh.empty())
+        for (int iteration = 0; iteration < 12 && !m_search->past_soft(); ++iteration)
+            if (!climb(n, iteration))
                 break;
-            const auto before = top(s.run(pool, n, "ranking"), 1);
-            add_pool(s.run(fresh, n, fmt::format("refine {}", iteration + 1)));
-            const auto after = top(s.run(pool, n, "ranking"), 1);
-            if (!before.empty() && !after.empty() &&
-                candidate_key(before.front().config) == candidate_key(after.front().config))
-                break;
-        }
-        const auto best = top(s.run(pool, n, "ranking"), 1);
+        const auto best = top(ranking(n), 1);
         if (!best.empty()) {
             std::vector<candidate> shard_cands;
-            for (const auto& sh : out.space.shardings)
-                shard_cands.push_back({best.front().config.packing, sh, ""});
-            add_pool(s.run(shard_cands, n, "sharding"));
+            try_shardings(best.front().config.packing, shard_cands);
+            add_pool(m_search->run(shard_cands, n, "sharding"));
         }
-    };
-    refine(steps);
-
-    // 4. stability of the ranking between the two halves of the sample; grow it if needed,
-    // carrying the leaders (distinct outcomes, so that S_max variants of one packing do not
-    // crowd out the others) and refining again on the longer sample.
-    auto results = s.run(pool, steps, "ranking");
-    out.stability = measure_stability(results);
-    const auto grow_limit = std::min(avail, options.max_sample_steps);
-    int growths = 0;
-    while (out.stability.regret > options.max_regret && steps * 2 <= grow_limit && !s.past_soft()) {
-        steps *= 2;
-        ++growths;
-        s.set_full_steps(steps);
-        auto keep = base;
-        for (auto& r : top_outcomes(results, 24))
-            keep.push_back(r.config);
-        dedupe(keep);
-        s.run(base, steps, "baselines", true);
-        pool = configs_of(s.run(keep, steps, fmt::format("stability {} steps", steps)));
-        for (auto& c : base)
-            pool.push_back(c);
-        dedupe(pool);
-        refine(steps);
-        results = s.run(pool, steps, "ranking");
-        out.stability = measure_stability(results);
     }
-    out.stability.growths = growths;
-    out.stability.stable = out.stability.regret <= options.max_regret;
 
-    // 5. what each knob bought: the winner with one knob set back at a time. A revert that is
-    // feasible and faster than the winner becomes the winner (and its knobs are measured in
-    // turn), so the answer is never beaten by undoing one of its own choices.
-    auto knob_effects = [&](const candidate_result& winner, std::size_t& expected) {
-        std::vector<knob_effect> effects;
-        const auto& w = winner.config;
-        const auto& sp = out.space;
-        struct revert {
-            std::string knob, tuned, reverted;
-            candidate c;
-        };
+    /// One hill-climbing step: the best distinct variable-length packings try their neighbours
+    /// (plain and fixed-greedy have none, and sharding variants of one packing share theirs).
+    /// False when there is nothing new to try or the leader did not change.
+    bool climb(std::int64_t n, int iteration) {
+        std::vector<candidate_result> climbers;
+        for (auto& r : top(ranking(n), m_pool.size(), true))
+            if (climbers.size() < static_cast<std::size_t>(m_options.climbers) &&
+                (r.config.packing.policy == packing_policy::varlen ||
+                 r.config.packing.policy == packing_policy::wlb))
+                climbers.push_back(std::move(r));
+        std::vector<candidate> next;
+        for (const auto& c : climbers)
+            for (auto& x : packing_neighbours(m_out.space, c.config))
+                next.push_back(std::move(x));
+        dedupe(next);
+        std::vector<candidate> fresh;
+        for (auto& c : next) {
+            const auto key = candidate_key(c);
+            if (std::none_of(m_pool.begin(), m_pool.end(),
+                             [&](const candidate& p) { return candidate_key(p) == key; }))
+                fresh.push_back(std::move(c));
+        }
+        if (fresh.empty())
+            return false;
+        const auto before = top(ranking(n), 1);
+        add_pool(m_search->run(fresh, n, fmt::format("refine {}", iteration + 1)));
+        const auto after = top(ranking(n), 1);
+        return before.empty() || after.empty() ||
+               candidate_key(before.front().config) != candidate_key(after.front().config);
+    }
+
+    /// 4. The ranking's stability between the two halves of the sample; the sample doubles
+    /// while it is unstable, carrying the leaders (distinct outcomes, so that S_max variants of
+    /// one packing do not crowd out the others) and refining again on the longer sample.
+    void grow_until_stable() {
+        m_results = ranking(m_steps);
+        m_out.stability = measure_stability(m_results);
+        const auto grow_limit = std::min(m_avail, m_options.max_sample_steps);
+        int growths = 0;
+        while (m_out.stability.regret > m_options.max_regret && m_steps * 2 <= grow_limit &&
+               !m_search->past_soft()) {
+            m_steps *= 2;
+            ++growths;
+            m_search->set_full_steps(m_steps);
+            auto keep = m_base;
+            for (auto& r : top_outcomes(m_results, 24))
+                keep.push_back(r.config);
+            dedupe(keep);
+            m_search->run(m_base, m_steps, "baselines", true);
+            m_pool = configs_of(
+                m_search->run(keep, m_steps, fmt::format("stability {} steps", m_steps)));
+            for (auto& c : m_base)
+                m_pool.push_back(c);
+            dedupe(m_pool);
+            refine(m_steps);
+            m_results = ranking(m_steps);
+            m_out.stability = measure_stability(m_results);
+        }
+        m_out.stability.growths = growths;
+        m_out.stability.stable = m_out.stability.regret <= m_options.max_regret;
+    }
+
+    struct revert {
+        std::string knob, tuned, reverted;
+        candidate c;
+    };
+
+    /// The winner with each of its knobs set back, one at a time.
+    std::vector<revert> reverts_of(const candidate& w) const {
         std::vector<revert> reverts;
+        const auto& sp = m_out.space;
         const bool variable =
             w.packing.policy == packing_policy::varlen || w.packing.policy == packing_policy::wlb;
         if (w.sharding.policy != sharding_policy::per_seq)
@@ -708,20 +753,20 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
                                {make_packing(sp, packing_policy::varlen, w.packing.micro_batches,
                                              w.packing.smax_tokens, {}),
                                 w.sharding, ""}});
-        if (variable && w.packing.micro_batch_limit() != context_tokens)
+        if (variable && w.packing.micro_batch_limit() != m_context)
             reverts.push_back(
                 {"S_max",
                  fmt::format("{:.3g}x", static_cast<double>(w.packing.micro_batch_limit()) /
-                                            static_cast<double>(context_tokens)),
+                                            static_cast<double>(m_context)),
                  "1x",
-                 {make_packing(sp, w.packing.policy, w.packing.micro_batches, context_tokens,
+                 {make_packing(sp, w.packing.policy, w.packing.micro_batches, m_context,
                                w.packing.thresholds),
                   w.sharding, ""}});
-        if (variable && w.packing.micro_batches != l.pp())
+        if (variable && w.packing.micro_batches != m_l.pp())
             reverts.push_back({"micro-batches",
                                fmt::format("{}", w.packing.micro_batches),
-                               fmt::format("{}", l.pp()),
-                               {make_packing(sp, w.packing.policy, l.pp(), w.packing.smax_tokens,
+                               fmt::format("{}", m_l.pp()),
+                               {make_packing(sp, w.packing.policy, m_l.pp(), w.packing.smax_tokens,
                                              w.packing.thresholds),
                                 w.sharding, ""}});
         if (w.packing.policy != packing_policy::plain)
@@ -729,24 +774,31 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
                 {"packing",
                  describe(w.packing),
                  "plain",
-                 {make_packing(sp, packing_policy::plain, l.pp(), 0, {}), w.sharding, ""}});
+                 {make_packing(sp, packing_policy::plain, m_l.pp(), 0, {}), w.sharding, ""}});
+        return reverts;
+    }
+
+    /// What each knob of `winner` bought; `expected` gets how many reverts were run.
+    std::vector<knob_effect> knob_effects(const candidate_result& winner, std::size_t& expected) {
+        const auto reverts = reverts_of(winner.config);
         std::vector<candidate> cands;
         for (const auto& r : reverts)
             cands.push_back(r.c);
         expected = reverts.size();
-        const auto got = s.run(cands, steps, "knobs", false, true);
-        for (std::size_t i = 0; i < reverts.size(); ++i) {
+        const auto got = m_search->run(cands, m_steps, "knobs", false, true);
+        std::vector<knob_effect> effects;
+        for (const auto& r : reverts) {
             // a revert the hard deadline stopped is left out of the table
-            const auto key = candidate_key(reverts[i].c);
+            const auto key = candidate_key(r.c);
             const auto it = std::find_if(got.begin(), got.end(), [&](const candidate_result& g) {
                 return candidate_key(g.config) == key;
             });
             if (it == got.end())
                 continue;
             knob_effect k;
-            k.knob = reverts[i].knob;
-            k.tuned = reverts[i].tuned;
-            k.reverted = reverts[i].reverted;
+            k.knob = r.knob;
+            k.tuned = r.tuned;
+            k.reverted = r.reverted;
             k.without = *it;
             k.slowdown = winner.mean_step_seconds > 0.0
                              ? it->mean_step_seconds / winner.mean_step_seconds
@@ -754,80 +806,114 @@ tune_result tune(const cost_model& costs, std::int64_t context_tokens,
             effects.push_back(std::move(k));
         }
         return effects;
-    };
-    std::size_t knobs_expected = 0;
-    for (int round = 0; round < 8; ++round) { // each round strictly improves
-        const auto best = top(results, 1);
-        if (best.empty())
-            break;
-        out.knobs = knob_effects(best.front(), knobs_expected);
-        bool improved = false;
-        for (const auto& k : out.knobs)
-            if (k.without.feasible && better(k.without, best.front())) {
-                results.push_back(k.without);
-                improved = true;
-            }
-        if (!improved)
-            break;
     }
 
-    // The answer: the best feasible candidate on the full sample. Plain is always feasible (no
-    // delay, the full budget, the memory limit at least its peak), so there is one.
-    sort_results(results);
-    auto find = [&](const candidate& c) -> candidate_result {
+    /// 5. What each knob bought. A revert that is feasible and faster than the winner becomes
+    /// the winner (and its knobs are measured in turn), so the answer is never beaten by undoing
+    /// one of its own choices; each round strictly improves.
+    void settle_knobs() {
+        for (int round = 0; round < 8; ++round) {
+            const auto best = top(m_results, 1);
+            if (best.empty())
+                break;
+            m_out.knobs = knob_effects(best.front(), m_knobs_expected);
+            bool improved = false;
+            for (const auto& k : m_out.knobs)
+                if (k.without.feasible && better(k.without, best.front())) {
+                    m_results.push_back(k.without);
+                    improved = true;
+                }
+            if (!improved)
+                break;
+        }
+    }
+
+    candidate_result result_of(const candidate& c) {
         const auto key = candidate_key(c);
-        for (const auto& r : results)
+        for (const auto& r : m_results)
             if (candidate_key(r.config) == key)
                 return r;
-        return s.run({c}, steps, "baselines", true).front();
-    };
-    out.plain = find(base.front());
-    out.paper = find(base.back());
-    out.fixed_greedy = find(base[1]);
-    for (std::size_t i = 1; i + 1 < base.size(); ++i) {
-        const auto r = find(base[i]);
-        if (r.feasible && (!out.fixed_greedy.feasible || better(r, out.fixed_greedy)))
-            out.fixed_greedy = r;
+        return m_search->run({c}, m_steps, "baselines", true).front();
     }
-    // Runners-up: the best of each other packing (its sharding alternatives are in the knob
-    // table), leaving out those that only repeat an outcome already listed (S_max values no
-    // micro-batch reached).
-    const auto ranked = top(results, results.size(), true);
-    out.winner = ranked.empty() ? out.plain : ranked.front();
-    for (std::size_t i = 1; i < ranked.size() && out.runners_up.size() < 5; ++i) {
-        const auto repeats = [&](const candidate_result& x) {
-            return same_outcome(x, ranked[i]);
-        };
-        if (!repeats(out.winner) &&
-            std::none_of(out.runners_up.begin(), out.runners_up.end(), repeats))
-            out.runners_up.push_back(ranked[i]);
-    }
-    out.sample_steps = steps;
-    out.sample_documents = static_cast<std::int64_t>(documents.documents.size());
-    out.winner_memory = candidate_memory(*memory, out.winner.config);
 
-    out.evaluations = s.evaluations();
-    out.threads = s.threads();
-    out.elapsed_seconds = s.elapsed();
-    out.stopped_by_budget = s.stopped();
-    if (out.stopped_by_budget)
-        out.notes.push_back(fmt::format(
-            "the time budget ({:.0f} s) cut the search short: a longer budget may find a better "
-            "configuration, and the result may differ between runs",
-            options.time_budget_seconds));
-    if (out.knobs.size() < knobs_expected)
-        out.notes.push_back(
-            fmt::format("the time budget left {} of the {} knob reverts out of the table",
-                        knobs_expected - out.knobs.size(), knobs_expected));
-    if (!out.stability.stable)
-        out.notes.push_back(fmt::format(
-            "the ranking is not stable at {} steps (choosing on one half of the sample loses "
-            "{:.1f}% on the other): more data would make the choice firmer",
-            steps, 100.0 * out.stability.regret));
-    if (!out.paper.feasible)
-        out.notes.push_back("the paper's settings break a constraint here: " +
-                            out.paper.infeasible);
-    return out;
+    /// The answer: the best feasible candidate on the full sample (plain is always feasible: no
+    /// delay, the full budget, the memory limit at least its peak), the baselines, the
+    /// runners-up, the search's statistics and notes.
+    void answer() {
+        sort_results(m_results);
+        m_out.plain = result_of(m_base.front());
+        m_out.paper = result_of(m_base.back());
+        m_out.fixed_greedy = result_of(m_base[1]);
+        for (std::size_t i = 1; i + 1 < m_base.size(); ++i) {
+            const auto r = result_of(m_base[i]);
+            if (r.feasible && (!m_out.fixed_greedy.feasible || better(r, m_out.fixed_greedy)))
+                m_out.fixed_greedy = r;
+        }
+        // Runners-up: the best of each other packing (its sharding alternatives are in the knob
+        // table), leaving out those that only repeat an outcome already listed (S_max values no
+        // micro-batch reached).
+        const auto ranked = top(m_results, m_results.size(), true);
+        m_out.winner = ranked.empty() ? m_out.plain : ranked.front();
+        for (std::size_t i = 1; i < ranked.size() && m_out.runners_up.size() < 5; ++i) {
+            const auto repeats = [&](const candidate_result& x) {
+                return same_outcome(x, ranked[i]);
+            };
+            if (!repeats(m_out.winner) &&
+                std::none_of(m_out.runners_up.begin(), m_out.runners_up.end(), repeats))
+                m_out.runners_up.push_back(ranked[i]);
+        }
+        m_out.sample_steps = m_steps;
+        m_out.sample_documents = static_cast<std::int64_t>(m_documents.documents.size());
+        m_out.winner_memory = candidate_memory(*m_memory, m_out.winner.config);
+        m_out.evaluations = m_search->evaluations();
+        m_out.threads = m_search->threads();
+        m_out.elapsed_seconds = m_search->elapsed();
+        m_out.stopped_by_budget = m_search->stopped();
+        add_notes();
+    }
+
+    void add_notes() {
+        if (m_out.stopped_by_budget)
+            m_out.notes.push_back(fmt::format(
+                "the time budget ({:.0f} s) cut the search short: a longer budget may find a "
+                "better configuration, and the result may differ between runs",
+                m_options.time_budget_seconds));
+        if (m_out.knobs.size() < m_knobs_expected)
+            m_out.notes.push_back(
+                fmt::format("the time budget left {} of the {} knob reverts out of the table",
+                            m_knobs_expected - m_out.knobs.size(), m_knobs_expected));
+        if (!m_out.stability.stable)
+            m_out.notes.push_back(fmt::format(
+                "the ranking is not stable at {} steps (choosing on one half of the sample loses "
+                "{:.1f}% on the other): more data would make the choice firmer",
+                m_steps, 100.0 * m_out.stability.regret));
+        if (!m_out.paper.feasible)
+            m_out.notes.push_back("the paper's settings break a constraint here: " +
+                                  m_out.paper.infeasible);
+    }
+
+    const cost_model& m_costs;
+    const runtime::layout& m_l;
+    const std::int64_t m_context;
+    const document_set& m_documents;
+    const tune_options& m_options;
+    memory_options m_memory_opts;
+    std::unique_ptr<memory_model> m_memory;
+    std::optional<search> m_search;
+    std::int64_t m_avail = 0;      ///< steps the documents hold
+    std::int64_t m_steps = 0;      ///< the full sample
+    std::vector<candidate> m_base; ///< plain, fixed-greedy (windows), the paper's settings
+    std::vector<candidate> m_pool; ///< every candidate evaluated on the full sample
+    std::vector<candidate_result> m_results; ///< the pool ranked on the full sample
+    std::size_t m_knobs_expected = 0;
+    tune_result m_out;
+};
+
+} // namespace
+
+tune_result tune(const cost_model& costs, std::int64_t context_tokens,
+                 const document_set& documents, const tune_options& options) {
+    return tuning(costs, context_tokens, documents, options).run();
 }
 
 } // namespace wlb::tuner

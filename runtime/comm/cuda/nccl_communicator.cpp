@@ -9,6 +9,7 @@
 #include "runtime/comm/nccl_communicator.hpp"
 
 #include "base/error.hpp"
+#include "runtime/comm/poll_backoff.hpp"
 
 #include <algorithm>
 #include <array>
@@ -41,17 +42,6 @@ ncclDataType_t nccl_type(device_element t) {
 
 device_element device_element_of(element_type t) {
     return t == element_type::f32 ? device_element::f32 : device_element::f64;
-}
-
-/// Spin, then yield, then sleep between polls (the same backoff as the MPI watchdog).
-void backoff(int polls) {
-    if (polls < 64)
-        return;
-    if (polls < 2048) {
-        sched_yield();
-        return;
-    }
-    std::this_thread::sleep_for(std::chrono::microseconds(100));
 }
 
 /// What every communicator split from one world shares: the bootstrap that ends the job and the
@@ -130,7 +120,7 @@ ncclResult_t settle(ncclComm_t comm, std::chrono::steady_clock::time_point until
             return state;
         if (std::chrono::steady_clock::now() > until)
             return ncclInProgress;
-        backoff(polls);
+        poll_backoff(polls);
     }
 }
 
@@ -226,7 +216,7 @@ public:
             check_async(m_last_op);
             if (std::chrono::steady_clock::now() > until)
                 abort(timeout_message(m_last_op));
-            backoff(polls);
+            poll_backoff(polls);
         }
     }
 

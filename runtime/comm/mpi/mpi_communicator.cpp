@@ -13,6 +13,7 @@
 // "runtime").
 #include "base/error.hpp"
 #include "runtime/comm/communicator.hpp"
+#include "runtime/comm/poll_backoff.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -82,18 +83,6 @@ int mpi_count(std::size_t count) {
     WLB_EXPECTS(count <= static_cast<std::size_t>(INT_MAX), "{} elements exceed MPI's int count",
                 count);
     return static_cast<int>(count);
-}
-
-/// Progressive backoff between polls: spin, then yield, then sleep, so oversubscribed ranks
-/// (more ranks than cores) leave the CPU to the peers they wait for.
-void backoff(int polls) {
-    if (polls < 64)
-        return;
-    if (polls < 2048) {
-        sched_yield();
-        return;
-    }
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
 }
 
 class mpi_communicator final : public communicator {
@@ -239,7 +228,7 @@ private:
                 abort(watchdog_message(fmt::format("send(tag {})", m_pending.front().tag),
                                        m_watchdog_seconds, missing));
             }
-            backoff(polls);
+            poll_backoff(polls);
         }
     }
 
@@ -253,7 +242,7 @@ private:
                 return true;
             if (std::chrono::steady_clock::now() > until)
                 return false;
-            backoff(polls);
+            poll_backoff(polls);
         }
     }
 
@@ -294,7 +283,7 @@ private:
                 }
                 abort(watchdog_message(op, m_watchdog_seconds, missing));
             }
-            backoff(polls);
+            poll_backoff(polls);
         }
         for (int p = 0; p < m_size; ++p)
             WLB_EXPECTS(p == m_rank || arrived[static_cast<std::size_t>(p)] == seq,
