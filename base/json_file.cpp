@@ -1,6 +1,7 @@
 #include "base/json_file.hpp"
 
 #include "base/error.hpp"
+#include "base/input_file.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -49,6 +50,7 @@ nlohmann::json parse_json(std::string_view text, std::string_view where) {
 }
 
 nlohmann::json read_json_file(const std::string& path) {
+    require_input_file(path);
     std::ifstream in(path, std::ios::binary);
     if (!in)
         throw input_error(path, "cannot open");

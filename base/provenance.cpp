@@ -1,6 +1,7 @@
 #include "base/provenance.hpp"
 
 #include "base/error.hpp"
+#include "base/input_file.hpp"
 #include "wlb/build_info.hpp"
 
 #include <cerrno>
@@ -24,6 +25,7 @@ std::string hash_bytes(std::string_view bytes) {
 }
 
 input_identity identify_file(const std::string& path) {
+    require_input_file(path);
     std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
                                                          &std::fclose);
     if (!file)

@@ -1,6 +1,7 @@
 // wlbtune analyze: read a job's traces (wlbtune trace directories, PyTorch profiler / Kineto
 // JSON, Megatron-style timer timelines), find the stragglers and attribute the lost step time
 // to its causes by what-if replays on the simulator (profiler/analysis/analysis.hpp).
+#include "base/atomic_file.hpp"
 #include "cli/command.hpp"
 #include "profiler/analysis/analysis.hpp"
 #include "reports/analysis_report.hpp"
@@ -65,11 +66,14 @@ registered_command register_analyze(CLI::App& app, command_output& out) {
     sub->add_option("--steps", o->steps,
                     "Analyze these steps only, by id: A:B, A: (from A on), :B or A; e.g. 1: "
                     "leaves out a warm-up step 0 (default: every step)");
-    sub->add_option("--show-steps", o->show_steps, "Steps listed in the terminal table");
+    sub->add_option("--show-steps", o->show_steps, "Steps listed in the terminal table")
+        ->check(non_negative());
     sub->footer("Example: wlbtune analyze traces/ --layout tp=8,cp=2,pp=4,dp=2 --json report.json "
                 "--perfetto analysis.json.gz");
     return {sub, [o, &out] {
                 out.set_json(o->json);
+                if (!o->perfetto.empty())
+                    wlb::check_output_path(o->perfetto, "--perfetto");
                 run_analyze(*o, out);
             }};
 }

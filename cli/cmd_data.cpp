@@ -39,10 +39,11 @@ registered_command register_data(CLI::App& app, command_output& out) {
         ->check(CLI::IsMember({"truncate", "split"}));
     sub->add_option("--shuffle", r.shuffle_seed,
                     "Shuffle the dataloader order with this seed (loads every length: 4 bytes "
-                    "per document); default: the stored order");
+                    "per document); default: the stored order")
+        ->check(non_negative());
     sub->add_option("--max-documents", r.max_documents,
                     "Read at most this many source documents (0: all)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative());
     sub->add_option("--max-tokens", r.max_tokens,
                     "Stop once this many tokens were emitted, between documents (0: no limit; "
                     "accepts 1m, 500k)");

@@ -12,7 +12,7 @@ namespace {
 struct layout_options {
     std::string layout = "tp=8,cp=2,pp=4,dp=1";
     std::string order = std::string(runtime::layout::default_order);
-    int world_size = 0;
+    int world_size = 0; ///< 0: not given
     bool json = false;
 };
 
@@ -38,7 +38,8 @@ registered_command register_layout(CLI::App& app, command_output& out) {
                     "Axis order, innermost first: tp-cp-pp-dp (Llama 3, WLB-LLM) or tp-cp-dp-pp "
                     "(Megatron); any permutation");
     sub->add_option("--world-size", o->world_size,
-                    "Expected number of ranks; the layout is rejected if it differs");
+                    "Expected number of ranks; the layout is rejected if it differs")
+        ->check(positive());
     sub->add_flag("--json", o->json, "Print versioned JSON (wlbtune.layout/1) instead of tables");
     sub->footer("Example: wlbtune layout --layout tp=2,cp=2,pp=2,dp=2 --order tp-cp-dp-pp");
     return {sub, [o, &out] {

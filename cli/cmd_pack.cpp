@@ -1,5 +1,6 @@
 // wlbtune pack: pack a document stream into steps with a packing policy, write the plan, and
 // report predicted imbalance, delay and packing time (tuner/job/pack_job.hpp).
+#include "base/atomic_file.hpp"
 #include "base/error.hpp"
 #include "cli/command.hpp"
 #include "cli/job_options.hpp"
@@ -42,7 +43,7 @@ registered_command register_pack(CLI::App& app, command_output& out) {
                    job_group::sharding_optional | job_group::config,
                "-p,--policy");
     sub->add_option("-n,--steps", o->request.steps, "Steps to pack (0: until the data ends)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative());
     sub->add_option("-o,--output", o->request.plan_path,
                     "Write the plan (wlbtune.plan/1 JSON Lines, gzip if it ends in .gz) of "
                     "--policy to this file ('-' for stdout)");
@@ -61,6 +62,8 @@ registered_command register_pack(CLI::App& app, command_output& out) {
                 out.set_json(o->json);
                 if (o->json == "-" && o->request.plan_path == "-")
                     throw usage_error("--json - and -o - cannot both write to standard output");
+                if (!o->request.plan_path.empty())
+                    wlb::check_output_path(o->request.plan_path, "-o");
                 run_pack(*o, out);
             }};
 }

@@ -1,6 +1,7 @@
 // wlbtune run: execute real 4D-parallel training steps (forward, backward, gradient reduction,
 // optimizer) on the ranks mpirun started (tuner/job/run_job.hpp), print per-step measured time
 // and loss beside the simulator's prediction, and write the job's trace (wlbtune.trace/1).
+#include "base/atomic_file.hpp"
 #include "base/error.hpp"
 #include "cli/command.hpp"
 #include "cli/job_options.hpp"
@@ -75,15 +76,16 @@ registered_command register_run(CLI::App& app, command_output& out) {
                job_group::model | job_group::data | job_group::stream | job_group::packing |
                    job_group::sharding | job_group::schedule | job_group::config,
                "-p,--packing");
-    sub->add_option("-n,--steps", o->request.steps, "Training steps to run")
-        ->check(CLI::PositiveNumber);
+    sub->add_option("-n,--steps", o->request.steps, "Training steps to run")->check(positive());
     sub->add_option("--precision", o->precision, "Numbers: float or double")
         ->check(CLI::IsMember({"float", "double"}));
-    sub->add_option("--seed", o->request.seed, "Seed of the initial parameters");
-    sub->add_option("--learning-rate", o->request.learning_rate, "SGD learning rate");
+    sub->add_option("--seed", o->request.seed, "Seed of the initial parameters")
+        ->check(non_negative());
+    sub->add_option("--learning-rate", o->request.learning_rate, "SGD learning rate")
+        ->check(positive());
     sub->add_option("--watchdog", o->watchdog_seconds,
                     "Seconds a collective or receive may take before the job is aborted")
-        ->check(CLI::PositiveNumber);
+        ->check(positive());
     add_trace_options(*sub, o->trace, o->request.trace_dir);
     add_json_option(*sub, o->json, "wlbtune.run/1");
     sub->footer("Examples:\n  wlbtune run --model tiny --steps 3\n"
@@ -92,6 +94,8 @@ registered_command register_run(CLI::App& app, command_output& out) {
                 "  mpirun -np 8 wlbtune run --layout tp=2,cp=2,pp=2 --packing wlb --json run.json");
     return {sub, [o, &out] {
                 out.set_json(o->json);
+                if (!o->trace.empty())
+                    wlb::check_output_path(o->trace, "--trace");
                 run_run(*o, out);
             }};
 }

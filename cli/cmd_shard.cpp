@@ -58,7 +58,7 @@ registered_command register_shard(CLI::App& app, command_output& out) {
                   "Include each rank's chunks and kernel shapes (cu_seqlens_q, cu_seqlens_k) in "
                   "the JSON");
     sub->add_option("--rows", o->rows, "Micro-batches shown in the terminal table")
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative());
     sub->footer("Examples:\n"
                 "  wlbtune pack --steps 100 -o plan.jsonl && wlbtune shard --plan plan.jsonl "
                 "--cp 4 --policy adaptive\n"

@@ -1,6 +1,7 @@
 // wlbtune simulate: simulate training steps with the cost model (tuner/job/simulate_data_job.hpp):
 // the steps of a sharded batch file, or the job's documents packed and sharded, alone or beside
 // WLB-LLM's comparison candidates (--compare). Every figure is simulated.
+#include "base/atomic_file.hpp"
 #include "cli/command.hpp"
 #include "cli/job_options.hpp"
 #include "reports/progress.hpp"
@@ -74,7 +75,8 @@ registered_command register_simulate(CLI::App& app, command_output& out) {
                     "Fault to inject (repeatable): slow-rank=R:F, slow-link=A-B:F, "
                     "heavy-mb=M[@D]:F, slow-stage=S:F");
     sub->add_option("--bucket-params", o->request.bucket_params,
-                    "DP gradient bucket size in parameters per TP rank");
+                    "DP gradient bucket size in parameters per TP rank")
+        ->check(positive());
     sub->add_flag("--no-overlap-grad-reduce", o->no_overlap,
                   "Reduce gradients after the backward instead of overlapping it");
     add_trace_options(*sub, o->trace, o->trace_dir);
@@ -86,6 +88,8 @@ registered_command register_simulate(CLI::App& app, command_output& out) {
                 "  wlbtune simulate --config tuned.json --compare");
     return {sub, [o, &out] {
                 out.set_json(o->json);
+                if (!o->trace.empty())
+                    wlb::check_output_path(o->trace, "--trace");
                 run_simulate(*o, out);
             }};
 }

@@ -52,29 +52,32 @@ registered_command register_tune(CLI::App& app, command_output& out) {
     o->job.add(*sub, job_group::data | job_group::model | job_group::stream | job_group::schedule);
     sub->add_option("--max-documents", o->request.max_documents,
                     "Tune on the first N documents of the stream only (0: as many as needed)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative());
     sub->add_option("--max-mean-delay", c.max_mean_delay,
-                    "Constraint: mean delay per token in iterations (WLB-LLM: 0.5)");
+                    "Constraint: mean delay per token in iterations (WLB-LLM: 0.5)")
+        ->check(non_negative());
     sub->add_option("--max-delay-steps", c.max_delay_steps,
                     "Constraint: largest delay of any document in steps (0: no limit)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative());
     sub->add_option("--memory-gb", c.memory_gbytes,
                     "Constraint: memory per rank in GB (0: the hardware's; 10% is reserved)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative());
     sub->add_option("--min-step-tokens", c.min_step_tokens_fraction,
-                    "Constraint: mean tokens per step as a fraction of dp x pp x context");
+                    "Constraint: mean tokens per step as a fraction of dp x pp x context")
+        ->check(positive());
     sub->add_option("--time-budget", o->time_budget,
                     "Stop searching after this long (60s, 2m, 90); baselines always complete");
     auto& so = o->request.options;
-    sub->add_option("--seed", so.seed, "Seed of the search's random points (deterministic)");
+    sub->add_option("--seed", so.seed, "Seed of the search's random points (deterministic)")
+        ->check(non_negative());
     sub->add_option("--threads", so.threads, "Evaluation threads (0: one per core)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative());
     sub->add_option("--steps", so.sample_steps,
                     "Steps per evaluation (0: 256 or what the data holds, doubled while the "
                     "ranking is unstable)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative());
     sub->add_option("--max-steps", so.max_sample_steps, "Most steps per evaluation")
-        ->check(CLI::PositiveNumber);
+        ->check(positive());
     sub->add_flag("--fixed-micro-batches", o->fixed_micro_batches,
                   "Keep pp micro-batches per replica (do not search 2 pp and 4 pp at the same "
                   "step budget)");
@@ -91,6 +94,8 @@ registered_command register_tune(CLI::App& app, command_output& out) {
                 out.set_json(o->json);
                 if (o->json == "-" && o->output == "-")
                     throw usage_error("--json - and -o - cannot both write to standard output");
+                if (!o->output.empty())
+                    wlb::check_output_path(o->output, "-o");
                 run_tune(*o, out);
             }};
 }

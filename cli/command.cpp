@@ -1,6 +1,38 @@
 #include "cli/command.hpp"
 
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+
 namespace wlb::cli {
+namespace {
+
+CLI::Validator number_at_least(double least, bool strictly, const char* name) {
+    return CLI::Validator(
+        [least, strictly](std::string& text) -> std::string {
+            char* end = nullptr;
+            errno = 0;
+            const double v = std::strtod(text.c_str(), &end);
+            if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE ||
+                !std::isfinite(v))
+                return "expected a number, found \"" + text + "\"";
+            if (strictly ? !(v > least) : !(v >= least))
+                return std::string("must be ") + (strictly ? "> " : ">= ") +
+                       (least == 0.0 ? "0" : std::to_string(least)) + ", found " + text;
+            return {};
+        },
+        "", name);
+}
+
+} // namespace
+
+CLI::Validator non_negative() {
+    return number_at_least(0.0, false, "NON_NEGATIVE");
+}
+
+CLI::Validator positive() {
+    return number_at_least(0.0, true, "POSITIVE");
+}
 
 CLI::Option* add_json_option(CLI::App& sub, std::string& path, const std::string& schema) {
     return sub.add_option("--json", path,

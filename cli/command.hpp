@@ -30,6 +30,11 @@ registered_command register_run(CLI::App& app, command_output& out);
 registered_command register_tune(CLI::App& app, command_output& out);
 registered_command register_analyze(CLI::App& app, command_output& out);
 
+/// Checks of a number option with plain messages ("--steps: must be >= 0, found -1"): finite,
+/// and >= 0 or > 0. A value they refuse is bad input (exit 3, cli/main.cpp), not usage.
+CLI::Validator non_negative();
+CLI::Validator positive();
+
 /// Adds --json FILE|- for the command's report (`schema`).
 CLI::Option* add_json_option(CLI::App& sub, std::string& path, const std::string& schema);
 /// Adds --trace FILE (a Perfetto file) and --trace-dir DIR (a wlbtune.trace/1 directory).

@@ -1,6 +1,7 @@
 #include "cli/job_options.hpp"
 
 #include "base/token_count.hpp"
+#include "cli/command.hpp"
 #include "runtime/model/model_spec.hpp"
 #include "tuner/cost/hardware.hpp"
 #include "tuner/data/open_document_source.hpp"
@@ -46,7 +47,8 @@ void job_option_set::add(CLI::App& sub, unsigned groups, const std::string& pack
 
                  ->check(CLI::IsMember({"truncate", "split"})));
         away(sub.add_option("--shuffle", v.shuffle_seed,
-                            "Shuffle the dataloader order with this seed (default: stored order)"));
+                            "Shuffle the dataloader order with this seed (default: stored order)")
+                 ->check(non_negative()));
     }
     if (groups & job_group::packing) {
         // No range checks here: tuner::make_packing_config refuses a negative --queues or
@@ -84,8 +86,6 @@ void job_option_set::add(CLI::App& sub, unsigned groups, const std::string& pack
                        "predicted CP imbalance"
                      : "CP sharding policy: per-seq, per-doc, adaptive (per micro-batch the "
                        "faster of the two), hybrid");
-        if (!optional)
-            policy;
         away(policy);
         auto* threshold = sub.add_option(
             "--hybrid-threshold", v.hybrid_threshold,

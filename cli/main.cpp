@@ -66,8 +66,17 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        int rc = app.exit(e);
-        return rc == 0 ? 0 : static_cast<int>(wlb::exit_code::usage);
+        if (e.get_exit_code() == 0) // --help and friends
+            return app.exit(e);
+        // A value an option's check refused is bad input (exit 3); anything else about the
+        // command line's shape is usage (exit 2). Both name the command's --help.
+        const bool bad_value = dynamic_cast<const CLI::ValidationError*>(&e) != nullptr;
+        std::string command;
+        for (const auto* sub : app.get_subcommands())
+            command = " " + sub->get_name();
+        fmt::print(stderr, "wlbtune: error: {}\nRun 'wlbtune{} --help' for the options.\n",
+                   e.what(), command);
+        return static_cast<int>(bad_value ? wlb::exit_code::bad_input : wlb::exit_code::usage);
     }
     if (show_version) {
         fmt::print("{}", version_text());

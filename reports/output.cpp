@@ -9,6 +9,12 @@
 
 namespace wlb::reports {
 
+void command_output::set_json(std::string json_path) {
+    if (!json_path.empty())
+        wlb::check_output_path(json_path, "--json");
+    m_json = std::move(json_path);
+}
+
 void command_output::text(std::string_view text) const {
     if (json_on_stdout())
         return;

@@ -13,8 +13,9 @@ namespace wlb::reports {
 
 class command_output {
 public:
-    /// `json_path`: empty (no JSON report), "-" (stdout, instead of the text) or a file.
-    void set_json(std::string json_path) { m_json = std::move(json_path); }
+    /// `json_path`: empty (no JSON report), "-" (stdout, instead of the text) or a file, checked
+    /// writable now (wlb::check_output_path), before the command's work.
+    void set_json(std::string json_path);
     /// A JSON report on stdout only, as `layout --json` prints (there is no file form).
     void set_json_stdout(bool on) { m_json = on ? "-" : ""; }
     [[nodiscard]] bool json_on_stdout() const noexcept { return m_json == "-"; }

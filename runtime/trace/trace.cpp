@@ -7,6 +7,7 @@
 #include "runtime/trace/sharded_batch_io.hpp"
 
 #include <array>
+#include <cstdio>
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
@@ -144,6 +145,24 @@ void create_trace_dir(const std::string& dir) {
             fmt::format("{}: cannot create the trace directory: {}", dir, ec.message()));
 }
 
+/// A trace written into the directory of an older one must not leave the older one's files
+/// beside it: rank files of ranks it does not have (rank_NNNNN.jsonl[.gz]) and a batches file it
+/// does not name. Only files of the trace's own naming are touched.
+void remove_stale_trace_files(const std::string& dir, int ranks, bool drop_batches) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+        const auto name = e.path().filename().string();
+        bool stale = drop_batches && name == trace_batches_file;
+        int rank = -1;
+        char tail[8] = {};
+        if (std::sscanf(name.c_str(), "rank_%d.jsonl%7s", &rank, tail) >= 1 && rank >= 0 &&
+            (std::string_view(tail).empty() || std::string_view(tail) == ".gz"))
+            stale = stale || rank >= ranks || std::string_view(tail) == ".gz";
+        if (stale)
+            std::filesystem::remove(e.path(), ec);
+    }
+}
+
 } // namespace
 
 void write_trace_rank_file(const std::string& dir, int rank,
@@ -180,6 +199,7 @@ void write_trace_manifest(const std::string& dir, const trace_meta& meta,
                          {"events", events_per_rank[r]}});
     write_file_atomic((std::filesystem::path(dir) / "manifest.json").string(),
                       manifest.dump(2) + "\n");
+    remove_stale_trace_files(dir, static_cast<int>(events_per_rank.size()), meta.batches.empty());
 }
 
 void write_trace_batches(const std::string& dir, const std::vector<sharded_step>& steps) {

@@ -74,7 +74,7 @@ TEST(CliData, BadInputNamesTheFileAndPlace) {
         {"data --data " + idx + " --json " + err_json, 3, idx + ":offset 7: truncated header"},
         {"data --data nothing.parquet", 3, "unknown data source \"nothing.parquet\""},
         {"data --data default --context 0", 3, "--context"},
-        {"data --policy drop", 2, "drop"},
+        {"data --policy drop", 3, "drop"}, // a value refused by its option check: bad input
         {"data --data /nonexistent/x.json", 3, "/nonexistent/x.json: cannot open"},
     };
     for (const auto& x : cases) {

@@ -77,8 +77,11 @@ TEST(CliRun, TheCudaBackendAndBadTunedConfigsAreClearErrors) {
     auto other = run_wlbtune("run " + data + " --backend tpu");
     EXPECT_EQ(other.exit_code, 3);
     EXPECT_NE(other.err.find("unknown backend \"tpu\""), std::string::npos) << other.err;
+    // A bad value is bad input whether the option's check or the library refuses it (--backend).
     auto precision = run_wlbtune("run " + data + " --precision half");
-    EXPECT_EQ(precision.exit_code, 2) << precision.err;
+    EXPECT_EQ(precision.exit_code, 3) << precision.err;
+    EXPECT_NE(precision.err.find("wlbtune: error: --precision"), std::string::npos)
+        << precision.err;
 }
 
 TEST(CliRun, AHybridThresholdIsRefusedWithAnotherShardingPolicy) {

@@ -1,6 +1,7 @@
 #include "tuner/data/megatron_idx_source.hpp"
 
 #include "base/error.hpp"
+#include "base/input_file.hpp"
 
 #include <algorithm>
 #include <array>
@@ -113,6 +114,7 @@ std::string_view idx_dtype_name(std::uint8_t code) noexcept {
 }
 
 megatron_idx_source::megatron_idx_source(std::string path) : m_path(std::move(path)) {
+    require_input_file(m_path);
     int fd = ::open(m_path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         throw input_error(m_path, fmt::format("cannot open: {}", std::strerror(errno)));

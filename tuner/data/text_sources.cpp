@@ -1,6 +1,7 @@
 #include "tuner/data/text_sources.hpp"
 
 #include "base/error.hpp"
+#include "base/input_file.hpp"
 
 #include <cerrno>
 #include <charconv>
@@ -15,6 +16,7 @@ namespace wlb::tuner {
 namespace {
 
 std::string read_whole_file(const std::string& path) {
+    require_input_file(path);
     std::ifstream in(path, std::ios::binary);
     if (!in)
         throw input_error(path, fmt::format("cannot open: {}", std::strerror(errno)));

@@ -6,6 +6,7 @@
 #include "tuner/search/simulate_job.hpp"
 #include "tuner/sharding/make_sharder.hpp"
 
+#include <cmath>
 #include <fmt/format.h>
 
 namespace wlb::tuner {
@@ -84,6 +85,9 @@ runtime::launch_info check_launch(const runtime::layout& l) {
 
 prepared_run prepare_run(const job_spec& job, const run_request& request) {
     const auto& l = job.layout;
+    if (!(request.learning_rate > 0.0) || !std::isfinite(request.learning_rate))
+        throw input_error(fmt::format("--learning-rate must be a positive number, found {}",
+                                      request.learning_rate));
     auto decoder = runtime::decoder_config_of(job.model);
     decoder.validate(l.tp());
     if (decoder.layers < static_cast<std::int64_t>(l.pp()) * l.vpp())

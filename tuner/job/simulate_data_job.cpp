@@ -4,6 +4,7 @@
 #include "runtime/trace/sharded_batch_io.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <fmt/format.h>
 
 namespace wlb::tuner {
@@ -11,6 +12,10 @@ namespace wlb::tuner {
 simulation_setup simulation_setup_of(const job_spec& job, const simulate_request& request) {
     simulation_setup s;
     s.plan = job.plan();
+    if (!(request.bucket_params >= 1.0) || !std::isfinite(request.bucket_params))
+        throw input_error(fmt::format("--bucket-params must be a number of parameters >= 1, "
+                                      "found {}",
+                                      request.bucket_params));
     s.plan.bucket_params = request.bucket_params;
     s.plan.overlap_grad_reduce = request.overlap_grad_reduce;
     for (const auto& spec : request.faults) {

@@ -14,9 +14,9 @@ tune_outcome tune_job(const job_spec& job, tune_request request) {
     const auto& layout = costs.layout();
     auto& options = request.options;
     const auto& c = options.constraints;
-    if (c.max_mean_delay < 0.0)
+    if (!(c.max_mean_delay >= 0.0) || !std::isfinite(c.max_mean_delay))
         throw input_error(fmt::format("--max-mean-delay must be >= 0, found {}", c.max_mean_delay));
-    if (c.min_step_tokens_fraction <= 0.0 || c.min_step_tokens_fraction > 1.0)
+    if (!(c.min_step_tokens_fraction > 0.0 && c.min_step_tokens_fraction <= 1.0))
         throw input_error(fmt::format("--min-step-tokens must be in (0, 1], found {}",
                                       c.min_step_tokens_fraction));
     const auto plan = job.plan();

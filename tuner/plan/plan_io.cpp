@@ -2,6 +2,7 @@
 
 #include "base/atomic_file.hpp"
 #include "base/error.hpp"
+#include "base/input_file.hpp"
 #include "runtime/parallel/layout.hpp"
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <cstring>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <sys/stat.h>
 #include <zlib.h>
 
 namespace wlb::tuner {
@@ -277,6 +279,8 @@ void plan_writer::finish(const std::vector<runtime::document>& waiting) {
 // ---------------------------------------------------------------- reader
 
 plan_reader::plan_reader(const std::string& path) : m_path(path) {
+    if (struct stat st{}; ::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+        require_input_file(path); // a FIFO or a device: refused, naming what it is
     m_gz = gzopen(path.c_str(), "rb");
     if (!m_gz)
         throw input_error(fmt::format("{}: cannot open plan: {}", path, std::strerror(errno)));
