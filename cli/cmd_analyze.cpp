@@ -5,6 +5,7 @@
 #include "cli/command.hpp"
 #include "profiler/analysis/analysis.hpp"
 #include "reports/analysis_report.hpp"
+#include "reports/html/html_report.hpp"
 #include "runtime/parallel/layout.hpp"
 
 #include <fmt/format.h>
@@ -23,6 +24,7 @@ struct analyze_options {
     std::string clock = "auto";
     std::string json;
     std::string perfetto;
+    std::string html;
     int show_steps = 12;
     std::optional<std::string> steps;
 };
@@ -39,6 +41,11 @@ void run_analyze(const analyze_options& o) {
     const auto result = profiler::analyze(o.traces, options);
     if (!o.perfetto.empty())
         reports::write_analysis_perfetto(result, o.perfetto);
+    if (!o.html.empty())
+        reports::write_html_report(
+            reports::html_kind::analyze,
+            reports::analysis_json(result, reports::identify_inputs(result.job)), o.html,
+            {.perfetto_path = o.perfetto});
     if (!o.json.empty()) {
         const auto j = reports::analysis_json(result, reports::identify_inputs(result.job));
         if (o.json == "-") {
@@ -54,6 +61,8 @@ void run_analyze(const analyze_options& o) {
                    o.perfetto);
     if (!o.json.empty())
         fmt::print("JSON report (wlbtune.analysis/1): {}\n", o.json);
+    if (!o.html.empty())
+        fmt::print("HTML report: {} (one self-contained page; opens offline)\n", o.html);
 }
 
 } // namespace
@@ -85,6 +94,9 @@ registered_command register_analyze(CLI::App& app, error_sink& sink) {
     sub->add_option("--perfetto", o->perfetto,
                     "Write a Perfetto trace: measured timeline, the ideal one beside it, "
                     "stragglers marked (.gz: compressed)");
+    sub->add_option("--html", o->html,
+                    "Write an HTML report to FILE: the answer, lost seconds by cause, rank x step "
+                    "heatmaps, heavy micro-batches, stragglers (one self-contained page)");
     sub->add_option("--steps", o->steps,
                     "Analyze these steps only, by id: A:B, A: (from A on), :B or A; e.g. 1: "
                     "leaves out a warm-up step 0 (default: every step)");

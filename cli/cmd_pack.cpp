@@ -2,6 +2,7 @@
 #include "base/error.hpp"
 #include "cli/command.hpp"
 #include "cli/common_options.hpp"
+#include "reports/html/html_report.hpp"
 #include "reports/pack_report.hpp"
 #include "reports/shard_report.hpp"
 #include "runtime/parallel/layout.hpp"
@@ -32,6 +33,7 @@ struct pack_options {
     std::string plan_path;
     std::string json_path;
     bool json_steps = false;
+    std::string html_path;
     std::vector<std::string> compare;
     std::string config; ///< a tuned config (wlbtune.config/1) replacing the packing options
     bool data_given = false;
@@ -121,6 +123,12 @@ void run_pack(const pack_options& o) {
                              {"predicted", reports::shard_summary_json(sharded.summary())}};
         wlb::write_file_atomic(o.json_path, j.dump(2) + "\n");
     }
+    if (!o.html_path.empty()) { // the same report with its per-step measures, which it charts
+        reports::write_html_report(reports::html_kind::pack,
+                                   reports::pack_json(ctx, results, inputs, true), o.html_path);
+        if (o.json_path != "-")
+            fmt::print("HTML report: {} (one self-contained page; opens offline)\n", o.html_path);
+    }
 }
 
 } // namespace
@@ -144,6 +152,10 @@ registered_command register_pack(CLI::App& app, error_sink& sink) {
                     "Write the summary as versioned JSON (wlbtune.pack/1) to this file ('-' for "
                     "stdout)");
     sub->add_flag("--json-steps", o->json_steps, "Include per-step measures in the JSON summary");
+    sub->add_option("--html", o->html_path,
+                    "Write an HTML report to FILE: imbalance and delay distributions per policy, "
+                    "imbalance over the run (with --compare: side by side; one self-contained "
+                    "page)");
     sub->add_option("--compare", o->compare,
                     "Also run these policies on the same documents and print them side by side, "
                     "e.g. plain,fixed-greedy,varlen,wlb")

@@ -10,6 +10,7 @@
 #include "base/error.hpp"
 #include "cli/command.hpp"
 #include "cli/common_options.hpp"
+#include "reports/html/html_report.hpp"
 #include "reports/perfetto.hpp"
 #include "reports/progress.hpp"
 #include "reports/simulate_report.hpp"
@@ -47,6 +48,7 @@ struct simulate_options {
     std::string trace;
     std::string trace_dir;
     std::string json;
+    std::string html;   ///< with --compare
     std::string config; ///< a tuned config (wlbtune.config/1)
     bool data_given = false;
 };
@@ -203,6 +205,10 @@ void run_from_data(const simulate_options& o) {
     const auto json = [&] {
         return reports::simulate_json(s.costs, s.context, chosen, comparison).dump(2);
     };
+    if (!o.html.empty())
+        reports::write_html_report(reports::html_kind::simulate,
+                                   reports::simulate_json(s.costs, s.context, chosen, comparison),
+                                   o.html);
     if (o.json == "-") {
         fmt::print("{}\n", json());
         return;
@@ -216,6 +222,8 @@ void run_from_data(const simulate_options& o) {
     if (o.compare && want_trace)
         fmt::print("\ntraces are of {}\n", chosen.name);
     print_trace_notes(o);
+    if (!o.html.empty())
+        fmt::print("HTML report: {} (one self-contained page; opens offline)\n", o.html);
 }
 
 } // namespace
@@ -286,6 +294,10 @@ registered_command register_simulate(CLI::App& app, error_sink& sink) {
     sub->add_option("--json", o->json,
                     "Write the summary (wlbtune.simulate/1) to FILE, or - for "
                     "stdout instead of the tables");
+    sub->add_option("--html", o->html,
+                    "With --compare: write an HTML report to FILE: speedup bars, step time and "
+                    "imbalance per step, delay distributions (one self-contained page)")
+        ->needs(sub->get_option("--compare"));
     sub->footer("Examples:\n"
                 "  wlbtune simulate --compare\n"
                 "  wlbtune simulate --data json:lengths.json --model 7b --layout "

@@ -5,6 +5,7 @@
 #include "base/error.hpp"
 #include "cli/command.hpp"
 #include "cli/common_options.hpp"
+#include "reports/html/html_report.hpp"
 #include "reports/tune_report.hpp"
 #include "runtime/parallel/layout.hpp"
 #include "runtime/parallel/pipeline_schedule.hpp"
@@ -45,6 +46,7 @@ struct tune_cli_options {
     std::string partition = "even";
     std::string output;
     std::string json;
+    std::string html;
     bool progress = false;
 };
 
@@ -124,6 +126,8 @@ void run_tune(const tune_cli_options& o) {
         wlb::write_file_atomic(o.output, text);
     if (!o.json.empty() && o.json != o.output)
         wlb::write_file_atomic(o.json, text);
+    if (!o.html.empty())
+        reports::write_html_report(reports::html_kind::tune, json, o.html);
     if (o.json == "-" || o.output == "-")
         return;
 
@@ -142,6 +146,8 @@ void run_tune(const tune_cli_options& o) {
         fmt::print("\ntuned config: {} (wlbtune.config/1). Apply it: wlbtune pack --config {} "
                    "-o plan.jsonl.gz; the first {} steps are the ones simulated here.\n",
                    o.output, o.output, result.sample_steps);
+    if (!o.html.empty())
+        fmt::print("HTML report: {} (one self-contained page; opens offline)\n", o.html);
 }
 
 } // namespace
@@ -204,6 +210,9 @@ registered_command register_tune(CLI::App& app, error_sink& sink) {
     sub->add_option("--json", o->json,
                     "Write the same wlbtune.config/1 document to FILE, or - to print it instead "
                     "of the tables");
+    sub->add_option("--html", o->html,
+                    "Write an HTML report to FILE: step time against delay for every candidate, "
+                    "what each knob bought (one self-contained page)");
     sub->add_flag("--progress", o->progress,
                   "Print progress lines on stderr even when it is not a terminal");
     sub->footer("Examples:\n"
