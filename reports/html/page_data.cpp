@@ -4,9 +4,11 @@
 #include "runtime/parallel/layout.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -116,22 +118,53 @@ rank_cell cell_of(const json& b) {
     return c;
 }
 
-// "tp 0, cp 1, pp 2, dp 0" for each rank, when the report's layout parses.
-std::vector<std::string> rank_places(const json& job, int world) {
-    std::vector<std::string> out;
+// The heatmap's rows before the size limit: one per rank, or one per TP group where the trace's
+// TP peers carry copies of their TP rank 0 (job.tp_replicated: the rows would repeat it).
+struct row_unit {
+    std::vector<int> ranks;
+    std::string place; ///< "tp 0, cp 1, pp 2, dp 0", or "TP group: cp 1, pp 2, dp 0"
+};
+
+std::vector<row_unit> row_units(const json& job, int world, bool& tp_groups) {
+    std::optional<runtime::layout> l;
     try {
-        const auto l = runtime::layout::parse(job.value("layout", ""),
-                                              job.value("order", runtime::layout::default_order));
-        if (l.world_size() != world)
-            return out;
-        for (int r = 0; r < world; ++r) {
-            const auto c = l.coords_of(r);
-            out.push_back(fmt::format("tp {}, cp {}, pp {}, dp {}", c.tp, c.cp, c.pp, c.dp));
-        }
+        l = runtime::layout::parse(job.value("layout", ""),
+                                   job.value("order", runtime::layout::default_order));
+        if (l->world_size() != world)
+            l.reset();
     } catch (const wlb::error&) {
-        out.clear(); // the rows say the rank alone
+        l.reset(); // rows say the rank alone
     }
-    return out;
+    tp_groups = l && l->tp() > 1 && job.value("tp_replicated", false);
+    std::vector<row_unit> units;
+    std::map<std::array<int, 3>, std::size_t> group_of;
+    for (int r = 0; r < world; ++r) {
+        if (!l) {
+            units.push_back({{r}, ""});
+            continue;
+        }
+        const auto c = l->coords_of(r);
+        if (!tp_groups) {
+            units.push_back(
+                {{r}, fmt::format("tp {}, cp {}, pp {}, dp {}", c.tp, c.cp, c.pp, c.dp)});
+            continue;
+        }
+        const std::array<int, 3> key = {c.cp, c.pp, c.dp};
+        const auto [it, fresh] = group_of.try_emplace(key, units.size());
+        if (fresh)
+            units.push_back({{}, fmt::format("TP group: cp {}, pp {}, dp {}", c.cp, c.pp, c.dp)});
+        units[it->second].ranks.push_back(r);
+    }
+    return units;
+}
+
+// "5", "0-7" (consecutive), or "0,8,16" (a TP group of another axis order).
+std::string ranks_label(const std::vector<int>& ranks) {
+    if (ranks.size() == 1)
+        return fmt::format("{}", ranks.front());
+    const bool consecutive = ranks.back() - ranks.front() + 1 == static_cast<int>(ranks.size());
+    return consecutive ? fmt::format("{}-{}", ranks.front(), ranks.back())
+                       : fmt::format("{}", fmt::join(ranks, ","));
 }
 
 // The rank x step matrices of the analyze page (page_data.hpp).
@@ -155,24 +188,33 @@ json rank_matrices(const json& report, const html_options& o) {
         step_ids.push_back(s.value("step", std::int64_t{0}));
         per_step.push_back(std::move(cells));
     }
+    bool tp_groups = false;
+    const auto units = row_units(report.value("job", json::object()), world, tp_groups);
+    const int n_units = static_cast<int>(units.size());
     const int max_rows = std::max(1, o.max_heatmap_rows);
     const int max_cols = std::max(1, o.max_heatmap_columns);
     const int n_steps = static_cast<int>(step_ids.size());
-    const int ranks_per_row = std::max(1, (world + max_rows - 1) / max_rows);
+    const int units_per_row = std::max(1, (n_units + max_rows - 1) / max_rows);
     const int steps_per_col = std::max(1, (n_steps + max_cols - 1) / max_cols);
-    const int rows = (world + ranks_per_row - 1) / ranks_per_row;
+    const int rows = (n_units + units_per_row - 1) / units_per_row;
     const int cols = (n_steps + steps_per_col - 1) / steps_per_col;
 
-    const auto places = rank_places(report.value("job", json::object()), world);
+    std::vector<std::vector<int>> row_ranks;
     auto row_list = json::array();
     for (int r = 0; r < rows; ++r) {
-        const int first = r * ranks_per_row;
-        const int last = std::min(world, first + ranks_per_row) - 1;
-        json row = {{"first_rank", first}, {"last_rank", last}};
-        row["label"] = first == last ? fmt::format("{}", first) : fmt::format("{}-{}", first, last);
-        if (first == last && !places.empty())
-            row["place"] = places[static_cast<std::size_t>(first)];
+        std::vector<int> ranks;
+        for (int u = r * units_per_row; u < std::min(n_units, (r + 1) * units_per_row); ++u)
+            for (const int k : units[static_cast<std::size_t>(u)].ranks)
+                ranks.push_back(k);
+        std::sort(ranks.begin(), ranks.end());
+        json row = {{"first_rank", ranks.front()},
+                    {"last_rank", ranks.back()},
+                    {"ranks", ranks.size()},
+                    {"label", ranks_label(ranks)}};
+        if (units_per_row == 1 && !units[static_cast<std::size_t>(r)].place.empty())
+            row["place"] = units[static_cast<std::size_t>(r)].place;
         row_list.push_back(std::move(row));
+        row_ranks.push_back(std::move(ranks));
     }
     auto col_list = json::array();
     for (int c = 0; c < cols; ++c) {
@@ -192,8 +234,7 @@ json rank_matrices(const json& report, const html_options& o) {
                 for (int s = c * steps_per_col; s < std::min(n_steps, (c + 1) * steps_per_col);
                      ++s) {
                     const auto& cells = per_step[static_cast<std::size_t>(s)];
-                    for (int k = r * ranks_per_row; k < std::min(world, (r + 1) * ranks_per_row);
-                         ++k)
+                    for (const int k : row_ranks[static_cast<std::size_t>(r)])
                         if (const auto it = cells.find(k); it != cells.end())
                             best = std::max(best.value_or(it->second.*field), it->second.*field);
                 }
@@ -204,7 +245,8 @@ json rank_matrices(const json& report, const html_options& o) {
         return m;
     };
     return {{"world_size", world},
-            {"ranks_per_row", ranks_per_row},
+            {"rows_are", tp_groups ? "tp_groups" : "ranks"},
+            {"units_per_row", units_per_row},
             {"steps_per_column", steps_per_col},
             {"rows", std::move(row_list)},
             {"columns", std::move(col_list)},

@@ -3,9 +3,11 @@
 // size, plus what the page needs to link or label. The page's charts read nothing else.
 //
 //   analyze   the per-rank breakdown of every step (steps[].breakdown) becomes rank x step
-//             matrices of compute, exposed communication and idle seconds ("ranks"); beyond
-//             max_heatmap_rows ranks (columns: max_heatmap_columns steps) a cell covers a group
-//             of consecutive ranks (steps) and holds the largest value in it; the per-step
+//             matrices of compute, exposed communication and idle seconds ("ranks"): a row per
+//             rank, or per TP group where the trace's TP peers are copies of their TP rank 0
+//             (job.tp_replicated, simulated traces); beyond max_heatmap_rows rows (columns:
+//             max_heatmap_columns steps) a cell covers consecutive rows (steps) and holds the
+//             largest value in them; the per-step
 //             straggler lists (steps[].stragglers) are left out (the job-wide ones stay);
 //             work_check.cells become columns;
 //   pack      each result's per-step measures (results[].steps) become columns;

@@ -77,7 +77,8 @@ TEST(HtmlPageData, AnalyzeMatricesHoldEachRanksSums) {
     const auto d = wlb::reports::html_page_data(html_kind::analyze, analysis(4, 3), {});
     EXPECT_EQ(d["kind"], "analyze");
     const auto& m = d["view"]["ranks"];
-    EXPECT_EQ(m["ranks_per_row"], 1);
+    EXPECT_EQ(m["units_per_row"], 1);
+    EXPECT_EQ(m["rows_are"], "ranks");
     EXPECT_EQ(m["steps_per_column"], 1);
     ASSERT_EQ(m["rows"].size(), 4u);
     ASSERT_EQ(m["columns"].size(), 3u);
@@ -111,7 +112,7 @@ TEST(HtmlPageData, LargeJobsAreGroupedByTheirLargestValue) {
     o.max_heatmap_columns = 2; // 3 steps: groups of 2 (10-11, 12)
     const auto d = wlb::reports::html_page_data(html_kind::analyze, analysis(5, 3), o);
     const auto& m = d["view"]["ranks"];
-    EXPECT_EQ(m["ranks_per_row"], 3);
+    EXPECT_EQ(m["units_per_row"], 3);
     EXPECT_EQ(m["steps_per_column"], 2);
     ASSERT_EQ(m["rows"].size(), 2u);
     EXPECT_EQ(m["rows"][0]["label"], "0-2");
@@ -126,6 +127,28 @@ TEST(HtmlPageData, LargeJobsAreGroupedByTheirLargestValue) {
     EXPECT_DOUBLE_EQ(c[1][0].get<double>(), 5.75);
     EXPECT_DOUBLE_EQ(c[1][1].get<double>(), 6.75);
     EXPECT_DOUBLE_EQ(m["idle_seconds"][1][1].get<double>(), 0.04);
+}
+
+TEST(HtmlPageData, ReplicatedTpPeersShareARow) {
+    // tp=2 x pp=3, order tp-cp-pp-dp: TP groups {0,1}, {2,3}, {4,5}; in a trace whose TP peers
+    // are copies of their TP rank 0, one row per group holds the group's largest value.
+    auto report = analysis(6, 2);
+    report["job"]["layout"] = "tp=2,cp=1,pp=3,dp=1";
+    report["job"]["tp_replicated"] = true;
+    const auto d = wlb::reports::html_page_data(html_kind::analyze, report, {});
+    const auto& m = d["view"]["ranks"];
+    EXPECT_EQ(m["rows_are"], "tp_groups");
+    ASSERT_EQ(m["rows"].size(), 3u);
+    EXPECT_EQ(m["rows"][1]["label"], "2-3");
+    EXPECT_EQ(m["rows"][1]["place"], "TP group: cp 0, pp 1, dp 0");
+    EXPECT_DOUBLE_EQ(m["compute_seconds"][1][0].get<double>(), 3.75);
+    EXPECT_DOUBLE_EQ(m["compute_seconds"][1][1].get<double>(), 4.75) << "rank 2 lacks step 1";
+    EXPECT_DOUBLE_EQ(m["compute_seconds"][2][1].get<double>(), 6.75);
+
+    report["job"]["tp_replicated"] = false; // measured peers: a row each
+    EXPECT_EQ(wlb::reports::html_page_data(html_kind::analyze, report, {})["view"]["ranks"]["rows"]
+                  .size(),
+              6u);
 }
 
 TEST(HtmlPageData, PackStepsBecomeColumnsAndKindsAreChecked) {

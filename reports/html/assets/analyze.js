@@ -86,13 +86,19 @@
     }
 
     // --- rank x step heatmaps ------------------------------------------------------------------
+    const tpGroups = ranks.rows_are === 'tp_groups';
     const groupNote = () => {
         const parts = [];
-        if (ranks.ranks_per_row > 1)
-            parts.push(`each row is ${ranks.ranks_per_row} consecutive ranks`);
+        if (tpGroups)
+            parts.push('One row per TP group: in this trace TP peers carry copies of their TP rank 0, so one row shows them all.');
+        const grouped = [];
+        if (ranks.units_per_row > 1)
+            grouped.push(`each row is ${ranks.units_per_row} consecutive ${tpGroups ? 'TP groups' : 'ranks'}`);
         if (ranks.steps_per_column > 1)
-            parts.push(`each column ${ranks.steps_per_column} consecutive steps`);
-        return parts.length ? ` ${parts.join(', ')} (the job has ${ranks.world_size} ranks and ${(job.steps || []).length} steps): a cell shows the largest value it covers.` : '';
+            grouped.push(`each column ${ranks.steps_per_column} consecutive steps`);
+        if (grouped.length)
+            parts.push(`The job has ${ranks.world_size} ranks and ${(job.steps || []).length} steps: ${grouped.join(', ')}, and a cell shows the largest value it covers.`);
+        return parts.length ? ' ' + parts.join(' ') : '';
     };
     function rankHeatmap(id, titleText, matrix, colors, what, note) {
         const cells = [];
@@ -121,19 +127,20 @@
                     trigger: 'item',
                     formatter: (p) => {
                         const row = rows[p.value[1]], col = cols[p.value[0]];
-                        const who = row.first_rank === row.last_rank ? `rank ${row.label}` + (row.place ? ` (${row.place})` : '') : `ranks ${row.label} (largest)`;
+                        const who = (row.ranks === 1 ? `rank ${row.label}` : `ranks ${row.label}`) + (row.place ? ` (${row.place})` : ' (the largest)');
                         return `${esc(who)}<br>step ${esc(colName(col))}: <b>${p.value[2]} ${u.unit}</b> ${esc(what)}`;
                     },
                 },
                 xAxis: Object.assign({type: 'category', data: cols.map(colName), splitArea: {show: false}}, W.xName('step')),
                 yAxis: Object.assign({type: 'category', data: rows.map((x) => x.label)},
-                                     W.yName(ranks.ranks_per_row > 1 ? 'ranks' : 'rank', true)),
+                                     W.yName(tpGroups || ranks.units_per_row > 1 ? 'ranks' : 'rank', true)),
                 visualMap: {
                     min: min, max: max, calculable: false, orient: 'horizontal', left: 'center', bottom: 0,
                     itemWidth: 12, itemHeight: 180, precision: 2, inRange: {color: colors},
                     text: [`${W.fix(max, 2)} ${u.unit}`, `${W.fix(min, 2)} ${u.unit}  `],
                 },
-                series: [{type: 'heatmap', data: data, emphasis: {itemStyle: {borderColor: '#1d2330', borderWidth: 1}}}],
+                // No hover state per cell (thousands of them); the tooltip names the cell.
+                series: [{type: 'heatmap', data: data, emphasis: {disabled: true}}],
             },
         });
     }
@@ -223,6 +230,8 @@
         }
         const series = [...byCp.keys()].sort((a, b) => a - b).map((cp) => ({
             name: `CP rank ${cp}`, type: 'scatter', symbolSize: 7, data: byCp.get(cp),
+            // Past a few thousand cells, one path per series (the tooltip still finds points).
+            large: n > 2000, largeThreshold: 2000,
         }));
         series.push({
             name: 'measured = predicted', type: 'line', symbol: 'none', silent: true,

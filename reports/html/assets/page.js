@@ -10,12 +10,16 @@
 // Self-check: at the load event the page writes into #wlb-check (JSON) the errors and failed
 // loads it saw (the capture in page.html's head), the resources it loaded (a self-contained
 // page loads none), each chart's drawn marks (the displayable elements ECharts built for its
-// series), how far the page overflows the window's width, and when drawing finished
-// (ready_ms, from navigation start). tests/integration/test_html_report.cpp reads it.
+// series) and how long it took to draw (draw_ms), how far the page overflows the window's
+// width, and when the page's code started (script_start_ms: the markup and the library are
+// parsed), parsed its data (data_parse_ms) and finished drawing (ready_ms), from navigation
+// start. tests/integration/test_html_report.cpp reads it.
 'use strict';
 
 const WLB = (function () {
+    const startMs = performance.now(); // the library and the markup before it are parsed
     const data = JSON.parse(document.getElementById('wlb-data').textContent);
+    const dataMs = performance.now() - startMs;
     const root = document.getElementById('wlb-page');
     const charts = [];
     let readyMs = null;
@@ -153,6 +157,7 @@ const WLB = (function () {
         if (spec.height)
             div.style.height = spec.height + 'px';
         sec.append(div);
+        const t0 = performance.now();
         const inst = echarts.init(div, null, {renderer: 'canvas'});
         const option = Object.assign({
             animation: false,
@@ -164,7 +169,7 @@ const WLB = (function () {
             if (s.progressive == null)
                 s.progressive = 0;
         inst.setOption(option);
-        charts.push({id: spec.id, inst: inst});
+        charts.push({id: spec.id, inst: inst, ms: performance.now() - t0});
         return inst;
     }
     // Axis helpers: names with units, readable in a narrow window.
@@ -206,6 +211,8 @@ const WLB = (function () {
         const out = {
             kind: data.kind,
             ready_ms: readyMs,
+            script_start_ms: round(startMs, 1),
+            data_parse_ms: round(dataMs, 1),
             problems: (window.wlbProblems || []).slice(),
             resources: performance.getEntriesByType('resource').map((r) => r.name),
             overflow_px: Math.max(0, document.documentElement.scrollWidth - window.innerWidth),
@@ -218,7 +225,7 @@ const WLB = (function () {
             } catch (e) {
                 m = {marks: 0, series: 0, empty_series: 0, error: String(e)};
             }
-            out.charts.push(Object.assign({id: c.id}, m));
+            out.charts.push(Object.assign({id: c.id, draw_ms: round(c.ms, 1)}, m));
         }
         document.getElementById('wlb-check').textContent = JSON.stringify(out);
     }
