@@ -6,10 +6,8 @@
 // (html-screenshots/). The checker is shown to fail: on a page whose charts draw nothing, on a
 // script error and on a failed load.
 //
-// What the browser saw comes from two places: the page's own self-check (<pre id="wlb-check">,
-// reports/html/assets/page.js), read with --dump-dom, and Chromium's log (--enable-logging
-// =stderr), where every console message appears as a CONSOLE line. Skips where Chromium is
-// missing.
+// What the browser saw: tests/support/chromium.hpp. Skips where Chromium is missing.
+#include "support/chromium.hpp"
 #include "support/cli_runner.hpp"
 
 #include <cstdlib>
@@ -23,6 +21,8 @@
 #include <string>
 #include <vector>
 
+using wlb::test::find_chromium;
+using wlb::test::problems_of;
 using wlb::test::read_text;
 using wlb::test::run_wlbtune;
 using wlb::test::temp_dir;
@@ -31,113 +31,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::optional<std::string> find_chromium() {
-    if (const char* env = std::getenv("WLB_CHROMIUM"); env && *env)
-        return std::string(env);
-    const char* path = std::getenv("PATH");
-    std::istringstream dirs(path ? path : "");
-    std::string dir;
-    while (std::getline(dirs, dir, ':'))
-        for (const char* name : {"chromium", "chromium-browser", "google-chrome"})
-            if (!dir.empty() && fs::exists(fs::path(dir) / name))
-                return (fs::path(dir) / name).string();
-    return std::nullopt;
-}
-
 const fs::path screenshot_dir = fs::path(WLB_BINARY_DIR) / "html-screenshots";
 
-struct page_load {
-    int exit_code = -1;
-    std::optional<nlohmann::json> check; ///< the page's self-check, as the DOM held it
-    std::vector<std::string> console;    ///< Chromium's CONSOLE log lines
-    fs::path screenshot;
-};
-
-std::string unescape_html(std::string s) {
-    auto replace = [&](const std::string& from, const std::string& to) {
-        for (auto at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
-            s.replace(at, from.size(), to);
-    };
-    replace("&lt;", "<");
-    replace("&gt;", ">");
-    replace("&quot;", "\"");
-    replace("&amp;", "&");
-    return s;
-}
-
-/// Opens `page` in headless Chromium at width x height: its DOM after the load event, its
-/// console log and a screenshot (`name`.png under the build dir).
-page_load open_page(const std::string& chromium, const fs::path& page, const std::string& name,
-                    int width = 1280, int height = 2400) {
-    temp_dir profile; // a fresh user data dir for each run
-    const auto dom = profile / "dom.html";
-    const auto log = profile / "log.txt";
-    fs::create_directories(screenshot_dir);
-    page_load r;
-    r.screenshot = screenshot_dir / (name + ".png");
-    fs::remove(r.screenshot);
-    const std::string cmd =
-        "DBUS_SESSION_BUS_ADDRESS=disabled: timeout 120 '" + chromium +
-        "' --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
-        "--disable-background-networking --disable-component-update --disable-sync "
-        "--hide-scrollbars --enable-logging=stderr --v=0 --user-data-dir='" +
-        (profile / "profile").string() + "' --window-size=" + std::to_string(width) + "," +
-        std::to_string(height) + " --screenshot='" + r.screenshot.string() +
-        "' --dump-dom 'file://" + fs::absolute(page).string() + "' >'" + dom.string() + "' 2>'" +
-        log.string() + "' </dev/null";
-    const int status = std::system(cmd.c_str());
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    const auto text = read_text(dom);
-    const std::string open = "<pre id=\"wlb-check\" hidden=\"\">";
-    if (const auto at = text.find(open); at != std::string::npos) {
-        const auto end = text.find("</pre>", at);
-        auto j = nlohmann::json::parse(
-            unescape_html(text.substr(at + open.size(), end - at - open.size())), nullptr, false);
-        if (!j.is_discarded())
-            r.check = std::move(j);
-    }
-    std::istringstream lines(read_text(log));
-    std::string line;
-    while (std::getline(lines, line))
-        if (line.find(":CONSOLE") != std::string::npos)
-            r.console.push_back(line);
-    return r;
-}
-
-/// Everything wrong with a load; empty when the page passed. `charts`: ids it must have drawn.
-std::vector<std::string> problems_of(const page_load& l, const std::set<std::string>& charts) {
-    std::vector<std::string> out;
-    if (l.exit_code != 0)
-        out.push_back("chromium exited with " + std::to_string(l.exit_code));
-    for (const auto& c : l.console)
-        out.push_back("console: " + c);
-    if (!l.check) {
-        out.push_back("the page's self-check did not run (no JSON in #wlb-check)");
-        return out;
-    }
-    const auto& k = *l.check;
-    for (const auto& p : k["problems"])
-        out.push_back("page: " + p.get<std::string>());
-    for (const auto& res : k["resources"])
-        out.push_back("loaded " + res.get<std::string>() + " (a page must load nothing)");
-    if (k["ready_ms"].is_null())
-        out.push_back("the page's script did not finish drawing (ready_ms null)");
-    if (k["overflow_px"].get<double>() > 0)
-        out.push_back("the page is " + k["overflow_px"].dump() + " px wider than the window");
-    std::set<std::string> drawn;
-    for (const auto& c : k["charts"]) {
-        const auto id = c["id"].get<std::string>();
-        if (c["marks"].get<int>() <= 0 || c["empty_series"].get<int>() > 0)
-            out.push_back("chart " + id + " drew nothing: " + c.dump());
-        else
-            drawn.insert(id);
-    }
-    for (const auto& id : charts)
-        if (!drawn.count(id))
-            out.push_back("chart " + id + " is missing or empty");
-    if (!fs::exists(l.screenshot) || fs::file_size(l.screenshot) < 10000)
-        out.push_back("no screenshot (or a blank one) at " + l.screenshot.string());
-    return out;
+/// Opens `page` in Chromium with a screenshot `name`.png under the build dir.
+wlb::test::page_load open_page(const std::string& chromium, const fs::path& page,
+                               const std::string& name, int width = 1280, int height = 2400) {
+    return wlb::test::open_page(chromium, page, screenshot_dir / (name + ".png"), width, height);
 }
 
 std::string joined(const std::vector<std::string>& v) {
