@@ -41,9 +41,8 @@
             'Step times are simulated (the cost model through the step plan and the simulator), not measured; packing imbalance is predicted; delays are exact.',
         ]);
     }
-    const short = (name) => name.length > 34 ? name.slice(0, 33) + '\u2026' : name;
     const names = entries.map((e) => e.name);
-    const labelWidth = () => Math.max(90, Math.min(230, Math.floor(document.getElementById('wlb-page').clientWidth * 0.34)));
+    const labelWidth = () => Math.max(110, Math.min(230, Math.floor(document.getElementById('wlb-page').clientWidth * 0.34)));
 
     // --- the answer ---------------------------------------------------------------------------
     if (kind === 'simulate' && entries.length) {
@@ -87,8 +86,8 @@
                     (entries[q.dataIndex].role ? ` (${esc(entries[q.dataIndex].role)})` : '') +
                     `<br>${q.value}x; mean step ${W.secs(entries[q.dataIndex].meanStep)}`},
                 xAxis: Object.assign({type: 'value', min: (v) => Math.min(0.9, Math.floor(v.min * 20) / 20),
-                                      max: (v) => Math.ceil(v.max * 20) / 20 + 0.05}, W.xName('speedup over the baseline (x), simulated')),
-                yAxis: {type: 'category', inverse: true, data: names, axisLabel: {width: labelWidth(), overflow: 'truncate'}},
+                                      max: (v) => Math.ceil(v.max * 20) / 20 + 0.05}, W.xName('speedup (x), simulated')),
+                yAxis: {type: 'category', inverse: true, data: names, axisLabel: {width: labelWidth(), overflow: 'break', lineHeight: 13}},
                 series: [{
                     type: 'bar', barMaxWidth: 24, label: {show: true, position: 'right', formatter: (q) => `${q.value}x`},
                     data: entries.map((e) => ({value: W.round(e.speedup, 3), itemStyle: {color: e.speedup >= 1 ? '#2f5bd3' : '#8a93a3'}})),
@@ -102,7 +101,7 @@
         const base = pace[Math.max(0, names.indexOf(baselineName))];
         const rel = pace.map((p) => (p > 0 ? base / p : 0));
         W.chart({
-            id: 'speedup', title: `Pace against ${baselineName}: its heaviest micro-batch over yours`, kind: 'predicted',
+            id: 'speedup', title: `Pace against ${baselineName}: its heaviest micro-batch over each policy's`, kind: 'predicted',
             note: 'The pipeline waits for each step\'s heaviest micro-batch: the mean over steps of its predicted forward time (per layer), ' +
                 `${baselineName}'s divided by each policy's. Right of 1x keeps a faster pace. A step time needs the simulator: wlbtune simulate --compare.`,
             height: Math.max(200, entries.length * 40 + 80),
@@ -111,8 +110,8 @@
                 tooltip: {trigger: 'item', formatter: (q) => `<b>${esc(names[q.dataIndex])}</b><br>${q.value}x; heaviest micro-batch ` +
                     `${W.secs(pace[q.dataIndex])} per layer (mean over steps)`},
                 xAxis: Object.assign({type: 'value', min: (v) => Math.min(0.9, Math.floor(v.min * 20) / 20),
-                                      max: (v) => Math.ceil(v.max * 20) / 20 + 0.05}, W.xName(`pace relative to ${short(baselineName)} (x), predicted`)),
-                yAxis: {type: 'category', inverse: true, data: names, axisLabel: {width: labelWidth(), overflow: 'truncate'}},
+                                      max: (v) => Math.ceil(v.max * 20) / 20 + 0.05}, W.xName('pace (x), predicted')),
+                yAxis: {type: 'category', inverse: true, data: names, axisLabel: {width: labelWidth(), overflow: 'break', lineHeight: 13}},
                 series: [{
                     type: 'bar', barMaxWidth: 24, label: {show: true, position: 'right', formatter: (q) => `${q.value}x`},
                     data: rel.map((x) => ({value: W.round(x, 3), itemStyle: {color: x >= 1 ? '#2f5bd3' : '#8a93a3'}})),
@@ -136,8 +135,8 @@
                     const b = boxes[q.dataIndex];
                     return `<b>${esc(names[q.dataIndex])}</b><br>min ${W.fix(b[0])}, q1 ${W.fix(b[1])}, median ${W.fix(b[2])}, q3 ${W.fix(b[3])}, max ${W.fix(b[4])}`;
                 }},
-                xAxis: Object.assign({type: 'value', scale: true}, W.xName('imbalance (max / mean), predicted')),
-                yAxis: {type: 'category', inverse: true, data: names, axisLabel: {width: labelWidth(), overflow: 'truncate'}},
+                xAxis: Object.assign({type: 'value', scale: true}, W.xName('imbalance (max / mean)')),
+                yAxis: {type: 'category', inverse: true, data: names, axisLabel: {width: labelWidth(), overflow: 'break', lineHeight: 13}},
                 series: [{type: 'boxplot', boxWidth: [8, 22], itemStyle: {color: '#dbe6f7', borderColor: '#2f5bd3'},
                           data: boxes.map((b) => (b ? b.map((x) => W.round(x, 4)) : [null, null, null, null, null]))}],
             },

@@ -173,8 +173,10 @@ const WLB = (function () {
         return inst;
     }
     // Axis helpers: names with units, readable in a narrow window.
+    // The name under the axis; tick labels that would overlap (a narrow window) are left out.
     function xName(name) {
-        return {name: name, nameLocation: 'middle', nameGap: 28, nameTextStyle: {color: '#5b6475'}};
+        return {name: name, nameLocation: 'middle', nameGap: 28, nameTextStyle: {color: '#5b6475'},
+                axisLabel: {hideOverlap: true}};
     }
     // The name above the axis (at its start when the axis is inverted, top to bottom).
     function yName(name, inverse) {

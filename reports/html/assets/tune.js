@@ -120,7 +120,7 @@
                     },
                 },
                 xAxis: Object.assign({type: 'value'}, W.xName('slower without the knob (%)')),
-                yAxis: {type: 'category', inverse: true, data: knobs.map(labelOf), axisLabel: {width: 220, overflow: 'truncate'}},
+                yAxis: {type: 'category', inverse: true, data: knobs.map(labelOf), axisLabel: {width: Math.max(110, Math.min(220, Math.floor(document.getElementById('wlb-page').clientWidth * 0.34))), overflow: 'break', lineHeight: 13}},
                 series: [{
                     type: 'bar', barMaxWidth: 26, label: {show: true, position: 'right', formatter: (q) => `${q.value >= 0 ? '+' : ''}${q.value}%`},
                     data: knobs.map((k) => ({value: W.round((k.slowdown_without - 1) * 100, 2), itemStyle: {color: k.feasible_without ? '#29a39b' : '#8a93a3'}})),
