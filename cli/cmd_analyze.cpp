@@ -1,16 +1,13 @@
 // wlbtune analyze: read a job's traces (wlbtune trace directories, PyTorch profiler / Kineto
 // JSON, Megatron-style timer timelines), find the stragglers and attribute the lost step time
-// to its causes by what-if replays on the simulator.
-#include "base/atomic_file.hpp"
+// to its causes by what-if replays on the simulator (profiler/analysis/analysis.hpp).
 #include "cli/command.hpp"
 #include "profiler/analysis/analysis.hpp"
 #include "reports/analysis_report.hpp"
 #include "reports/html/html_report.hpp"
 #include "runtime/parallel/layout.hpp"
 
-#include <fmt/format.h>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <optional>
 
 namespace wlb::cli {
@@ -18,18 +15,13 @@ namespace {
 
 struct analyze_options {
     std::vector<std::string> traces;
-    std::string format = "auto";
-    std::string layout;
-    std::string order = std::string(runtime::layout::default_order);
-    std::string clock = "auto";
-    std::string json;
-    std::string perfetto;
-    std::string html;
+    std::string format = "auto", layout, order = std::string(runtime::layout::default_order);
+    std::string clock = "auto", json, perfetto, html;
     int show_steps = 12;
     std::optional<std::string> steps;
 };
 
-void run_analyze(const analyze_options& o) {
+void run_analyze(const analyze_options& o, const command_output& out) {
     profiler::analysis_options options;
     options.ingest.format = profiler::parse_trace_format(o.format);
     if (!o.layout.empty())
@@ -41,33 +33,21 @@ void run_analyze(const analyze_options& o) {
     const auto result = profiler::analyze(o.traces, options);
     if (!o.perfetto.empty())
         reports::write_analysis_perfetto(result, o.perfetto);
-    if (!o.html.empty())
-        reports::write_html_report(
-            reports::html_kind::analyze,
-            reports::analysis_json(result, reports::identify_inputs(result.job)), o.html,
-            {.perfetto_path = o.perfetto});
-    if (!o.json.empty()) {
-        const auto j = reports::analysis_json(result, reports::identify_inputs(result.job));
-        if (o.json == "-") {
-            fmt::print("{}\n", j.dump(2));
-            return;
-        }
-        wlb::write_file_atomic(o.json, j.dump(2) + "\n");
+    if (out.wants_json() || !o.html.empty()) {
+        const auto report = reports::analysis_json(result, reports::identify_inputs(result.job));
+        out.json(report);
+        if (!o.html.empty())
+            reports::write_html_report(reports::html_kind::analyze, report, o.html,
+                                       {.perfetto_path = o.perfetto});
     }
-    fmt::print("{}", reports::analysis_text(result, o.show_steps));
-    if (!o.perfetto.empty())
-        fmt::print("\nPerfetto trace (measured, ideal simulated beside it, stragglers marked): {} "
-                   "(open in https://ui.perfetto.dev)\n",
-                   o.perfetto);
-    if (!o.json.empty())
-        fmt::print("JSON report (wlbtune.analysis/1): {}\n", o.json);
-    if (!o.html.empty())
-        fmt::print("HTML report: {} (one self-contained page; opens offline)\n", o.html);
+    out.text(reports::analysis_text(result, o.show_steps) +
+             reports::analysis_output_notes(o.perfetto, out.json_path()) +
+             reports::html_output_note(o.html));
 }
 
 } // namespace
 
-registered_command register_analyze(CLI::App& app, error_sink& sink) {
+registered_command register_analyze(CLI::App& app, command_output& out) {
     auto o = std::make_shared<analyze_options>();
     auto* sub = app.add_subcommand(
         "analyze", "Find stragglers in a job's traces and attribute the lost step time to PP "
@@ -77,38 +57,30 @@ registered_command register_analyze(CLI::App& app, error_sink& sink) {
                     "Trace directories (wlbtune.trace/1) or files: Kineto JSON (.json, .json.gz, "
                     "one per rank), timer timelines, or directories of them")
         ->required();
-    sub->add_option("--format", o->format, "auto, wlbtune, kineto or megatron")
-        ->capture_default_str();
+    sub->add_option("--format", o->format, "auto, wlbtune, kineto or megatron");
     sub->add_option("-l,--layout", o->layout,
                     "Parallel degrees tp=,cp=,pp=,dp=[,vpp=] (overrides what the traces say; "
                     "needed for Kineto traces of more than plain data parallelism)");
-    sub->add_option("--order", o->order, "Axis order of --layout, innermost first")
-        ->capture_default_str();
+    sub->add_option("--order", o->order, "Axis order of --layout, innermost first");
     sub->add_option("--clock-offset", o->clock,
                     "Clock alignment: auto (on collective ends), none, or R=NS[,R=NS...] "
-                    "(added to rank R's timestamps; units ns, us, ms, s)")
-        ->capture_default_str();
-    sub->add_option("--json", o->json,
-                    "Write the report (wlbtune.analysis/1) to FILE, or - for stdout instead of "
-                    "the summary");
+                    "(added to rank R's timestamps; units ns, us, ms, s)");
+    add_json_option(*sub, o->json, "wlbtune.analysis/1");
     sub->add_option("--perfetto", o->perfetto,
                     "Write a Perfetto trace: measured timeline, the ideal one beside it, "
                     "stragglers marked (.gz: compressed)");
-    sub->add_option("--html", o->html,
-                    "Write an HTML report to FILE: the answer, lost seconds by cause, rank x step "
-                    "heatmaps, heavy micro-batches, stragglers (one self-contained page)");
+    add_html_option(*sub, o->html,
+                    "the answer, lost seconds by cause, rank x step heatmaps, heavy micro-batches "
+                    "and CP ranks, stragglers, a link to the --perfetto trace");
     sub->add_option("--steps", o->steps,
                     "Analyze these steps only, by id: A:B, A: (from A on), :B or A; e.g. 1: "
                     "leaves out a warm-up step 0 (default: every step)");
-    sub->add_option("--show-steps", o->show_steps, "Steps listed in the terminal table")
-        ->capture_default_str();
+    sub->add_option("--show-steps", o->show_steps, "Steps listed in the terminal table");
     sub->footer("Example: wlbtune analyze traces/ --layout tp=8,cp=2,pp=4,dp=2 --json report.json "
                 "--perfetto analysis.json.gz");
-    return {sub, [o, &sink] {
-                sink.json_stdout = o->json == "-";
-                if (!o->json.empty() && o->json != "-")
-                    sink.json_path = o->json;
-                run_analyze(*o);
+    return {sub, [o, &out] {
+                out.set_json(o->json);
+                run_analyze(*o, out);
             }};
 }
 

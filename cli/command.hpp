@@ -1,7 +1,9 @@
 // Subcommand registration. Each cli/cmd_<name>.cpp defines one register_<name>() that adds its
 // subcommand and options to the app and returns the function to run once parsing succeeded.
-// cli/ holds no logic: parse, call the library, print.
+// cli/ holds no logic: options -> job spec -> library call -> report.
 #pragma once
+
+#include "reports/output.hpp"
 
 #include <CLI/CLI.hpp>
 #include <functional>
@@ -9,26 +11,31 @@
 
 namespace wlb::cli {
 
-/// Where a failure is reported besides stderr: commands with JSON output set this, and
-/// cli/main.cpp writes the error there as a "wlbtune.error/1" document.
-struct error_sink {
-    bool json_stdout = false; ///< print the error JSON on stdout
-    std::string json_path;    ///< or write it to this file
-};
-
 /// A subcommand and what to run when it was chosen.
 struct registered_command {
     CLI::App* sub = nullptr;
     std::function<void()> run;
 };
 
-registered_command register_layout(CLI::App& app, error_sink& sink);
-registered_command register_data(CLI::App& app, error_sink& sink);
-registered_command register_pack(CLI::App& app, error_sink& sink);
-registered_command register_simulate(CLI::App& app, error_sink& sink);
-registered_command register_shard(CLI::App& app, error_sink& sink);
-registered_command register_run(CLI::App& app, error_sink& sink);
-registered_command register_tune(CLI::App& app, error_sink& sink);
-registered_command register_analyze(CLI::App& app, error_sink& sink);
+/// Every register_<name> takes the app and the command's output: where its JSON report goes is
+/// where cli/main.cpp writes the error report when the command fails.
+using command_output = reports::command_output;
+
+registered_command register_layout(CLI::App& app, command_output& out);
+registered_command register_data(CLI::App& app, command_output& out);
+registered_command register_pack(CLI::App& app, command_output& out);
+registered_command register_simulate(CLI::App& app, command_output& out);
+registered_command register_shard(CLI::App& app, command_output& out);
+registered_command register_run(CLI::App& app, command_output& out);
+registered_command register_tune(CLI::App& app, command_output& out);
+registered_command register_analyze(CLI::App& app, command_output& out);
+
+/// Adds --json FILE|- for the command's report (`schema`).
+CLI::Option* add_json_option(CLI::App& sub, std::string& path, const std::string& schema);
+/// Adds --html FILE: an HTML report (reports/html/html_report.hpp) showing `what`.
+CLI::Option* add_html_option(CLI::App& sub, std::string& path, const std::string& what);
+
+/// Adds --trace FILE (a Perfetto file) and --trace-dir DIR (a wlbtune.trace/1 directory).
+void add_trace_options(CLI::App& sub, std::string& perfetto, std::string& trace_dir);
 
 } // namespace wlb::cli

@@ -1,6 +1,5 @@
 // wlbtune: the executable is the library plus this main(). The one place that catches errors,
 // prints them and maps them to the exit codes documented in docs/cli.md.
-#include "base/atomic_file.hpp"
 #include "base/error.hpp"
 #include "base/provenance.hpp"
 #include "cli/command.hpp"
@@ -42,23 +41,6 @@ std::string version_text() {
     return s;
 }
 
-void report_error(const wlb::cli::error_sink& sink, std::string_view kind, int code,
-                  const std::string& message) {
-    fmt::print(stderr, "wlbtune: error: {}\n", message);
-    if (!sink.json_stdout && sink.json_path.empty())
-        return;
-    auto j = wlb::report_header("wlbtune.error/1", {});
-    j["error"] = {{"kind", kind}, {"exit_code", code}, {"message", message}};
-    try {
-        if (sink.json_stdout)
-            fmt::print("{}\n", j.dump(2));
-        else
-            wlb::write_file_atomic(sink.json_path, j.dump(2) + "\n");
-    } catch (const std::exception& e) {
-        fmt::print(stderr, "wlbtune: error: could not write the error report: {}\n", e.what());
-    }
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -71,13 +53,14 @@ int main(int argc, char** argv) {
     bool show_version = false;
     app.add_flag("--version", show_version, "Print the version and the build's options");
     app.require_subcommand(0, 1);
+    app.option_defaults()->always_capture_default(); // every option's help shows its default
 
-    wlb::cli::error_sink sink;
+    wlb::cli::command_output out; // where the chosen command's reports, and its error, go
     const std::vector<wlb::cli::registered_command> commands = {
-        wlb::cli::register_layout(app, sink), wlb::cli::register_data(app, sink),
-        wlb::cli::register_pack(app, sink),   wlb::cli::register_simulate(app, sink),
-        wlb::cli::register_shard(app, sink),  wlb::cli::register_run(app, sink),
-        wlb::cli::register_tune(app, sink),   wlb::cli::register_analyze(app, sink),
+        wlb::cli::register_layout(app, out), wlb::cli::register_data(app, out),
+        wlb::cli::register_pack(app, out),   wlb::cli::register_simulate(app, out),
+        wlb::cli::register_shard(app, out),  wlb::cli::register_run(app, out),
+        wlb::cli::register_tune(app, out),   wlb::cli::register_analyze(app, out),
     };
 
     try {
@@ -100,10 +83,10 @@ int main(int argc, char** argv) {
         fmt::print("{}", app.help());
         return static_cast<int>(wlb::exit_code::usage);
     } catch (const wlb::error& e) {
-        report_error(sink, e.kind(), static_cast<int>(e.code()), e.what());
+        out.error(e.kind(), static_cast<int>(e.code()), e.what());
         return static_cast<int>(e.code());
     } catch (const std::exception& e) {
-        report_error(sink, "internal", 1, fmt::format("internal error: {}", e.what()));
+        out.error("internal", 1, fmt::format("internal error: {}", e.what()));
         return static_cast<int>(wlb::exit_code::internal);
     }
 }

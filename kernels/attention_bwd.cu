@@ -3,7 +3,8 @@
 //
 // Variants:
 //   bwd_delta                 any head_dim; delta = rowsum(dO * O) per query row and head
-//                             (fp32), one warp per (row, head). Used by the MMA and SIMT paths.
+//                             (fp32), one warp per (row, head), grid-stride (any total_q x
+//                             heads on the capped grid). Used by the MMA and SIMT paths.
 //   bwd_mma<64>, bwd_mma<128> head_dim 64 or 128; bf16 with 16-byte aligned rows; sm_80 or
 //                             later (mma.sync.m16n8k16 bf16, fp32 accumulation); 46 KiB (64) or
 //                             78 KiB (128) of dynamic shared memory (opted in at first launch);
@@ -29,25 +30,29 @@ namespace {
 constexpr float log2e = 1.4426950408889634f;
 
 __global__ void bwd_delta(const attention_bwd_args a) {
-    const std::int64_t warp_id =
-        (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+    // Grid-stride over (row, head) warps: the grid is capped (blocks_for), and a 256K-token
+    // micro-batch of 32 heads already has more pairs than the capped grid has warps.
+    const std::int64_t pairs = a.total_q * a.heads;
+    const std::int64_t warps_in_grid = static_cast<std::int64_t>(gridDim.x) * blockDim.x / 32;
     const int lane = threadIdx.x % 32;
-    if (warp_id >= a.total_q * a.heads)
-        return;
-    const std::int64_t row = warp_id / a.heads;
-    const int head = static_cast<int>(warp_id - row * a.heads);
-    const auto* o = reinterpret_cast<const __nv_bfloat16*>(a.out) + row * a.ldo +
-                    static_cast<std::int64_t>(head) * a.head_dim;
-    const auto* d = reinterpret_cast<const __nv_bfloat16*>(a.dout) + row * a.lddo +
-                    static_cast<std::int64_t>(head) * a.head_dim;
-    float sum = 0.f;
-    for (int i = lane; i < a.head_dim; i += 32)
-        sum += __bfloat162float(o[i]) * __bfloat162float(d[i]);
+    for (std::int64_t warp_id =
+             (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+         warp_id < pairs; warp_id += warps_in_grid) {
+        const std::int64_t row = warp_id / a.heads;
+        const int head = static_cast<int>(warp_id - row * a.heads);
+        const auto* o = reinterpret_cast<const __nv_bfloat16*>(a.out) + row * a.ldo +
+                        static_cast<std::int64_t>(head) * a.head_dim;
+        const auto* d = reinterpret_cast<const __nv_bfloat16*>(a.dout) + row * a.lddo +
+                        static_cast<std::int64_t>(head) * a.head_dim;
+        float sum = 0.f;
+        for (int i = lane; i < a.head_dim; i += 32)
+            sum += __bfloat162float(o[i]) * __bfloat162float(d[i]);
 #pragma unroll
-    for (int off = 16; off > 0; off /= 2)
-        sum += __shfl_xor_sync(0xffffffffu, sum, off);
-    if (lane == 0)
-        a.delta[row * a.heads + head] = sum;
+        for (int off = 16; off > 0; off /= 2)
+            sum += __shfl_xor_sync(0xffffffffu, sum, off);
+        if (lane == 0)
+            a.delta[row * a.heads + head] = sum;
+    }
 }
 
 __global__ void dq_to_bf16(const attention_bwd_args a) {

@@ -61,28 +61,37 @@ private:
     std::size_t m_bytes = 0;
 };
 
-/// Synchronous copies (cudaMemcpy) and an asynchronous zero fill.
-void copy_to_device(void* device_dst, const void* host_src, std::size_t bytes);
-void copy_to_host(void* host_dst, const void* device_src, std::size_t bytes);
+/// Copies in the order of `stream`, the stream that uses the data (nullptr: the legacy default
+/// stream, which does not order against non-blocking streams). copy_to_device runs after the
+/// work queued on `stream` before it and before the work queued after it; it returns once
+/// `host_src` may be reused (pageable memory is staged by the CUDA runtime), the copy itself
+/// possibly still pending. copy_to_host waits for the work queued on `stream` and for the copy.
+void copy_to_device(void* device_dst, const void* host_src, std::size_t bytes, stream_t stream);
+void copy_to_host(void* host_dst, const void* device_src, std::size_t bytes, stream_t stream);
+/// Asynchronous zero fill on `stream`.
 void fill_zero(void* device_dst, std::size_t bytes, stream_t stream);
 
-/// A typed device array filled from and read back to host vectors.
+/// A typed device array filled from and read back to host vectors, each copy in the order of
+/// the stream given (see copy_to_device): pass the stream the kernels using the data run on.
 template <typename T>
 class device_array {
 public:
     device_array() = default;
     explicit device_array(std::size_t count) : m_buffer(count * sizeof(T)), m_count(count) {}
-    explicit device_array(std::span<const T> host) : device_array(host.size()) { upload(host); }
+    explicit device_array(std::span<const T> host, stream_t stream = nullptr)
+        : device_array(host.size()) {
+        upload(host, stream);
+    }
 
     [[nodiscard]] T* data() const noexcept { return m_buffer.as<T>(); }
     [[nodiscard]] std::size_t size() const noexcept { return m_count; }
-    void upload(std::span<const T> host) {
+    void upload(std::span<const T> host, stream_t stream = nullptr) {
         WLB_EXPECTS(host.size() == m_count, "upload of {} values into {}", host.size(), m_count);
-        copy_to_device(m_buffer.data(), host.data(), m_count * sizeof(T));
+        copy_to_device(m_buffer.data(), host.data(), m_count * sizeof(T), stream);
     }
-    [[nodiscard]] std::vector<T> download() const {
+    [[nodiscard]] std::vector<T> download(stream_t stream = nullptr) const {
         std::vector<T> host(m_count);
-        copy_to_host(host.data(), m_buffer.data(), m_count * sizeof(T));
+        copy_to_host(host.data(), m_buffer.data(), m_count * sizeof(T), stream);
         return host;
     }
 
@@ -131,11 +140,16 @@ enum class attention_variant { automatic, mma, simt };
 
 /// The device-side description of an attention_chunks (tiles, chunk table), uploaded once and
 /// reused by every call with the same chunks: a step builds one per micro-batch and layer shape.
+/// The upload is queued on the stream given to the constructor and marked with an event; every
+/// call, on whatever stream, first makes its stream wait for that event, so no kernel reads the
+/// tables before they have landed and the host does not wait for the upload.
 class attention_plan {
 public:
-    /// Validates `chunks` (attention_chunks::validate) and uploads its tiling (synchronous).
+    /// Validates `chunks` (attention_chunks::validate) and queues the upload of its tiling on
+    /// `stream` (after the work queued there; `chunks` may be released at return).
     explicit attention_plan(const attention_chunks& chunks,
-                            attention_variant variant = attention_variant::automatic);
+                            attention_variant variant = attention_variant::automatic,
+                            stream_t stream = nullptr);
     ~attention_plan();
     attention_plan(attention_plan&&) noexcept;
     attention_plan& operator=(attention_plan&&) noexcept;

@@ -553,4 +553,15 @@ nlohmann::json analysis_json(const profiler::analysis_result& r,
     return j;
 }
 
+std::string analysis_output_notes(const std::string& perfetto, const std::string& json) {
+    std::string out;
+    if (!perfetto.empty())
+        out += fmt::format("\nPerfetto trace (measured, ideal simulated beside it, stragglers "
+                           "marked): {} (open in https://ui.perfetto.dev)\n",
+                           perfetto);
+    if (!json.empty() && json != "-")
+        out += fmt::format("JSON report (wlbtune.analysis/1): {}\n", json);
+    return out;
+}
+
 } // namespace wlb::reports

@@ -38,4 +38,8 @@ std::vector<wlb::input_identity> identify_inputs(const profiler::job_trace& job)
 /// Needs the result of analyze with keep_ideal for the ideal timeline.
 void write_analysis_perfetto(const profiler::analysis_result& r, const std::string& path);
 
+/// The lines naming the files analyze wrote: the Perfetto trace (when `perfetto` is not empty)
+/// and the JSON report (when `json` names a file).
+std::string analysis_output_notes(const std::string& perfetto, const std::string& json);
+
 } // namespace wlb::reports

@@ -1,5 +1,6 @@
 #include "reports/pack_report.hpp"
 
+#include "reports/shard_report.hpp"
 #include "reports/table.hpp"
 
 #include <fmt/format.h>
@@ -61,6 +62,36 @@ nlohmann::json pack_json(const pack_context& ctx, const std::vector<tuner::pack_
         }
         rows.push_back(std::move(row));
     }
+    return j;
+}
+
+namespace {
+
+pack_context context_of(const tuner::job_spec& job, const tuner::pack_outcome& outcome) {
+    return {outcome.data,      job.layout.spec(),  job.model.name,
+            job.hardware.name, job.context_tokens, outcome.documents_read};
+}
+
+} // namespace
+
+std::string pack_outcome_text(const tuner::job_spec& job, const tuner::pack_outcome& outcome) {
+    auto text = pack_text(context_of(job, outcome), outcome.results);
+    if (job.sharding && outcome.sharding)
+        text += fmt::format("\nCP sharding of {} over cp={} with {}; predicted by the cost model, "
+                            "per layer, forward + backward:\n{}",
+                            outcome.results.front().name, job.layout.cp(),
+                            tuner::describe_sharding(*job.sharding),
+                            shard_summary_text(*outcome.sharding, *job.sharding));
+    return text;
+}
+
+nlohmann::json pack_outcome_json(const tuner::job_spec& job, const tuner::pack_outcome& outcome,
+                                 bool with_steps) {
+    auto j = pack_json(context_of(job, outcome), outcome.results, outcome.inputs, with_steps);
+    if (job.sharding && outcome.sharding)
+        j["sharding"] = {{"spec", tuner::to_json(*job.sharding)},
+                         {"cp", job.layout.cp()},
+                         {"predicted", shard_summary_json(*outcome.sharding)}};
     return j;
 }
 

@@ -3,7 +3,9 @@
 #pragma once
 
 #include "base/provenance.hpp"
+#include "tuner/job/pack_job.hpp"
 #include "tuner/packing/pack_run.hpp"
+#include "tuner/spec/job_spec.hpp"
 
 #include <nlohmann/json_fwd.hpp>
 #include <string>
@@ -31,5 +33,12 @@ std::string pack_text(const pack_context& ctx, const std::vector<tuner::pack_res
 /// Per-step measures are included when `with_steps`.
 nlohmann::json pack_json(const pack_context& ctx, const std::vector<tuner::pack_result>& results,
                          const std::vector<wlb::input_identity>& inputs, bool with_steps);
+
+/// `wlbtune pack`'s terminal report: pack_text of every result, then the CP sharding of the
+/// job's packing when it shards.
+std::string pack_outcome_text(const tuner::job_spec& job, const tuner::pack_outcome& outcome);
+/// `wlbtune pack`'s JSON report: pack_json, with "sharding" when the job shards.
+nlohmann::json pack_outcome_json(const tuner::job_spec& job, const tuner::pack_outcome& outcome,
+                                 bool with_steps);
 
 } // namespace wlb::reports

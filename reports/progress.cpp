@@ -6,28 +6,40 @@
 
 namespace wlb::reports {
 
-progress_line::progress_line(bool enabled) : m_enabled(enabled && ::isatty(STDERR_FILENO) == 1) {}
+progress_line::progress_line(bool enabled, bool log_lines) {
+    const bool tty = ::isatty(STDERR_FILENO) == 1;
+    m_tty = enabled && tty;
+    m_log = enabled && log_lines && !tty;
+}
 
 progress_line::~progress_line() {
     clear();
 }
 
 void progress_line::update(const std::string& label, std::int64_t done, std::int64_t total) {
-    if (!m_enabled)
+    show(total > 0 ? fmt::format("{}: step {}/{}", label, done, total)
+                   : fmt::format("{}: step {}", label, done),
+         total > 0 && done == total);
+}
+
+void progress_line::show(const std::string& text, bool last) {
+    if (!m_tty && !m_log)
         return;
     const auto now = std::chrono::steady_clock::now();
-    if (m_shown && done != total && now - m_last < std::chrono::milliseconds(100))
+    const auto every = m_tty ? std::chrono::milliseconds(100) : std::chrono::milliseconds(2000);
+    if (m_shown && !last && now - m_last < every)
         return;
     m_last = now;
-    const auto text = total > 0 ? fmt::format("{}: step {}/{}", label, done, total)
-                                : fmt::format("{}: step {}", label, done);
-    fmt::print(stderr, "\r\033[K{}", text);
+    if (m_tty)
+        fmt::print(stderr, "\r\033[K{:.{}}", text, 160);
+    else
+        fmt::print(stderr, "{}\n", text);
     std::fflush(stderr);
     m_shown = true;
 }
 
 void progress_line::clear() {
-    if (!m_shown)
+    if (!m_shown || !m_tty)
         return;
     fmt::print(stderr, "\r\033[K");
     std::fflush(stderr);

@@ -1,5 +1,7 @@
 #include "reports/run_report.hpp"
 
+#include "tuner/packing/pack_run.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
@@ -41,6 +43,27 @@ summary summarize(const std::vector<run_step_row>& rows) {
 }
 
 } // namespace
+
+run_context run_context_of(const tuner::job_spec& job, const tuner::prepared_run& run,
+                           std::string_view backend, runtime::precision numbers,
+                           const std::string& launcher, const std::string& trace_dir) {
+    run_context c;
+    c.backend = std::string(backend);
+    c.precision = std::string(runtime::to_string(numbers));
+    c.job_layout = job.layout;
+    c.launcher = launcher;
+    c.model = run.decoder;
+    c.data = run.data;
+    c.context_tokens = job.context_tokens;
+    c.packing = tuner::describe(job.packing);
+    c.packing_json = tuner::to_json(job.packing);
+    c.sharding = job.sharding.value_or(tuner::sharding_spec{});
+    c.schedule = run.schedule.describe(job.layout.pp(), job.layout.vpp());
+    c.hardware = run.costs.hardware().name;
+    c.trace_dir = trace_dir;
+    c.inputs = run.inputs;
+    return c;
+}
 
 run_step_row make_run_step_row(const runtime::step_record& measured,
                                const runtime::training_step& step, double predicted_seconds,

@@ -7,7 +7,9 @@
 #include "runtime/parallel/layout.hpp"
 #include "runtime/train/decoder.hpp"
 #include "runtime/train/train_run.hpp"
+#include "tuner/job/run_job.hpp"
 #include "tuner/sharding/sharding.hpp"
+#include "tuner/spec/job_spec.hpp"
 
 #include <array>
 #include <cstdint>
@@ -36,6 +38,11 @@ struct run_context {
     std::string trace_dir; ///< empty: none
     std::vector<wlb::input_identity> inputs;
 };
+
+/// The facts of a prepared run of `job` on `backend` (its name) in `numbers`.
+[[nodiscard]] run_context run_context_of(const tuner::job_spec& job, const tuner::prepared_run& run,
+                                         std::string_view backend, runtime::precision numbers,
+                                         const std::string& launcher, const std::string& trace_dir);
 
 /// One step: what was measured, what the simulator predicted, and what the step held.
 struct run_step_row {

@@ -1,5 +1,6 @@
 #include "reports/shard_report.hpp"
 
+#include "base/provenance.hpp"
 #include "reports/table.hpp"
 
 #include <fmt/format.h>
@@ -177,6 +178,33 @@ std::string shard_text_report::render(const tuner::plan_shard_summary& s,
                            rec.worst_attention_imbalance, s.run.worst_attention_imbalance);
     }
     return out;
+}
+
+nlohmann::json shard_json(const tuner::shard_request& request, const tuner::shard_outcome& outcome,
+                          nlohmann::json records) {
+    const auto& cost = outcome.cost;
+    const auto& summary = outcome.summary;
+    auto j = wlb::report_header(shard_schema, {wlb::identify_file(request.plan_path)});
+    j["predicted"] = "every seconds figure is predicted by the cost model, not measured";
+    j["plan"] = request.plan_path;
+    j["source"] = outcome.choice.spec ? "policy" : "plan";
+    j["source_text"] = outcome.choice.source;
+    j["sharding"] = tuner::to_json(outcome.choice.reported);
+    j["cp"] = cost.layout().cp();
+    j["layout"] = cost.layout().spec();
+    j["cost_model"] = cost.to_json();
+    j["summary"] = shard_summary_json(summary.run);
+    if (summary.recorded)
+        j["recorded_comparison"] = {{"summary", shard_summary_json(*summary.recorded)},
+                                    {"differing_micro_batches", summary.differing_micro_batches}};
+    j["micro_batches"] = std::move(records);
+    return j;
+}
+
+shard_report_context shard_context_of(const tuner::shard_request& request,
+                                      const tuner::shard_outcome& outcome) {
+    return {request.plan_path,         outcome.choice.source,        outcome.choice.reported,
+            outcome.cost.model().name, outcome.cost.hardware().name, outcome.cost.layout().spec()};
 }
 
 } // namespace wlb::reports

@@ -56,4 +56,12 @@ private:
     std::vector<std::vector<std::string>> m_rows;
 };
 
+/// `wlbtune shard`'s JSON report (wlbtune.shard/1): the summary, the comparison with the
+/// plan's recorded chunks when there is one, and every micro-batch's record in `records`.
+nlohmann::json shard_json(const tuner::shard_request& request, const tuner::shard_outcome& outcome,
+                          nlohmann::json records);
+/// Its terminal report's context.
+shard_report_context shard_context_of(const tuner::shard_request& request,
+                                      const tuner::shard_outcome& outcome);
+
 } // namespace wlb::reports

@@ -1,7 +1,10 @@
 #include "reports/simulate_report.hpp"
 
+#include "base/provenance.hpp"
+#include "reports/perfetto.hpp"
 #include "reports/shard_report.hpp"
 #include "reports/table.hpp"
+#include "runtime/trace/trace.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -268,6 +271,84 @@ std::string compare_text(const tuner::cost_model& costs, const simulate_context&
     for (const auto& k : comparison)
         out += exhausted_note(*k.result);
     return out;
+}
+
+simulate_context simulate_context_of(const tuner::job_spec& job,
+                                     const tuner::simulation_setup& setup,
+                                     std::vector<wlb::input_identity> inputs,
+                                     const tuner::document_set* documents) {
+    simulate_context c;
+    c.model = job.model.name;
+    c.hardware = job.hardware.name;
+    c.schedule = setup.plan.schedule.describe(job.layout.pp(), job.layout.vpp());
+    c.partition = setup.plan.partition.describe();
+    for (const auto& f : setup.faults)
+        c.faults.push_back(f.describe());
+    c.inputs = std::move(inputs);
+    c.documents = documents;
+    return c;
+}
+
+std::vector<compared> comparison_of(const tuner::simulate_data_outcome& outcome, bool compare) {
+    std::vector<compared> out;
+    if (compare)
+        for (std::size_t i = 0; i < outcome.results.size(); ++i)
+            out.push_back({&outcome.results[i], outcome.candidates[i].role});
+    return out;
+}
+
+void write_simulated_traces(const runtime::trace& t, const std::string& perfetto,
+                            const std::string& trace_dir,
+                            const std::vector<wlb::input_identity>& inputs) {
+    if (!perfetto.empty())
+        write_perfetto(t, perfetto, "simulated");
+    if (!trace_dir.empty()) {
+        auto header = wlb::report_header(runtime::trace_schema, inputs);
+        runtime::write_trace_dir(trace_dir, t, &header);
+    }
+}
+
+std::string simulated_trace_notes(const std::string& perfetto, const std::string& trace_dir) {
+    std::string out;
+    if (!perfetto.empty())
+        out += fmt::format("\nPerfetto trace (simulated): {} (open in https://ui.perfetto.dev)\n",
+                           perfetto);
+    if (!trace_dir.empty())
+        out += fmt::format("trace directory (wlbtune.trace/1, simulated): {}\n", trace_dir);
+    return out;
+}
+
+nlohmann::json simulate_batch_json(const tuner::job_spec& job,
+                                   const tuner::simulate_batch_outcome& outcome) {
+    return simulate_json(job.costs(), simulate_context_of(job, outcome.setup, outcome.inputs),
+                         outcome.result);
+}
+
+std::string simulate_batch_text(const tuner::job_spec& job,
+                                const tuner::simulate_batch_outcome& outcome,
+                                const std::string& perfetto, const std::string& trace_dir) {
+    return simulate_text(job.costs(), simulate_context_of(job, outcome.setup, outcome.inputs),
+                         outcome.result) +
+           simulated_trace_notes(perfetto, trace_dir);
+}
+
+nlohmann::json simulate_data_json(const tuner::job_spec& job,
+                                  const tuner::simulate_data_outcome& outcome, bool compare) {
+    const auto ctx = simulate_context_of(job, outcome.setup, outcome.inputs, &outcome.documents);
+    return simulate_json(job.costs(), ctx, outcome.results[outcome.chosen],
+                         comparison_of(outcome, compare));
+}
+
+std::string simulate_data_text(const tuner::job_spec& job,
+                               const tuner::simulate_data_outcome& outcome, bool compare,
+                               const std::string& perfetto, const std::string& trace_dir) {
+    const auto ctx = simulate_context_of(job, outcome.setup, outcome.inputs, &outcome.documents);
+    const auto& chosen = outcome.results[outcome.chosen];
+    std::string text = compare ? compare_text(job.costs(), ctx, comparison_of(outcome, compare))
+                               : simulate_text(job.costs(), ctx, chosen);
+    if (compare && (!perfetto.empty() || !trace_dir.empty()))
+        text += fmt::format("\ntraces are of {}\n", chosen.name);
+    return text + simulated_trace_notes(perfetto, trace_dir);
 }
 
 } // namespace wlb::reports

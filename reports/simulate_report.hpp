@@ -8,9 +8,11 @@
 #pragma once
 
 #include "base/provenance.hpp"
+#include "tuner/job/simulate_data_job.hpp"
 #include "tuner/search/compare_set.hpp"
 #include "tuner/search/evaluate.hpp"
 #include "tuner/search/simulate_job.hpp"
+#include "tuner/spec/job_spec.hpp"
 
 #include <nlohmann/json_fwd.hpp>
 #include <span>
@@ -56,5 +58,39 @@ std::string simulate_text(const tuner::cost_model& costs, const simulate_context
 /// entry, packing imbalance and delay, CP imbalance, bubble.
 std::string compare_text(const tuner::cost_model& costs, const simulate_context& context,
                          std::span<const compared> comparison);
+
+/// The context of a simulation of `job` with `setup` over `inputs` (and, with --data, the
+/// documents every candidate ran on).
+simulate_context simulate_context_of(const tuner::job_spec& job,
+                                     const tuner::simulation_setup& setup,
+                                     std::vector<wlb::input_identity> inputs,
+                                     const tuner::document_set* documents = nullptr);
+
+/// The comparison of a --data simulation (empty without --compare).
+std::vector<compared> comparison_of(const tuner::simulate_data_outcome& outcome, bool compare);
+
+/// Writes a simulated trace as a Perfetto file (`perfetto`, when not empty) and as a
+/// wlbtune.trace/1 directory (`trace_dir`, when not empty) whose manifest names `inputs`.
+void write_simulated_traces(const runtime::trace& t, const std::string& perfetto,
+                            const std::string& trace_dir,
+                            const std::vector<wlb::input_identity>& inputs);
+/// The lines naming the traces written ("" when none).
+std::string simulated_trace_notes(const std::string& perfetto, const std::string& trace_dir);
+
+/// `wlbtune simulate --batch`'s reports: simulate_json / simulate_text of the outcome, the text
+/// followed by the notes of the traces written.
+nlohmann::json simulate_batch_json(const tuner::job_spec& job,
+                                   const tuner::simulate_batch_outcome& outcome);
+std::string simulate_batch_text(const tuner::job_spec& job,
+                                const tuner::simulate_batch_outcome& outcome,
+                                const std::string& perfetto, const std::string& trace_dir);
+/// `wlbtune simulate --data`'s reports: the chosen candidate's simulate_json (with the
+/// comparison when `compare`), and compare_text or simulate_text followed by the notes of the
+/// traces written (of the chosen candidate).
+nlohmann::json simulate_data_json(const tuner::job_spec& job,
+                                  const tuner::simulate_data_outcome& outcome, bool compare);
+std::string simulate_data_text(const tuner::job_spec& job,
+                               const tuner::simulate_data_outcome& outcome, bool compare,
+                               const std::string& perfetto, const std::string& trace_dir);
 
 } // namespace wlb::reports

@@ -103,4 +103,25 @@ std::string tune_progress_line(const tuner::tune_progress& p) {
     return line;
 }
 
+std::string tune_outcome_text(const tuner::job_spec& job, const tuner::tune_outcome& outcome,
+                              const tuner::tune_options& options, const std::string& config_path) {
+    tune_context ctx;
+    ctx.data = outcome.documents.description;
+    ctx.documents = outcome.config.data.documents;
+    ctx.tokens = outcome.documents.tokens;
+    ctx.layout = job.layout.spec();
+    ctx.model = job.model.name;
+    ctx.hardware = job.hardware.name;
+    ctx.context_tokens = job.context_tokens;
+    ctx.max_mean_delay = options.constraints.max_mean_delay;
+    ctx.max_delay_steps = options.constraints.max_delay_steps;
+    auto text = tune_text(ctx, outcome.result);
+    if (!config_path.empty())
+        text += fmt::format("\ntuned config: {} (wlbtune.config/1). Apply it: wlbtune pack "
+                            "--config {} -o plan.jsonl.gz; the first {} steps are the ones "
+                            "simulated here.\n",
+                            config_path, config_path, outcome.result.sample_steps);
+    return text;
+}
+
 } // namespace wlb::reports

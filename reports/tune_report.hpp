@@ -3,7 +3,9 @@
 // simulated (predicted by the cost model) and the report says so.
 #pragma once
 
+#include "tuner/job/tune_job.hpp"
 #include "tuner/search/tune.hpp"
+#include "tuner/spec/job_spec.hpp"
 
 #include <cstdint>
 #include <string>
@@ -26,5 +28,10 @@ std::string tune_text(const tune_context& ctx, const tuner::tune_result& r);
 
 /// "wlb tune: [coarse 64 steps] 45/95  best 12.345 s  3.2 s" (one line, no newline).
 std::string tune_progress_line(const tuner::tune_progress& p);
+
+/// `wlbtune tune`'s terminal report (tune_text) and, when the tuned config was written to
+/// `config_path`, how to apply it.
+std::string tune_outcome_text(const tuner::job_spec& job, const tuner::tune_outcome& outcome,
+                              const tuner::tune_options& options, const std::string& config_path);
 
 } // namespace wlb::reports

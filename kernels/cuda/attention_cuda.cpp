@@ -42,9 +42,24 @@ struct attention_plan::impl {
     const attention_chunk_desc* chunks = nullptr;
     const attention_tile* fwd = nullptr;
     const attention_tile* bwd = nullptr;
+    cudaEvent_t uploaded = nullptr; // recorded after the table's upload
+
+    impl() = default;
+    impl(const impl&) = delete;
+    impl& operator=(const impl&) = delete;
+    ~impl() {
+        if (uploaded != nullptr)
+            cudaEventDestroy(uploaded);
+    }
+
+    /// Orders the work queued next on `stream` after the table's upload.
+    void wait_for_upload(stream_t stream) const {
+        WLB_CUDA_CHECK(cudaStreamWaitEvent(stream, uploaded, 0));
+    }
 };
 
-attention_plan::attention_plan(const attention_chunks& chunks, attention_variant variant)
+attention_plan::attention_plan(const attention_chunks& chunks, attention_variant variant,
+                               stream_t stream)
     : m_impl(std::make_unique<impl>()) {
     auto& p = *m_impl;
     p.tiling = make_attention_tiling(chunks);
@@ -60,9 +75,11 @@ attention_plan::attention_plan(const attention_chunks& chunks, attention_variant
     const std::size_t bwd_bytes = p.tiling.bwd.size() * sizeof(attention_tile);
     p.table = device_buffer(chunk_bytes + fwd_bytes + bwd_bytes);
     auto* base = static_cast<std::byte*>(p.table.data());
-    copy_to_device(base, p.tiling.chunks.data(), chunk_bytes);
-    copy_to_device(base + chunk_bytes, p.tiling.fwd.data(), fwd_bytes);
-    copy_to_device(base + chunk_bytes + fwd_bytes, p.tiling.bwd.data(), bwd_bytes);
+    copy_to_device(base, p.tiling.chunks.data(), chunk_bytes, stream);
+    copy_to_device(base + chunk_bytes, p.tiling.fwd.data(), fwd_bytes, stream);
+    copy_to_device(base + chunk_bytes + fwd_bytes, p.tiling.bwd.data(), bwd_bytes, stream);
+    WLB_CUDA_CHECK(cudaEventCreateWithFlags(&p.uploaded, cudaEventDisableTiming));
+    WLB_CUDA_CHECK(cudaEventRecord(p.uploaded, stream));
     p.chunks = reinterpret_cast<const attention_chunk_desc*>(base);
     p.fwd = reinterpret_cast<const attention_tile*>(base + chunk_bytes);
     p.bwd = reinterpret_cast<const attention_tile*>(base + chunk_bytes + fwd_bytes);
@@ -159,6 +176,7 @@ void attention_forward(const attention_plan& plan, const bf16* q, index ldq, con
     a.ldo = ldo;
     a.lse = lse;
     const attention_variant variant = plan.resolve(pointers, strides);
+    p.wait_for_upload(stream);
     if (variant == attention_variant::mma)
         WLB_CUDA_CHECK(static_cast<cudaError_t>(cuda_detail::attention_fwd_mma(a, stream)));
     else
@@ -205,6 +223,7 @@ void attention_backward(const attention_plan& plan, const bf16* q, index ldq, co
     a.lddk = lddk;
     a.dv = dv;
     a.lddv = lddv;
+    p.wait_for_upload(stream);
     if (variant == attention_variant::mma) {
         a.dq_accum = workspace.dq_accum(total_q * heads * static_cast<std::size_t>(p.head_dim));
         WLB_CUDA_CHECK(static_cast<cudaError_t>(cuda_detail::attention_bwd_mma(a, stream)));

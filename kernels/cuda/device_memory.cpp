@@ -49,14 +49,22 @@ void device_buffer::reserve_discard(std::size_t bytes) {
     *this = device_buffer(bytes);
 }
 
-void copy_to_device(void* device_dst, const void* host_src, std::size_t bytes) {
+// cudaMemcpy would run on the legacy default stream, which does not wait for the work of
+// non-blocking streams (every stream of ours) and, from pageable memory, may return before the
+// data has landed: a kernel queued right after on a non-blocking stream could read it half
+// written, and an upload could overwrite data a queued kernel still reads. So both directions go
+// through cudaMemcpyAsync on the stream that uses the data.
+void copy_to_device(void* device_dst, const void* host_src, std::size_t bytes, stream_t stream) {
     if (bytes > 0)
-        WLB_CUDA_CHECK(cudaMemcpy(device_dst, host_src, bytes, cudaMemcpyHostToDevice));
+        WLB_CUDA_CHECK(
+            cudaMemcpyAsync(device_dst, host_src, bytes, cudaMemcpyHostToDevice, stream));
 }
 
-void copy_to_host(void* host_dst, const void* device_src, std::size_t bytes) {
-    if (bytes > 0)
-        WLB_CUDA_CHECK(cudaMemcpy(host_dst, device_src, bytes, cudaMemcpyDeviceToHost));
+void copy_to_host(void* host_dst, const void* device_src, std::size_t bytes, stream_t stream) {
+    if (bytes == 0)
+        return;
+    WLB_CUDA_CHECK(cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost, stream));
+    WLB_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
 void fill_zero(void* device_dst, std::size_t bytes, stream_t stream) {

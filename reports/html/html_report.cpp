@@ -136,4 +136,10 @@ void write_html_report(html_kind kind, const nlohmann::json& report, const std::
     wlb::write_file_atomic(path, html_page(kind, report, options, path));
 }
 
+std::string html_output_note(const std::string& path) {
+    return path.empty()
+               ? std::string()
+               : fmt::format("HTML report: {} (one self-contained page; opens offline)\n", path);
+}
+
 } // namespace wlb::reports

@@ -28,4 +28,8 @@ std::string html_page(html_kind kind, const nlohmann::json& report,
 void write_html_report(html_kind kind, const nlohmann::json& report, const std::string& path,
                        const html_options& options = {});
 
+/// The terminal's line for a page written to `path` ("HTML report: PATH ..."); empty when
+/// `path` is.
+std::string html_output_note(const std::string& path);
+
 } // namespace wlb::reports

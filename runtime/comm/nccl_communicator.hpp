@@ -61,6 +61,10 @@ public:
     [[nodiscard]] virtual stream_t comm_stream() const noexcept = 0;
     /// The CUDA device of this communicator.
     [[nodiscard]] virtual int device() const noexcept = 0;
+    /// NCCL communicators of this world (the world and every split of it) that are live:
+    /// constructed, neither destroyed nor aborted. A diagnostic (and what the GPU tests check
+    /// after a failed split).
+    [[nodiscard]] virtual std::size_t live_communicators() const = 0;
 
     /// Queue a collective (count = elements per member, as the base interface) and return.
     virtual void all_gather_async(const void* send, void* recv, std::size_t count,

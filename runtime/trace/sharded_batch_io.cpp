@@ -2,6 +2,7 @@
 
 #include "base/atomic_file.hpp"
 #include "base/error.hpp"
+#include "base/json_file.hpp"
 
 #include <fmt/format.h>
 #include <fstream>
@@ -21,15 +22,7 @@ const nlohmann::json& array_at(const nlohmann::json& j, const std::string& path,
 } // namespace
 
 std::vector<sharded_step> read_sharded_batch(const std::string& file) {
-    std::ifstream in(file);
-    if (!in)
-        throw input_error(file, "cannot open");
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::parse_error& e) {
-        throw input_error(file, fmt::format("not JSON at byte {}", e.byte));
-    }
+    const auto j = read_json_file(file);
     if (!j.is_object() || j.value("schema", "") != sharded_batch_schema)
         throw input_error(
             file, fmt::format("expected an object with \"schema\": \"{}\"", sharded_batch_schema));

@@ -2,6 +2,7 @@
 
 #include "base/atomic_file.hpp"
 #include "base/error.hpp"
+#include "base/json_file.hpp"
 #include "base/provenance.hpp"
 #include "runtime/trace/sharded_batch_io.hpp"
 
@@ -203,15 +204,7 @@ void write_trace_dir(const std::string& dir, const trace& t, const nlohmann::jso
 
 trace_reader::trace_reader(std::string dir) : m_dir(std::move(dir)) {
     const std::string path = (std::filesystem::path(m_dir) / "manifest.json").string();
-    std::ifstream in(path);
-    if (!in)
-        throw input_error(path, "cannot open the trace manifest");
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::parse_error& e) {
-        throw input_error(path, fmt::format("not JSON at byte {}: {}", e.byte, e.what()));
-    }
+    const auto j = read_json_file(path);
     if (!j.is_object() || !j.contains("schema") || j["schema"] != trace_schema)
         throw input_error(path,
                           fmt::format("expected \"schema\": \"{}\", found {}", trace_schema,

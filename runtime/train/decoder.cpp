@@ -3,6 +3,7 @@
 #include "base/error.hpp"
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <random>
 
 namespace wlb::runtime {
@@ -253,5 +254,69 @@ std::int32_t document_token(std::int64_t doc_id, std::int64_t position, std::int
 WLB_INSTANTIATE(float)
 WLB_INSTANTIATE(double)
 #undef WLB_INSTANTIATE
+
+decoder_config decoder_config_of(const model_spec& m) {
+    if (m.kv_heads != m.heads)
+        throw input_error(fmt::format("model {}: the CPU decoder trains multi-head attention "
+                                      "(kv_heads = heads); this model has {} KV heads for {} "
+                                      "heads (grouped-query attention)",
+                                      m.name, m.kv_heads, m.heads));
+    if (!m.gated_mlp)
+        throw input_error(fmt::format("model {}: the CPU decoder trains a SwiGLU MLP "
+                                      "(gated_mlp true)",
+                                      m.name));
+    decoder_config c;
+    c.name = m.name;
+    c.vocab = m.vocab;
+    c.hidden = m.hidden;
+    c.heads = m.heads;
+    c.ffn = m.ffn;
+    c.layers = m.layers;
+    c.norm_eps = m.norm_eps;
+    c.rope_base = m.rope_base;
+    c.validate(1);
+    return c;
+}
+
+model_spec model_spec_of(const decoder_config& d) {
+    model_spec m;
+    m.name = d.name;
+    m.layers = static_cast<int>(d.layers);
+    m.hidden = static_cast<int>(d.hidden);
+    m.heads = static_cast<int>(d.heads);
+    m.kv_heads = static_cast<int>(d.heads);
+    m.ffn = static_cast<int>(d.ffn);
+    m.vocab = static_cast<int>(d.vocab);
+    m.norm_eps = d.norm_eps;
+    m.rope_base = d.rope_base;
+    m.source = "a decoder built by hand (runtime/train/decoder.hpp)";
+    return m;
+}
+
+nlohmann::json to_json(const decoder_config& c) {
+    return {{"name", c.name},
+            {"vocab", c.vocab},
+            {"hidden", c.hidden},
+            {"heads", c.heads},
+            {"ffn", c.ffn},
+            {"layers", c.layers},
+            {"norm_eps", c.norm_eps},
+            {"rope_base", c.rope_base},
+            {"parameters", decoder_parameter_count(c)}};
+}
+
+std::int64_t decoder_parameter_count(const decoder_config& c) {
+    const std::int64_t h = c.hidden;
+    const std::int64_t layer = 2 * h + 4 * h * h + 3 * h * c.ffn;
+    return 2 * c.vocab * h + h + c.layers * layer;
+}
+
+std::vector<int> decoder_chunk_layers(std::int64_t layers, int chunks) {
+    WLB_EXPECTS(chunks >= 1 && layers >= chunks, "{} layers in {} chunks", layers, chunks);
+    std::vector<int> out;
+    for (int c = 0; c < chunks; ++c)
+        out.push_back(static_cast<int>(layers * (c + 1) / chunks - layers * c / chunks));
+    return out;
+}
 
 } // namespace wlb::runtime

@@ -16,6 +16,8 @@
 // Matrices are row-major; activations are token-major (x @ W).
 #pragma once
 
+#include "runtime/model/model_spec.hpp"
+
 #include <cstdint>
 #include <functional>
 #include <nlohmann/json_fwd.hpp>
@@ -40,16 +42,13 @@ struct decoder_config {
     void validate(int tp) const;
 };
 
-/// Built-in shapes for `wlbtune run --model`: "tiny" (vocab 128, hidden 32, 4 heads, ffn 64, 4
-/// layers: tests, CI, seconds per step on a laptop) and "small" (vocab 1024, hidden 256, 4 heads,
-/// ffn 512, 4 layers: the benchmarks, where attention over 4K-token documents outweighs the
-/// GEMMs as at 128K on a 7B model). Throws wlb::input_error listing the names.
-[[nodiscard]] decoder_config decoder_preset(std::string_view name);
-[[nodiscard]] std::vector<std::string> decoder_preset_names();
-/// A preset name, or a JSON file {"name", "vocab", "hidden", "heads", "ffn", "layers",
-/// ["norm_eps", "rope_base"]}; unknown or ill-typed fields are wlb::input_error naming the file
-/// and the field. The shape is validated for tp = 1 (the layout's tp is checked later).
-[[nodiscard]] decoder_config load_decoder_config(const std::string& name_or_path);
+/// The decoder of a model from the registry (runtime/model/model_spec.hpp). The CPU decoder
+/// trains multi-head attention with a SwiGLU MLP in numbers the host can hold: a model with
+/// grouped-query attention (kv_heads < heads) or a plain MLP is wlb::input_error saying so, as is
+/// a shape validate(1) refuses.
+[[nodiscard]] decoder_config decoder_config_of(const model_spec& m);
+/// The registry's view of a decoder built by hand (tests, benchmarks): kv_heads = heads, SwiGLU.
+[[nodiscard]] model_spec model_spec_of(const decoder_config& d);
 [[nodiscard]] nlohmann::json to_json(const decoder_config& c);
 /// Parameters of the full model (every tensor of decoder_params).
 [[nodiscard]] std::int64_t decoder_parameter_count(const decoder_config& c);

@@ -25,7 +25,7 @@
 #include "runtime/train/train_run.hpp"
 #include "tuner/data/document_stream.hpp"
 #include "tuner/data/open_document_source.hpp"
-#include "tuner/search/run_job.hpp"
+#include "tuner/job/run_job.hpp"
 #include "tuner/sharding/make_sharder.hpp"
 
 #include <algorithm>
@@ -63,8 +63,8 @@ struct part {
 variant make_variant(communicator& world, const part& p, const decoder_config& model,
                      tuner::packing_policy packing, tuner::sharding_policy sharding,
                      std::int64_t steps, std::string name) {
-    const auto preset =
-        tuner::run_cost_model(model, tuner::hardware_preset("cpu-dev-vm"), p.l, precision::f32);
+    const auto preset = tuner::run_cost_model(
+        runtime::model_spec_of(model), tuner::hardware_preset("cpu-dev-vm"), p.l, precision::f32);
     tuner::packing_config pc;
     pc.policy = packing;
     pc.context_tokens = p.context;
@@ -191,7 +191,8 @@ void run_part(communicator& world, const part& p, const decoder_config& model,
             v.measured.push_back(r.steps.front().seconds);
         }
     const auto after = calibrate_now(world, model, "after");
-    const auto costs = tuner::run_cost_model(model, mean_of(before, after), p.l, precision::f32);
+    const auto costs = tuner::run_cost_model(runtime::model_spec_of(model), mean_of(before, after),
+                                             p.l, precision::f32);
     for (auto& v : variants)
         v.predicted_calibrated =
             tuner::predict_run_seconds(costs, model, v.steps, parse_schedule("auto", p.l.vpp()));
@@ -256,7 +257,7 @@ int main(int argc, char** argv) {
         }
         // The backends set one BLAS thread per rank; calibrate the same way.
         kernels::set_blas_threads(1);
-        const decoder_config model = decoder_preset("small");
+        const decoder_config model = decoder_config_of(model_preset("small"));
         // A: one long document in most 4K packs (10% of documents are 1K-4K tokens, 70% of the
         // tokens), the rest ~100 tokens.
         part a;

@@ -247,7 +247,8 @@ int main(int argc, char** argv) {
     }
     for (int i = 1; i < argc; ++i)
         if (std::strcmp(argv[i], "--calibrate") == 0) {
-            const decoder_config m = load_decoder_config(i + 1 < argc ? argv[i + 1] : "small");
+            const decoder_config m =
+                decoder_config_of(load_model(i + 1 < argc ? argv[i + 1] : "small"));
             const bool dbl = i + 2 < argc && std::strcmp(argv[i + 2], "double") == 0;
             const auto hw = dbl ? wlb::bench::calibrate_cpu<double>(m, mpi_world.get())
                                 : wlb::bench::calibrate_cpu<float>(m, mpi_world.get());

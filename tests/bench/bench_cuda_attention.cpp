@@ -10,11 +10,17 @@
 // long document), 16 heads of 128: the q-dependence the adaptive sharder pads for (WLB-LLM:
 // the achieved rate jumps between q = 128 and 256 on H100).
 //
-//   bench_cuda_attention [--repeats N] [--variant automatic|mma|simt] [--quick]
+//   bench_cuda_attention [--repeats N] [--variant automatic|mma|simt] [--quick] [--tsv PATH]
+//   bench_cuda_attention --list-shapes [--quick]
 //
-// Skips (exit 0) with the reason when there is no CUDA device.
+// --tsv writes one row per shape (id, variant, ms and TFLOP/s forward and backward) for
+// scripts/gpu-check.sh, which puts PyTorch's figures for the same shapes beside them;
+// --list-shapes prints the shapes (id, chunks, q_len, q_offset, k_len, heads, head_dim, forward
+// FLOPs) without measuring, for the peer script (scripts/gpu/sdpa_peer.py). Skips (exit 0) with
+// the reason when there is no CUDA device.
 #include "kernels/cuda_ops.hpp"
 #include "kernels/device_query.hpp"
+#include "runtime/parallel/batch.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -69,7 +75,7 @@ timing run(int chunks_count, ix q_len, ix q_offset, ix heads, ix head_dim,
     auto q = buffer(nq, 1), k = buffer(nk, 2), v = buffer(nk, 3), o = buffer(nq, 4);
     auto dout = buffer(nq, 5), dq = buffer(nq, 6), dk = buffer(nk, 7), dv = buffer(nk, 8);
     kc::device_buffer lse(static_cast<std::size_t>(cu_q.back() * heads) * sizeof(float));
-    kc::attention_plan plan(ch, variant);
+    kc::attention_plan plan(ch, variant, s.get());
     kc::attention_workspace ws;
     auto b = [](const kc::device_buffer& x) {
         return x.as<bf16>();
@@ -108,67 +114,43 @@ double tflops(double flops, double seconds) {
     return seconds > 0 ? flops / seconds * 1e-12 : 0.0;
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
-    int repeats = 10;
-    bool quick = false;
-    kc::attention_variant variant = kc::attention_variant::automatic;
-    for (int i = 1; i < argc; ++i) {
-        if (!std::strcmp(argv[i], "--repeats") && i + 1 < argc)
-            repeats = std::max(1, std::atoi(argv[++i]));
-        else if (!std::strcmp(argv[i], "--quick"))
-            quick = true;
-        else if (!std::strcmp(argv[i], "--variant") && i + 1 < argc) {
-            const std::string v = argv[++i];
-            variant = v == "mma"    ? kc::attention_variant::mma
-                      : v == "simt" ? kc::attention_variant::simt
-                                    : kc::attention_variant::automatic;
-        } else {
-            std::fprintf(stderr, "usage: bench_cuda_attention [--repeats N] [--variant "
-                                 "automatic|mma|simt] [--quick]\n");
-            return 2;
-        }
+/// One measured shape: `chunks` chunks of q_len queries after q_offset earlier tokens, each with
+/// its own q_offset + q_len keys.
+struct shape {
+    std::string id; ///< stable key the peer script (scripts/gpu/sdpa_peer.py) and gpu-check use
+    int table = 1;
+    int chunks = 1;
+    ix q_len = 0, q_offset = 0, heads = 0, head_dim = 0;
+    double fa3_tflops = 0; ///< published FA3 forward figure, 0 when none
+    /// design.md convention: 4 * causal pairs * heads * head_dim (what attention_plan counts).
+    [[nodiscard]] double forward_flops() const {
+        return 4.0 * static_cast<double>(chunks) *
+               static_cast<double>(runtime::causal_pairs(q_len, q_offset)) *
+               static_cast<double>(heads * head_dim);
     }
-    const auto devices = kernels::query_devices();
-    if (devices.devices.empty()) {
-        fmt::print("bench_cuda_attention: skipped: {}\n", devices.reason);
-        return 0;
-    }
-    fmt::print("device: {} (sm_{}{}); median of {} runs after one warm-up; measured\n\n",
-               devices.devices[0].name, devices.devices[0].compute_major,
-               devices.devices[0].compute_minor, repeats);
+};
 
+std::vector<shape> shapes(bool quick) {
+    std::vector<shape> out;
     // FA3 paper, forward, head dim 128, H100 80GB SXM5, FP16 (see the header).
     const double fa3_hd128[] = {467, 565, 625, 638, 646, 648};
-    fmt::print("Table 1: 16K tokens of documents of `seqlen`, heads x head_dim = 2048, causal\n\n");
-    fmt::print(
-        "| head_dim | seqlen | docs | variant | fwd ms | fwd TFLOP/s | bwd ms | bwd TFLOP/s | "
-        "FA3 fwd TFLOP/s (published, hd 128) |\n");
-    fmt::print("| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n");
     for (ix hd : {64, 128}) {
         int i = 0;
         for (ix seqlen : {512, 1024, 2048, 4096, 8192, 16384}) {
-            if (quick && seqlen != 2048 && seqlen != 16384) {
-                ++i;
+            const double fa3 = hd == 128 ? fa3_hd128[i++] : 0.0;
+            if (quick && seqlen != 2048 && seqlen != 16384)
                 continue;
-            }
-            const int docs = static_cast<int>(16384 / seqlen);
-            const auto t = run(docs, seqlen, 0, 2048 / hd, hd, variant, repeats);
-            fmt::print("| {} | {} | {} | {} | {:.3f} | {:.1f} | {:.3f} | {:.1f} | {} |\n", hd,
-                       seqlen, docs, t.variant, t.fwd_seconds * 1e3,
-                       tflops(t.fwd_flops, t.fwd_seconds), t.bwd_seconds * 1e3,
-                       tflops(2.5 * t.fwd_flops, t.bwd_seconds),
-                       hd == 128 ? fmt::format("{:.0f}", fa3_hd128[i]) : std::string("-"));
-            std::fflush(stdout);
-            ++i;
+            shape s;
+            s.id = fmt::format("t1-d{}-s{}", hd, seqlen);
+            s.table = 1;
+            s.chunks = static_cast<int>(16384 / seqlen);
+            s.q_len = seqlen;
+            s.heads = 2048 / hd;
+            s.head_dim = hd;
+            s.fa3_tflops = fa3;
+            out.push_back(s);
         }
     }
-
-    fmt::print("\nTable 2: CP chunks of q queries seeing k keys (k - q earlier tokens), 16 heads x "
-               "128\n\n");
-    fmt::print("| q | k | chunks | variant | fwd ms | fwd TFLOP/s | bwd ms | bwd TFLOP/s |\n");
-    fmt::print("| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |\n");
     const ix max_key_rows = ix{2} << 20; // 2M key rows: 8 GiB of K and V at width 2048
     for (ix k : {8192, 32768, 131072}) {
         for (ix q : {128, 256, 512, 2048, 8192}) {
@@ -176,14 +158,116 @@ int main(int argc, char** argv) {
                 continue;
             // At most 16K queries, 2M key rows and 2^32 (query, key) pairs per shape.
             const ix by_pairs = (ix{1} << 32) / (q * k);
-            const int chunks = static_cast<int>(
+            shape s;
+            s.id = fmt::format("t2-q{}-k{}", q, k);
+            s.table = 2;
+            s.chunks = static_cast<int>(
                 std::max<ix>(1, std::min({16384 / q, max_key_rows / k, by_pairs})));
-            const auto t = run(chunks, q, k - q, 16, 128, variant, repeats);
-            fmt::print("| {} | {} | {} | {} | {:.3f} | {:.1f} | {:.3f} | {:.1f} |\n", q, k, chunks,
-                       t.variant, t.fwd_seconds * 1e3, tflops(t.fwd_flops, t.fwd_seconds),
-                       t.bwd_seconds * 1e3, tflops(2.5 * t.fwd_flops, t.bwd_seconds));
-            std::fflush(stdout);
+            s.q_len = q;
+            s.q_offset = k - q;
+            s.heads = 16;
+            s.head_dim = 128;
+            out.push_back(s);
         }
     }
+    return out;
+}
+
+void usage() {
+    std::fprintf(stderr, "usage: bench_cuda_attention [--repeats N] [--variant "
+                         "automatic|mma|simt] [--quick] [--tsv PATH] [--list-shapes]\n");
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    int repeats = 10;
+    bool quick = false, list_shapes = false;
+    std::string tsv_path;
+    kc::attention_variant variant = kc::attention_variant::automatic;
+    for (int i = 1; i < argc; ++i) {
+        if (!std::strcmp(argv[i], "--repeats") && i + 1 < argc)
+            repeats = std::max(1, std::atoi(argv[++i]));
+        else if (!std::strcmp(argv[i], "--quick"))
+            quick = true;
+        else if (!std::strcmp(argv[i], "--list-shapes"))
+            list_shapes = true;
+        else if (!std::strcmp(argv[i], "--tsv") && i + 1 < argc)
+            tsv_path = argv[++i];
+        else if (!std::strcmp(argv[i], "--variant") && i + 1 < argc) {
+            const std::string v = argv[++i];
+            variant = v == "mma"    ? kc::attention_variant::mma
+                      : v == "simt" ? kc::attention_variant::simt
+                                    : kc::attention_variant::automatic;
+        } else {
+            usage();
+            return 2;
+        }
+    }
+    const auto list = shapes(quick);
+    if (list_shapes) { // no device needed: the shapes the peer script measures
+        fmt::print("id\ttable\tchunks\tq_len\tq_offset\tk_len\theads\thead_dim\tfwd_flops\n");
+        for (const auto& s : list)
+            fmt::print("{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.0f}\n", s.id, s.table, s.chunks, s.q_len,
+                       s.q_offset, s.q_offset + s.q_len, s.heads, s.head_dim, s.forward_flops());
+        return 0;
+    }
+    const auto devices = kernels::query_devices();
+    if (devices.devices.empty()) {
+        fmt::print("bench_cuda_attention: skipped: {}\n", devices.reason);
+        return 0;
+    }
+    std::FILE* tsv = nullptr;
+    if (!tsv_path.empty()) {
+        tsv = std::fopen(tsv_path.c_str(), "w");
+        if (tsv == nullptr) {
+            std::fprintf(stderr, "bench_cuda_attention: cannot write %s\n", tsv_path.c_str());
+            return 2;
+        }
+        fmt::print(tsv, "id\tvariant\tfwd_ms\tfwd_tflops\tbwd_ms\tbwd_tflops\n");
+    }
+    fmt::print("device: {} (sm_{}{}); median of {} runs after one warm-up; measured\n\n",
+               devices.devices[0].name, devices.devices[0].compute_major,
+               devices.devices[0].compute_minor, repeats);
+
+    int table = 0;
+    for (const auto& s : list) {
+        if (s.table != table) {
+            table = s.table;
+            if (table == 1) {
+                fmt::print("Table 1: 16K tokens of documents of `seqlen`, heads x head_dim = "
+                           "2048, causal\n\n");
+                fmt::print("| head_dim | seqlen | docs | variant | fwd ms | fwd TFLOP/s | bwd ms | "
+                           "bwd TFLOP/s | FA3 fwd TFLOP/s (published, hd 128) |\n");
+                fmt::print("| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n");
+            } else {
+                fmt::print("\nTable 2: CP chunks of q queries seeing k keys (k - q earlier "
+                           "tokens), 16 heads x 128\n\n");
+                fmt::print("| q | k | chunks | variant | fwd ms | fwd TFLOP/s | bwd ms | bwd "
+                           "TFLOP/s |\n");
+                fmt::print("| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |\n");
+            }
+        }
+        const auto t = run(s.chunks, s.q_len, s.q_offset, s.heads, s.head_dim, variant, repeats);
+        const double fwd = tflops(t.fwd_flops, t.fwd_seconds);
+        const double bwd = tflops(2.5 * t.fwd_flops, t.bwd_seconds);
+        if (s.table == 1)
+            fmt::print("| {} | {} | {} | {} | {:.3f} | {:.1f} | {:.3f} | {:.1f} | {} |\n",
+                       s.head_dim, s.q_len, s.chunks, t.variant, t.fwd_seconds * 1e3, fwd,
+                       t.bwd_seconds * 1e3, bwd,
+                       s.fa3_tflops > 0 ? fmt::format("{:.0f}", s.fa3_tflops) : std::string("-"));
+        else
+            fmt::print("| {} | {} | {} | {} | {:.3f} | {:.1f} | {:.3f} | {:.1f} |\n", s.q_len,
+                       s.q_offset + s.q_len, s.chunks, t.variant, t.fwd_seconds * 1e3, fwd,
+                       t.bwd_seconds * 1e3, bwd);
+        std::fflush(stdout);
+        if (tsv != nullptr) {
+            fmt::print(tsv, "{}\t{}\t{:.4f}\t{:.1f}\t{:.4f}\t{:.1f}\n", s.id, t.variant,
+                       t.fwd_seconds * 1e3, fwd, t.bwd_seconds * 1e3, bwd);
+            std::fflush(tsv);
+        }
+    }
+    if (tsv != nullptr)
+        std::fclose(tsv);
     return 0;
 }

@@ -69,9 +69,9 @@ int main(int argc, char** argv) {
     chunks.heads = heads;
     chunks.head_dim = hd;
     chunks.scale = 1.0 / std::sqrt(static_cast<double>(hd));
-    kc::attention_plan plan(chunks);
     kc::stream stream;
     const auto s = stream.get();
+    kc::attention_plan plan(chunks, kc::attention_variant::automatic, s);
     auto buf = [&](ix n, std::uint64_t seed) {
         kc::device_buffer b(static_cast<std::size_t>(n) * sizeof(bf16));
         kc::fill_random(b.as<bf16>(), n, seed, 0.5f, s);
@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
     std::vector<ix> pos(static_cast<std::size_t>(tokens));
     for (ix i = 0; i < tokens; ++i)
         pos[static_cast<std::size_t>(i)] = i;
-    kc::device_array<ix> positions(pos);
+    kc::device_array<ix> positions(pos, s);
     kc::attention_workspace ws;
     kc::blas_handle blas;
     auto b = [](const kc::device_buffer& d) {

@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
         fmt::print("bench_cuda_cp_emulation: skipped: {}\n", devices.reason);
         return 0;
     }
-    const tuner::cost_model costs(tuner::model_preset(model), tuner::hardware_preset(hardware),
+    const tuner::cost_model costs(runtime::model_preset(model), tuner::hardware_preset(hardware),
                                   runtime::layout::parse(layout_spec));
     const auto& m = costs.model();
     const int tp = costs.layout().tp();

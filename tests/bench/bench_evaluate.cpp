@@ -4,9 +4,9 @@
 // dev machine is shared). Prints a table; figures go to docs/benchmarks.md.
 //
 // Usage: bench_evaluate [--steps N] [--data SPEC] [--repeat R]
+#include "runtime/model/model_spec.hpp"
 #include "tuner/cost/cost_model.hpp"
 #include "tuner/cost/hardware.hpp"
-#include "tuner/cost/model.hpp"
 #include "tuner/data/document_stream.hpp"
 #include "tuner/search/compare_set.hpp"
 #include "tuner/search/evaluate.hpp"
@@ -29,7 +29,7 @@ double seconds_since(clock_type::time_point t0) {
 void bench(const char* label, const char* model, const runtime::layout& l, const std::string& data,
            std::int64_t steps, int repeat) {
     const std::int64_t context = 131072;
-    const tuner::cost_model costs(tuner::model_preset(model), tuner::hardware_preset("h100-sxm"),
+    const tuner::cost_model costs(runtime::model_preset(model), tuner::hardware_preset("h100-sxm"),
                                   l);
     tuner::stream_options so;
     so.context_tokens = context;

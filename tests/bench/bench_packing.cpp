@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
     for (auto& l : lengths)
         l = std::min(l, context); // the stream's truncate policy (none is longer in this sample)
 
-    const tuner::cost_model costs(tuner::model_preset("7b"), tuner::hardware_preset(hardware),
+    const tuner::cost_model costs(runtime::model_preset("7b"), tuner::hardware_preset(hardware),
                                   runtime::layout::parse("tp=8,cp=2,pp=4,dp=1"));
     tuner::packing_config base;
     base.context_tokens = context;

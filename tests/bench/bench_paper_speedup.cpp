@@ -9,10 +9,10 @@
 //
 // Usage: bench_paper_speedup [--data SPEC] [--hardware NAME or JSON file] [--steps N] [--only
 // 7B-128K]
+#include "runtime/model/model_spec.hpp"
 #include "runtime/parallel/layout.hpp"
 #include "tuner/cost/cost_model.hpp"
 #include "tuner/cost/hardware.hpp"
-#include "tuner/cost/model.hpp"
 #include "tuner/data/document_stream.hpp"
 #include "tuner/search/evaluate.hpp"
 
@@ -117,8 +117,8 @@ int main(int argc, char** argv) {
         if (!only.empty() && only != pc.name)
             continue;
         const runtime::layout l(pc.tp, pc.cp, pc.pp, pc.dp);
-        const tuner::cost_model costs(tuner::model_preset(pc.model), tuner::load_hardware(hardware),
-                                      l);
+        const tuner::cost_model costs(runtime::model_preset(pc.model),
+                                      tuner::load_hardware(hardware), l);
         tuner::stream_options so;
         so.context_tokens = pc.context;
         auto stream = tuner::open_document_stream(data, so);

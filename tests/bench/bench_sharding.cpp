@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
     const setting settings[] = {{"7B-128K", "7b", "tp=8,cp=2,pp=4,dp=1"},
                                 {"30B-128K", "30b", "tp=8,cp=4,pp=4,dp=1"}};
     for (const auto& st : settings) {
-        const tuner::cost_model costs(tuner::model_preset(st.model),
+        const tuner::cost_model costs(runtime::model_preset(st.model),
                                       tuner::hardware_preset(hardware),
                                       runtime::layout::parse(st.layout));
         for (auto packing : {tuner::packing_policy::wlb, tuner::packing_policy::plain}) {

@@ -1,11 +1,11 @@
 // One simulated step (plan build + simulation) at 256 ranks (70B-128K: tp=16,cp=4,pp=4,dp=1)
 // and at 4,096 ranks (tp=8,cp=8,pp=16,dp=4), with the cost model. Prints a table; figures go
 // to docs/benchmarks.md. Targets (issue 5): < 5 ms and < 100 ms per simulated step.
+#include "runtime/model/model_spec.hpp"
 #include "runtime/plan/step_plan.hpp"
 #include "runtime/sim/simulator.hpp"
 #include "tuner/cost/cost_model.hpp"
 #include "tuner/cost/hardware.hpp"
-#include "tuner/cost/model.hpp"
 #include "tuner/cost/plan_durations.hpp"
 
 #include <algorithm>
@@ -42,7 +42,7 @@ runtime::sharded_micro_batch per_sequence(const std::vector<std::int64_t>& docs,
 }
 
 void bench(const char* label, const char* model, const runtime::layout& l, std::int64_t context) {
-    tuner::cost_model costs(tuner::model_preset(model), tuner::hardware_preset("h100-sxm"), l);
+    tuner::cost_model costs(runtime::model_preset(model), tuner::hardware_preset("h100-sxm"), l);
     tuner::cost_duration_model durations(costs);
     std::mt19937_64 rng(42);
     runtime::sharded_step step;

@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
         if (!only.empty() && only != pc.name)
             continue;
         const runtime::layout l(pc.tp, pc.cp, pc.pp, pc.dp);
-        const tuner::cost_model costs(tuner::model_preset(pc.model),
+        const tuner::cost_model costs(runtime::model_preset(pc.model),
                                       tuner::hardware_preset("h100-sxm"), l);
         auto stream = tuner::open_document_stream("json:" + data, {.context_tokens = pc.context});
         const auto all = tuner::materialize_documents(stream, 0);

@@ -2,8 +2,12 @@
 // (kernels/ops.hpp) on the same bf16-rounded inputs, forward (out, lse) and backward (dq, dk, dv),
 // norm-wise relative error under 1e-2: whole random documents including lengths 1, 127, 128 and
 // 129 around the 128-row tile, CP chunks with earlier-token offsets, over-long key segments
-// (masked keys get zero gradient), both variants, strided rows, and a 100K-token document checked
-// on sampled rows. Skips with the reason without a CUDA device.
+// (masked keys get zero gradient), both variants, strided rows, a 100K-token document checked
+// on sampled rows, and a micro-batch with more (query row, head) pairs than the backward's delta
+// pass has warps in its capped grid. Skips with the reason without a CUDA device.
+//
+// ShortDocumentMatchesCpu and TailLengthsMatchCpu are small on purpose: scripts/gpu-check.sh runs
+// them under compute-sanitizer (memcheck, racecheck), where everything runs 10-100x slower.
 #include "base/error.hpp"
 #include "kernels/cuda_ops.hpp"
 #include "kernels/ops.hpp"
@@ -155,6 +159,25 @@ std::vector<ix> tile_edge_documents(unsigned seed) {
     for (ix len : random_lengths(seed, 8, 700))
         lengths.push_back(len);
     return lengths;
+}
+
+TEST(CudaAttention, ShortDocumentMatchesCpu) {
+    WLB_REQUIRE_GPU();
+    const auto doc = whole_documents({200});
+    expect_close(compare(doc, 1, 64, kc::attention_variant::mma, 50), "short document, mma, d=64");
+    expect_close(compare(doc, 1, 64, kc::attention_variant::simt, 51),
+                 "short document, simt, d=64");
+}
+
+TEST(CudaAttention, TailLengthsMatchCpu) {
+    WLB_REQUIRE_GPU();
+    // Tails of 1 and 127 rows past whole tiles, and 1 past a full 128-row tile.
+    const auto docs = whole_documents({1, 127, 129});
+    expect_close(compare(docs, 1, 64, kc::attention_variant::mma, 60), "tails 1/127/129, mma d=64");
+    expect_close(compare(docs, 1, 128, kc::attention_variant::mma, 61),
+                 "tails 1/127/129, mma d=128");
+    expect_close(compare(docs, 1, 64, kc::attention_variant::simt, 62),
+                 "tails 1/127/129, simt d=64");
 }
 
 TEST(CudaAttention, WholeDocumentsMatchCpuMma64) {
@@ -317,6 +340,72 @@ TEST(CudaAttention, HundredThousandTokenDocumentOnSampledRows) {
     }
     EXPECT_LT(relative_error(got_dk, want_dk), bf16_tolerance) << "dk on sampled keys";
     EXPECT_LT(relative_error(got_dv, want_dv), bf16_tolerance) << "dv on sampled keys";
+}
+
+// The delta pass of the backward (rowsum(dO * O) per query row and head) runs one warp per
+// (row, head) on a grid capped at 65535 x 16 blocks of 8 warps: 8,388,480 pairs. A micro-batch
+// of 264K tokens x 32 heads has 8,650,752, so the rows past 262,140 are covered only by the
+// grid-stride loop; their dq and dk depend on delta. Documents of 128 tokens keep the work
+// small; the inputs are generated on the device, and the CPU reference checks whole documents
+// on both sides of the cap (each document is independent of the others).
+TEST(CudaAttention, BackwardPastTheDeltaGridCap) {
+    WLB_REQUIRE_GPU();
+    const ix doc = 128, heads = 32, d = 64, width = heads * d;
+    const ix docs = 2112, total = docs * doc; // 270,336 tokens
+    const ix cap_pairs = ix{65535} * 16 * (256 / 32);
+    ASSERT_GT(total * heads, cap_pairs);
+    const ix first_row_past_cap = cap_pairs / heads;
+    std::vector<ix> lengths(static_cast<std::size_t>(docs), doc);
+    const auto set = whole_documents(lengths);
+
+    kc::stream s;
+    const auto n = static_cast<std::size_t>(total * width);
+    auto device = [&](std::uint64_t seed) {
+        kc::device_array<k::bf16> a(n);
+        if (seed != 0)
+            kc::fill_random(a.data(), static_cast<ix>(n), seed, 1.0f, s.get());
+        return a;
+    };
+    auto q = device(1), kk = device(2), v = device(3), dout = device(4);
+    auto out = device(0), dq = device(0), dk = device(0), dv = device(0);
+    kc::device_array<float> lse(static_cast<std::size_t>(total * heads));
+    kc::attention_plan plan(set.view(heads, d), kc::attention_variant::mma, s.get());
+    kc::attention_workspace ws;
+    kc::attention_forward(plan, q.data(), width, kk.data(), width, v.data(), width, out.data(),
+                          width, lse.data(), s.get());
+    kc::attention_backward(plan, q.data(), width, kk.data(), width, v.data(), width, out.data(),
+                           width, dout.data(), width, lse.data(), dq.data(), width, dk.data(),
+                           width, dv.data(), width, ws, s.get());
+    kc::synchronize(s.get());
+
+    // Rows [row0, row0 + doc) of a device array, as floats.
+    const auto rows = [&](const kc::device_array<k::bf16>& a, ix row0) {
+        std::vector<k::bf16> host(static_cast<std::size_t>(doc * width));
+        kc::copy_to_host(host.data(), a.data() + row0 * width, host.size() * sizeof(k::bf16),
+                         s.get());
+        return wlb::test::to_float(host);
+    };
+    const ix past = first_row_past_cap / doc + 1; // the first document wholly past the cap
+    for (ix which : {ix{0}, docs / 2, past, docs - 1}) {
+        const ix row0 = which * doc;
+        const auto one = whole_documents({doc}).view(heads, d);
+        const auto qh = rows(q, row0), kh = rows(kk, row0), vh = rows(v, row0);
+        const auto doh = rows(dout, row0);
+        std::vector<float> o(qh.size()), l(static_cast<std::size_t>(doc * heads));
+        std::vector<float> gq(qh.size()), gk(qh.size()), gv(qh.size());
+        k::attention_forward<float>(one, qh.data(), width, kh.data(), width, vh.data(), width,
+                                    o.data(), width, l.data());
+        k::attention_backward<float>(one, qh.data(), width, kh.data(), width, vh.data(), width,
+                                     o.data(), width, doh.data(), width, l.data(), gq.data(), width,
+                                     gk.data(), width, gv.data(), width);
+        const std::string what = "document " + std::to_string(which) + " (rows from " +
+                                 std::to_string(row0) + "; the cap ends at row " +
+                                 std::to_string(first_row_past_cap) + ")";
+        EXPECT_LT(relative_error(rows(out, row0), o), bf16_tolerance) << what << ": out";
+        EXPECT_LT(relative_error(rows(dq, row0), gq), bf16_tolerance) << what << ": dq";
+        EXPECT_LT(relative_error(rows(dk, row0), gk), bf16_tolerance) << what << ": dk";
+        EXPECT_LT(relative_error(rows(dv, row0), gv), bf16_tolerance) << what << ": dv";
+    }
 }
 
 } // namespace

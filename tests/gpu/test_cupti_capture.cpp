@@ -1,7 +1,11 @@
 // GPU tier: CUPTI capture end to end (profiler/capture/capture_session.hpp with the CUPTI backend):
 // real kernels and copies issued inside step / micro-batch / phase / layer ranges come back as
-// trace events attributed to those ranges, with no loss reported. Skips without a CUDA device.
+// trace events attributed to those ranges, with no loss reported; a CUPTI source destroyed while
+// it captures takes back every buffer CUPTI held (none is left retired) and the next source of
+// the process captures normally. Skips without a CUDA device.
 #include "kernels/cuda_ops.hpp"
+#include "profiler/capture/activity_source.hpp"
+#include "profiler/capture/buffer_pool.hpp"
 #include "profiler/capture/capture_session.hpp"
 #include "support/gpu_test.hpp"
 
@@ -70,6 +74,46 @@ TEST(CuptiCapture, KernelsAndCopiesAreAttributedToTheirRanges) {
     ASSERT_TRUE(copy->bytes.has_value());
     EXPECT_EQ(*copy->bytes, static_cast<double>(n * d * 2));
     EXPECT_EQ(copy->step, 4);
+}
+
+// The CUPTI source's destructor stops a running capture: its forced flush makes CUPTI hand back
+// every buffer it holds, so the pool retires none (a buffer CUPTI kept would be retired, never
+// freed under it: buffer_pool.hpp). Small buffers, so that CUPTI holds several while kernels
+// run. A second source then starts in the same process and sees its own kernels.
+TEST(CuptiCapture, ASourceDestroyedWhileCapturingTakesBackEveryBuffer) {
+    WLB_REQUIRE_GPU();
+    const std::size_t retired_before = pf::buffer_pool::retired_count();
+    pf::cupti_options options;
+    options.buffer_bytes = std::size_t{64} << 10;
+    options.max_buffers = 8;
+    kc::stream s;
+    kc::device_array<bf16> x(1 << 20);
+    {
+        auto first = pf::make_cupti_source(options);
+        ASSERT_NE(first.source, nullptr) << first.reason;
+        first.source->start();
+        for (int i = 0; i < 2000; ++i)
+            kc::fill_random(x.data(), 1 << 20, static_cast<std::uint64_t>(i), 1.0f, s.get());
+        // No synchronize and no stop: the destructor stops the capture with kernels in flight.
+    }
+    EXPECT_EQ(pf::buffer_pool::retired_count(), retired_before)
+        << "CUPTI kept buffers past the destructor's forced flush";
+    kc::synchronize(s.get());
+
+    auto second = pf::make_cupti_source({});
+    ASSERT_NE(second.source, nullptr) << second.reason;
+    second.source->start();
+    for (int i = 0; i < 10; ++i)
+        kc::fill_random(x.data(), 1 << 20, static_cast<std::uint64_t>(i), 1.0f, s.get());
+    kc::synchronize(s.get());
+    second.source->stop();
+    const auto batch = second.source->drain();
+    const auto kernels = std::count_if(
+        batch.activities.begin(), batch.activities.end(),
+        [](const pf::device_activity& a) { return a.kind == pf::activity_kind::kernel; });
+    EXPECT_EQ(kernels, 10) << "the second source sees exactly its own kernels";
+    EXPECT_EQ(batch.losses.buffers_refused, 0u);
+    EXPECT_EQ(batch.losses.dropped_records, 0u);
 }
 
 } // namespace

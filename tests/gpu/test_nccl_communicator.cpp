@@ -2,7 +2,8 @@
 // machine has: a one-rank NCCL world bootstrapped through the in-process fake communicator.
 // Collectives (synchronous and asynchronous, f32 and bf16) give the closed-form results of one
 // member, a split gives a working sub-communicator, and a transfer stalled behind a blocked stream
-// is ended by the watchdog (abort, not a hang). Multi-rank NCCL needs one GPU per rank (NCCL
+// is ended by the watchdog (abort, not a hang), and a split whose communicator fails its checks
+// leaves no communicator registered as live. Multi-rank NCCL needs one GPU per rank (NCCL
 // refuses two ranks on one device), so it runs under mpirun on a multi-GPU machine, not here.
 #include "base/error.hpp"
 #include "kernels/cuda_ops.hpp"
@@ -62,6 +63,36 @@ TEST(NcclCommunicator, OneRankCollectivesSplitAndBarrier) {
         EXPECT_EQ(send.download(), host);
         sub->barrier();
         nccl->barrier();
+    });
+}
+
+// A split of the one-rank world into a group that names two ranks gives NCCL's one-member
+// communicator, which the constructor's size check refuses: the split throws, and the refused
+// communicator must not stay registered as live (it would never be destroyed, and a later abort
+// would reach it); the world goes on working.
+TEST(NcclCommunicator, ARefusedSplitLeavesNoLiveCommunicator) {
+    WLB_REQUIRE_GPU();
+    rt::fake_world::run(1, 60.0, [](rt::communicator& boot) {
+        auto nccl = rt::make_nccl_world(boot, {});
+        EXPECT_EQ(nccl->live_communicators(), 1u);
+        rt::group_desc g;
+        g.kind = "cp";
+        g.world_ranks = {0, 1};
+        for (int attempt = 0; attempt < 3; ++attempt)
+            EXPECT_THROW((void)nccl->split(g), wlb::internal_error);
+        EXPECT_EQ(nccl->live_communicators(), 1u) << "a refused split stayed registered as live";
+        rt::group_desc one;
+        one.kind = "tp";
+        one.world_ranks = {0};
+        {
+            auto sub = nccl->split(one);
+            EXPECT_EQ(nccl->live_communicators(), 2u);
+        }
+        EXPECT_EQ(nccl->live_communicators(), 1u) << "a destroyed split is no longer live";
+        const std::vector<float> host = {1.f, 2.f};
+        kc::device_array<float> data(host);
+        nccl->all_reduce<float>({data.data(), 2});
+        EXPECT_EQ(data.download(), host);
     });
 }
 

@@ -4,7 +4,8 @@
 //
 // What legitimately differs from one run to the next is masked before comparing, and nothing
 // else: the temporary directory and the executable's path, measured wall-clock figures (the
-// packers' "pack us/step" column, "pack_seconds", "elapsed_seconds"), the build's description
+// packers' "pack us/step" column, "pack_seconds", "elapsed_seconds", the tuner's search time and
+// threads, one per core), the build's description
 // ("tool": with or without CUDA, library versions), and the identity (bytes, hash) of inputs the
 // list itself wrote into the temporary directory (they embed those paths and timings).
 // WLB_UPDATE_GOLDEN=1 rewrites the expected files instead of comparing.
@@ -14,6 +15,7 @@
 #include <fstream>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -62,7 +64,10 @@ std::string mask_paths(std::string s, const std::string& tmp) {
 /// In a table whose header ends with "pack us/step", the last field of each row is a measured
 /// time: replaced by ' #' (the column's alignment with it).
 std::string mask_text(const std::string& text, const std::string& tmp) {
-    std::istringstream in(mask_paths(text, tmp));
+    // The tuner's search line: its wall time, and its threads (one per core by default).
+    static const std::regex search_time(R"(evaluations in [0-9.]+ s on [0-9]+ thread)");
+    std::istringstream in(
+        std::regex_replace(mask_paths(text, tmp), search_time, "evaluations in # s on # thread"));
     std::string out;
     std::string line;
     bool in_timed_table = false;
@@ -83,7 +88,8 @@ std::string mask_text(const std::string& text, const std::string& tmp) {
 
 void mask_json(nlohmann::json& j, const std::string& tmp) {
     // Measured figures, and the build's own description (CUDA or not, library versions).
-    static const std::set<std::string> masked = {"pack_seconds", "elapsed_seconds", "tool"};
+    static const std::set<std::string> masked = {"pack_seconds", "elapsed_seconds", "threads",
+                                                 "tool"};
     if (j.is_string()) {
         j = mask_paths(j.get<std::string>(), tmp);
     } else if (j.is_array()) {

@@ -171,30 +171,45 @@ TEST(CliRunMpi, FourRanksWriteATraceThatReadsBackAndExportsAndMatchTheSingleProc
 
 } // namespace
 
-// `run --config` applies what `wlbtune tune` chose: the layout, context, data, packing and
-// sharding come from the file; the decoder and the step count are the run's.
-TEST(CliRunMpi, ATunedConfigSetsTheLayoutDataPackingAndSharding) {
+// `run --config` runs exactly the job `wlbtune tune` tuned ([structure]): its model, hardware,
+// layout, context, data, packing, sharding and schedule come from the file, whole; only the
+// step count is the run's. Another model beside the config is refused, not silently mixed in.
+TEST(CliRunMpi, ATunedConfigRunsExactlyTheTunedJob) {
     WLB_SKIP_WITHOUT_MPI();
     temp_dir tmp;
     const auto config = (tmp / "tuned.json").string();
     const auto report = (tmp / "run.json").string();
     auto tuned = run_wlbtune("tune --data 'synthetic:lognormal?mu=4&sigma=1&n=3000&seed=3&max=256' "
-                             "--model 550m --context 256 --layout tp=1,cp=2,pp=1,dp=1 --steps 16 "
-                             "--max-steps 16 --threads 1 --time-budget 20s -o '" +
+                             "--model small --hardware cpu-dev-vm --context 256 "
+                             "--layout tp=1,cp=2,pp=1,dp=1 --steps 16 --max-steps 16 --threads 1 "
+                             "--time-budget 20s -o '" +
                              config + "'");
     ASSERT_EQ(tuned.exit_code, 0) << tuned.err;
-    auto r = run_mpi_wlbtune(2, "run --config '" + config + "' --model tiny --steps 2 --json '" +
-                                    report + "'");
+    auto r = run_mpi_wlbtune(2, "run --config '" + config + "' --steps 2 --json '" + report + "'");
     ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
     const auto t = read_json(config);
     const auto j = read_json(report);
+    EXPECT_EQ(j["layout"]["spec"], t["layout"]["spec"]);
     EXPECT_EQ(j["layout"]["spec"], "tp=1,cp=2,pp=1,dp=1");
-    EXPECT_EQ(j["context_tokens"], 256);
+    EXPECT_EQ(j["context_tokens"], t["context_tokens"]);
     EXPECT_EQ(j["packing"], t["packing"]);
     EXPECT_EQ(j["sharding"]["policy"], t["sharding"]["policy"]);
+    EXPECT_EQ(j["schedule"].get<std::string>().find("1f1b"), 0u) << j["schedule"];
+    // The tuned model, not run's default (tiny): every shape field as the config says.
+    for (const char* field : {"name", "hidden", "heads", "ffn", "layers", "vocab"})
+        EXPECT_EQ(j["model"][field], t["model"][field]) << field;
+    EXPECT_EQ(j["model"]["hidden"], 256);
+    EXPECT_EQ(j["hardware"], t["hardware"]["name"]);
+    EXPECT_NE(j["data"].get<std::string>().find("lognormal"), std::string::npos) << j["data"];
     EXPECT_EQ(j["steps"].size(), 2u);
     bool config_named = false;
     for (const auto& input : j["inputs"])
         config_named = config_named || input["path"] == config;
     EXPECT_TRUE(config_named) << j["inputs"].dump();
+
+    // Applied whole or refused: a model beside the config is a usage error naming both.
+    const auto mixed = run_wlbtune("run --config '" + config + "' --model tiny --steps 1");
+    EXPECT_EQ(mixed.exit_code, 2) << mixed.err;
+    EXPECT_NE(mixed.err.find("--model"), std::string::npos) << mixed.err;
+    EXPECT_NE(mixed.err.find("--config"), std::string::npos) << mixed.err;
 }

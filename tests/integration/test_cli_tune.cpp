@@ -6,7 +6,7 @@
 #include "tuner/data/document_stream.hpp"
 #include "tuner/plan/plan_io.hpp"
 #include "tuner/search/evaluate.hpp"
-#include "tuner/search/tuned_config.hpp"
+#include "tuner/spec/tuned_config.hpp"
 
 #include <fmt/format.h>
 #include <fstream>

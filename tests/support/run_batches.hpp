@@ -12,7 +12,7 @@
 #include "runtime/train/decoder_step.hpp"
 #include "tuner/cost/hardware.hpp"
 #include "tuner/data/document_stream.hpp"
-#include "tuner/search/run_job.hpp"
+#include "tuner/job/run_job.hpp"
 #include "tuner/sharding/make_sharder.hpp"
 
 #include <algorithm>
@@ -55,8 +55,9 @@ inline std::vector<std::int64_t> run_test_lengths() {
 inline runtime::training_step run_test_step(const runtime::layout& l, tuner::packing_policy packing,
                                             tuner::sharding_policy sharding) {
     const auto model = run_test_model();
-    const auto costs = tuner::run_cost_model(model, tuner::hardware_preset("cpu-dev-vm"), l,
-                                             runtime::precision::f64);
+    const auto costs =
+        tuner::run_cost_model(runtime::model_spec_of(model), tuner::hardware_preset("cpu-dev-vm"),
+                              l, runtime::precision::f64);
     tuner::packing_config pc;
     pc.policy = packing;
     pc.context_tokens = run_test_context;

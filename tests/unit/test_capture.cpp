@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <filesystem>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -300,6 +301,31 @@ TEST(BufferPool, BoundedReusedAlignedAndRefusalsCounted) {
     pool.release(b);
     EXPECT_THROW(pool.release(b), wlb::internal_error) << "double release";
     EXPECT_THROW(pf::buffer_pool(0, 1), wlb::internal_error);
+}
+
+// A pool destroyed while its holder (CUPTI after a failed stop) still has buffers: those are
+// retired, not freed; they stay writable until handed back, which frees them once.
+TEST(BufferPool, BuffersStillOutWhenThePoolGoesAreRetiredNotFreed) {
+    const std::size_t before = pf::buffer_pool::retired_count();
+    std::uint8_t* kept = nullptr;
+    {
+        pf::buffer_pool pool(4096, 3, 64);
+        auto* a = pool.acquire();
+        kept = pool.acquire();
+        ASSERT_NE(kept, nullptr);
+        EXPECT_TRUE(pool.lent(kept));
+        pool.release(a);
+        EXPECT_FALSE(pool.lent(a)) << "released";
+        std::uint8_t foreign[8];
+        EXPECT_FALSE(pool.lent(foreign));
+    }
+    EXPECT_EQ(pf::buffer_pool::retired_count(), before + 1) << "only the buffer still out";
+    std::memset(kept, 0xab, 4096); // still owned memory (AddressSanitizer would flag a free)
+    std::uint8_t foreign[8];
+    EXPECT_FALSE(pf::buffer_pool::release_retired(foreign));
+    EXPECT_TRUE(pf::buffer_pool::release_retired(kept));
+    EXPECT_EQ(pf::buffer_pool::retired_count(), before);
+    EXPECT_FALSE(pf::buffer_pool::release_retired(kept)) << "freed once";
 }
 
 TEST(CaptureTrace, CapturedEventsRoundTripThroughATraceDirectory) {

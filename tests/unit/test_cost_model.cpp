@@ -10,7 +10,7 @@ using wlb::tuner::cost_model;
 namespace {
 
 cost_model make(const char* model, const char* layout_spec, const char* hw = "h100-sxm") {
-    return cost_model(tuner::model_preset(model), tuner::hardware_preset(hw),
+    return cost_model(runtime::model_preset(model), tuner::hardware_preset(hw),
                       runtime::layout::parse(layout_spec));
 }
 
@@ -23,15 +23,15 @@ TEST(Model, PresetParameterCountsMatchTheirPublishedSizes) {
                                                         {"llama3-70b", 70.55e9},
                                                         {"llama3-405b", 405.85e9}};
     for (auto [name, params] : published) {
-        double got = tuner::model_preset(name).total_params();
+        double got = runtime::model_preset(name).total_params();
         EXPECT_NEAR(got / params, 1.0, 0.02) << name << " has " << got;
     }
-    EXPECT_NEAR(tuner::model_preset("550m").total_params() / 550e6, 1.0, 0.05);
+    EXPECT_NEAR(runtime::model_preset("550m").total_params() / 550e6, 1.0, 0.05);
 }
 
 TEST(Model, UnknownPresetListsTheKnownOnes) {
     try {
-        (void)tuner::load_model("13b");
+        (void)runtime::load_model("13b");
         FAIL();
     } catch (const input_error& e) {
         EXPECT_NE(std::string(e.what()).find("7b"), std::string::npos) << e.what();
@@ -40,17 +40,17 @@ TEST(Model, UnknownPresetListsTheKnownOnes) {
 }
 
 TEST(Model, JsonRoundTripAndValidation) {
-    auto m = tuner::model_preset("70b");
-    auto back = tuner::model_from_json(tuner::to_json(m), "x.json");
+    auto m = runtime::model_preset("70b");
+    auto back = runtime::model_from_json(runtime::to_json(m), "x.json");
     EXPECT_EQ(back.layers, m.layers);
     EXPECT_EQ(back.kv_heads, m.kv_heads);
-    auto j = tuner::to_json(m);
+    auto j = runtime::to_json(m);
     j["heads"] = 60; // 8192 is not a multiple of 60
-    EXPECT_THROW((void)tuner::model_from_json(j, "x.json"), input_error);
-    j = tuner::to_json(m);
+    EXPECT_THROW((void)runtime::model_from_json(j, "x.json"), input_error);
+    j = runtime::to_json(m);
     j.erase("hidden");
     try {
-        (void)tuner::model_from_json(j, "m.json");
+        (void)runtime::model_from_json(j, "m.json");
         FAIL();
     } catch (const input_error& e) {
         EXPECT_NE(std::string(e.what()).find("m.json: model field \"hidden\" is missing"),

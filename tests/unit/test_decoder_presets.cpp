@@ -1,11 +1,13 @@
-// The decoder shapes `wlbtune run --model` accepts: presets, JSON files and their errors, the
+// The decoder shapes `wlbtune run --model` accepts (the model registry, runtime/model/): presets,
+// JSON files and their errors, the
 // parameter count and the layer cut over model chunks; and the CPU hardware preset the run's
 // predictions use.
 #include "base/error.hpp"
+#include "runtime/model/model_spec.hpp"
 #include "runtime/train/decoder.hpp"
 #include "support/cli_runner.hpp"
 #include "tuner/cost/hardware.hpp"
-#include "tuner/search/run_job.hpp"
+#include "tuner/job/run_job.hpp"
 
 #include <fstream>
 #include <gtest/gtest.h>
@@ -19,7 +21,7 @@ namespace {
 
 std::string error_of(const std::string& name_or_path) {
     try {
-        (void)load_decoder_config(name_or_path);
+        (void)decoder_config_of(load_model(name_or_path));
     } catch (const input_error& e) {
         return e.what();
     }
@@ -27,8 +29,8 @@ std::string error_of(const std::string& name_or_path) {
 }
 
 TEST(DecoderPresets, EveryPresetIsValidAndCountsItsParameters) {
-    for (const auto& name : decoder_preset_names()) {
-        const auto c = load_decoder_config(name);
+    for (const auto& name : {"tiny", "small"}) {
+        const auto c = decoder_config_of(load_model(name));
         EXPECT_EQ(c.name, name);
         EXPECT_NO_THROW(c.validate(2)); // splits over tp=2
         EXPECT_GE(c.layers, 4);         // fills pp=2 x vpp=2
@@ -39,11 +41,13 @@ TEST(DecoderPresets, EveryPresetIsValidAndCountsItsParameters) {
         });
         EXPECT_EQ(decoder_parameter_count(c), n) << name;
         // The cost model sees the same parameters per layer.
-        const auto m = tuner::model_config_of(c);
+        const auto m = load_model(name);
         EXPECT_DOUBLE_EQ(m.total_params() + static_cast<double>(c.hidden) * (2 * c.layers + 1),
                          static_cast<double>(n));
     }
-    EXPECT_NE(error_of("huge").find("presets: tiny, small"), std::string::npos);
+    EXPECT_NE(error_of("huge").find("presets: tiny, small, 550m"), std::string::npos);
+    // The registry's larger models are refused by the CPU decoder where it cannot train them.
+    EXPECT_NE(error_of("70b").find("grouped-query attention"), std::string::npos);
 }
 
 TEST(DecoderPresets, JsonFilesAreReadAndTheirErrorsNameTheFileAndField) {
@@ -55,7 +59,7 @@ TEST(DecoderPresets, JsonFilesAreReadAndTheirErrorsNameTheFileAndField) {
     };
     const auto good = write("m.json", R"({"name": "mine", "vocab": 64, "hidden": 32, "heads": 2,
                                           "ffn": 48, "layers": 3, "rope_base": 500000})");
-    const auto c = load_decoder_config(good);
+    const auto c = decoder_config_of(load_model(good));
     EXPECT_EQ(c.name, "mine");
     EXPECT_EQ(c.layers, 3);
     EXPECT_DOUBLE_EQ(c.rope_base, 500000.0);
@@ -63,16 +67,19 @@ TEST(DecoderPresets, JsonFilesAreReadAndTheirErrorsNameTheFileAndField) {
 
     const auto unknown = write("u.json", R"({"vocab": 64, "hidden": 32, "heads": 2, "ffn": 48,
                                             "layers": 3, "dropout": 0.1})");
-    EXPECT_NE(error_of(unknown).find(unknown + ": unknown field \"dropout\""), std::string::npos)
+    EXPECT_NE(error_of(unknown).find(unknown + ": unknown model field \"dropout\""),
+              std::string::npos)
         << error_of(unknown);
     const auto missing = write("x.json", R"({"vocab": 64, "hidden": 32, "heads": 2, "ffn": 48})");
-    EXPECT_NE(error_of(missing).find(missing + ": missing \"layers\""), std::string::npos);
+    EXPECT_NE(error_of(missing).find(missing + ": model field \"layers\" is missing"),
+              std::string::npos);
     const auto typed = write("t.json", R"({"vocab": "64", "hidden": 32, "heads": 2, "ffn": 48,
                                           "layers": 3})");
-    EXPECT_NE(error_of(typed).find("\"vocab\" must be an integer"), std::string::npos);
+    EXPECT_NE(error_of(typed).find("model field \"vocab\" has the wrong type"), std::string::npos);
     const auto shape = write("s.json", R"({"vocab": 64, "hidden": 30, "heads": 4, "ffn": 48,
                                           "layers": 3})");
-    EXPECT_NE(error_of(shape).find(shape + ": model: hidden 30 must be heads 4"), std::string::npos)
+    EXPECT_NE(error_of(shape).find(shape + ": model hidden 30 is not a multiple of heads 4"),
+              std::string::npos)
         << error_of(shape);
     const auto broken = write("b.json", "{");
     EXPECT_NE(error_of(broken).find("not valid JSON"), std::string::npos);

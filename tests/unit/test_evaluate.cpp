@@ -3,11 +3,11 @@
 // numbers, the expected order of plain + per-seq and wlb + adaptive on a long-tailed source,
 // and clear errors.
 #include "base/error.hpp"
+#include "runtime/model/model_spec.hpp"
 #include "runtime/plan/step_plan.hpp"
 #include "support/fake_duration_model.hpp"
 #include "tuner/cost/cost_model.hpp"
 #include "tuner/cost/hardware.hpp"
-#include "tuner/cost/model.hpp"
 #include "tuner/data/document_stream.hpp"
 #include "tuner/packing/pack_run.hpp"
 #include "tuner/search/evaluate.hpp"
@@ -31,7 +31,7 @@ document_set equal_documents(std::int64_t count, std::int64_t tokens) {
 }
 
 cost_model costs_for(const char* model, const runtime::layout& l) {
-    return cost_model(model_preset(model), hardware_preset("h100-sxm"), l);
+    return cost_model(runtime::model_preset(model), hardware_preset("h100-sxm"), l);
 }
 
 evaluation_config plain_per_seq(const runtime::layout& l, std::int64_t context, int micro_batches,

@@ -35,7 +35,7 @@ std::vector<std::int64_t> random_lengths(std::mt19937_64& rng, std::size_t n) {
 }
 
 tuner::cost_model make_costs(int micro_batches) {
-    return tuner::cost_model(tuner::model_preset("7b"), tuner::hardware_preset("h100-sxm"),
+    return tuner::cost_model(runtime::model_preset("7b"), tuner::hardware_preset("h100-sxm"),
                              runtime::layout(8, 2, micro_batches, 1));
 }
 

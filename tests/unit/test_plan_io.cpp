@@ -18,7 +18,7 @@ tuner::plan_header make_header(int dp = 2, int micro_batches = 3) {
     tuner::plan_header h;
     h.layout_spec = fmt::format("tp=2,cp=2,pp={},dp={}", micro_batches, dp);
     h.context_tokens = 1000;
-    h.model = tuner::model_preset("7b");
+    h.model = runtime::model_preset("7b");
     h.hardware = tuner::hardware_preset("h100-sxm");
     h.data = "memory";
     h.packing.policy = tuner::packing_policy::wlb;

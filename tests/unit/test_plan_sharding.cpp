@@ -28,7 +28,7 @@ tuner::plan_header make_header(int cp, int dp, int micro_batches) {
     tuner::plan_header h;
     h.layout_spec = fmt::format("tp=2,cp={},pp={},dp={}", cp, micro_batches, dp);
     h.context_tokens = 65536;
-    h.model = tuner::model_preset("7b");
+    h.model = runtime::model_preset("7b");
     h.hardware = tuner::hardware_preset("h100-sxm");
     h.data = "memory";
     h.packing.policy = tuner::packing_policy::varlen;

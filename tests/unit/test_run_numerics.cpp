@@ -120,8 +120,9 @@ TEST(RunBatches, EveryShardingPolicyTilesEveryMicroBatchAndAdaptiveChoosesPerMic
 TEST(RunBatches, DataThatEndsBeforeTheStepsIsAnInputErrorNamingTheSource) {
     const runtime::layout l(1, 1, 1, 1);
     const auto model = run_test_model();
-    const auto costs = tuner::run_cost_model(model, tuner::hardware_preset("cpu-dev-vm"), l,
-                                             runtime::precision::f32);
+    const auto costs =
+        tuner::run_cost_model(runtime::model_spec_of(model), tuner::hardware_preset("cpu-dev-vm"),
+                              l, runtime::precision::f32);
     tuner::packing_config pc;
     pc.policy = tuner::packing_policy::plain;
     pc.context_tokens = 16;

@@ -28,7 +28,7 @@ using tuner::sharding_policy;
 namespace {
 
 cost_model make_cost(int cp, const char* model = "7b") {
-    return cost_model(tuner::model_preset(model), tuner::hardware_preset("h100-sxm"),
+    return cost_model(runtime::model_preset(model), tuner::hardware_preset("h100-sxm"),
                       runtime::layout::parse(fmt::format("tp=8,cp={},pp=4,dp=1", cp)));
 }
 

@@ -1,11 +1,11 @@
 // The step plan and the simulator: closed forms of the pipeline schedules, CP synchronization,
 // fault injection, and invariants every simulated step keeps.
 #include "base/error.hpp"
+#include "runtime/model/model_spec.hpp"
 #include "runtime/sim/simulator.hpp"
 #include "support/fake_duration_model.hpp"
 #include "tuner/cost/cost_model.hpp"
 #include "tuner/cost/hardware.hpp"
-#include "tuner/cost/model.hpp"
 #include "tuner/cost/plan_durations.hpp"
 #include "tuner/data/document_stream.hpp"
 #include "tuner/packing/pack_run.hpp"
@@ -345,7 +345,7 @@ TEST(Simulator, CostModelPlansOfPackedAndShardedStepsKeepEveryDependency) {
     int plans = 0;
     for (std::size_t li = 0; li < std::size(layouts); ++li) {
         const layout& l = layouts[li];
-        const tuner::cost_model costs(tuner::model_preset("550m"),
+        const tuner::cost_model costs(runtime::model_preset("550m"),
                                       tuner::hardware_preset("h100-sxm"), l);
         const tuner::cost_duration_model durations(costs);
         tuner::stream_options so;

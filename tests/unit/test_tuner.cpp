@@ -13,7 +13,7 @@
 #include "tuner/search/evaluate.hpp"
 #include "tuner/search/tune.hpp"
 #include "tuner/search/tune_space.hpp"
-#include "tuner/search/tuned_config.hpp"
+#include "tuner/search/tuned_config_report.hpp"
 
 #include <cmath>
 #include <gtest/gtest.h>
@@ -26,7 +26,7 @@ namespace {
 // ---- memory model ----
 
 TEST(MemoryModel, ActivationBytesFollowTheLayerTermByTerm) {
-    const auto m = tuner::model_preset("7b");
+    const auto m = runtime::model_preset("7b");
     const tuner::memory_model mem(m, runtime::layout(8, 2, 4, 1),
                                   tuner::hardware_preset("h100-sxm"));
     // (10 h + 4 kv + 6 f) / tp with h = kv = 4096, f = 11008, tp = 8
@@ -40,7 +40,7 @@ TEST(MemoryModel, ActivationBytesFollowTheLayerTermByTerm) {
 }
 
 TEST(MemoryModel, ActivationsOfTheFirstStageAreTheStepBudgetAtPpMicroBatches) {
-    const auto m = tuner::model_preset("7b");
+    const auto m = runtime::model_preset("7b");
     const runtime::layout l(8, 2, 4, 1);
     const tuner::memory_model mem(m, l, tuner::hardware_preset("h100-sxm"));
     const std::int64_t c = 131072;
@@ -57,7 +57,7 @@ TEST(MemoryModel, ActivationsOfTheFirstStageAreTheStepBudgetAtPpMicroBatches) {
 }
 
 TEST(MemoryModel, MaxLimitIsTheLargestThatFits) {
-    const tuner::memory_model mem(tuner::model_preset("70b"), runtime::layout(16, 4, 4, 1),
+    const tuner::memory_model mem(runtime::model_preset("70b"), runtime::layout(16, 4, 4, 1),
                                   tuner::hardware_preset("h100-sxm"));
     const std::int64_t c = 131072;
     for (int mbs : {4, 8, 16}) {
@@ -72,7 +72,7 @@ TEST(MemoryModel, MaxLimitIsTheLargestThatFits) {
     // A smaller device caps lower.
     tuner::memory_options small;
     small.memory_gbytes = 60;
-    const tuner::memory_model tight(tuner::model_preset("70b"), runtime::layout(16, 4, 4, 1),
+    const tuner::memory_model tight(runtime::model_preset("70b"), runtime::layout(16, 4, 4, 1),
                                     tuner::hardware_preset("h100-sxm"), small);
     EXPECT_LE(tight.max_limit_tokens(8, 4 * c), mem.max_limit_tokens(8, 4 * c));
 }
@@ -98,7 +98,7 @@ TEST(PackingBudget, ValidationNamesTheField) {
 }
 
 TEST(PackingBudget, VariableLengthPackersHoldTheBudgetOverMoreMicroBatches) {
-    const tuner::cost_model costs(tuner::model_preset("7b"), tuner::hardware_preset("h100-sxm"),
+    const tuner::cost_model costs(runtime::model_preset("7b"), tuner::hardware_preset("h100-sxm"),
                                   runtime::layout(8, 2, 4, 1));
     for (auto policy : {tuner::packing_policy::varlen, tuner::packing_policy::wlb}) {
         tuner::packing_config c;
@@ -152,7 +152,8 @@ tuner::search_space small_space(bool vary = true) {
         lengths.push_back(std::min<std::int64_t>(*x, 131072));
     std::sort(lengths.begin(), lengths.end());
     const runtime::layout l(8, 2, 4, 1);
-    const tuner::memory_model mem(tuner::model_preset("7b"), l, tuner::hardware_preset("h100-sxm"));
+    const tuner::memory_model mem(runtime::model_preset("7b"), l,
+                                  tuner::hardware_preset("h100-sxm"));
     return tuner::make_search_space(l, 131072, lengths, mem, vary);
 }
 
@@ -216,7 +217,7 @@ struct workload {
 // scaled to the context (mixture: a lognormal bulk and a Pareto tail).
 workload make_workload(std::int64_t documents, std::uint64_t seed) {
     const std::int64_t context = 32768;
-    tuner::cost_model costs(tuner::model_preset("7b"), tuner::hardware_preset("h100-sxm"),
+    tuner::cost_model costs(runtime::model_preset("7b"), tuner::hardware_preset("h100-sxm"),
                             runtime::layout(8, 2, 4, 1));
     auto stream = tuner::open_document_stream(
         fmt::format("synthetic:mixture?mu=6.6&sigma=1.1&weight=0.02&xmin=4096&alpha=1.1&n={}"

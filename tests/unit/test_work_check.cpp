@@ -171,7 +171,7 @@ TEST(WorkCheck, TheBatchesTravelWithATraceDirectoryAndABrokenFileLosesOnlyTheChe
     EXPECT_EQ(broken.attribution.attributed_steps, steps) << "the analysis goes on";
     ASSERT_FALSE(broken.job.warnings.empty());
     EXPECT_EQ(broken.job.warnings.front().where, file);
-    EXPECT_NE(broken.job.warnings.front().message.find("not JSON"), std::string::npos)
+    EXPECT_NE(broken.job.warnings.front().message.find("not valid JSON"), std::string::npos)
         << broken.job.warnings.front().message;
 }
 

@@ -9,7 +9,7 @@
 
 namespace wlb::tuner {
 
-cost_model::cost_model(model_config model, hardware_config hardware, runtime::layout layout,
+cost_model::cost_model(runtime::model_spec model, hardware_config hardware, runtime::layout layout,
                        cost_options options)
     : m_model(std::move(model)), m_hardware(std::move(hardware)), m_layout(std::move(layout)),
       m_options(options) {
@@ -146,7 +146,7 @@ nlohmann::json cost_model::to_json() const {
             {"flop_convention",
              "attention fwd = 4*pairs*hidden (exact causal pairs, query padded to the tile); "
              "attention bwd = 2.5x fwd; GEMM fwd = 2*tokens*weights; GEMM bwd = 2x fwd"},
-            {"model", tuner::to_json(m_model)},
+            {"model", runtime::to_json(m_model)},
             {"hardware", tuner::to_json(m_hardware)},
             {"layout", {{"spec", m_layout.spec()}, {"order", m_layout.order_string()}}},
             {"options",
@@ -178,8 +178,8 @@ cost_model cost_model::from_json(const nlohmann::json& j, std::string_view where
             it->value("elementwise_hidden_passes", o.elementwise_hidden_passes);
         o.bytes_per_element = it->value("bytes_per_element", o.bytes_per_element);
     }
-    return cost_model(model_from_json(j["model"], where), hardware_from_json(j["hardware"], where),
-                      layout, o);
+    return cost_model(runtime::model_from_json(j["model"], where),
+                      hardware_from_json(j["hardware"], where), layout, o);
 }
 
 } // namespace wlb::tuner

@@ -20,10 +20,10 @@
 // achieved rate for that padded length (hardware_config::attention_fwd_tflops).
 #pragma once
 
+#include "runtime/model/model_spec.hpp"
 #include "runtime/parallel/batch.hpp"
 #include "runtime/parallel/layout.hpp"
 #include "tuner/cost/hardware.hpp"
-#include "tuner/cost/model.hpp"
 
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
@@ -44,10 +44,10 @@ enum class collective { all_reduce, all_gather, reduce_scatter };
 
 class cost_model {
 public:
-    cost_model(model_config model, hardware_config hardware, runtime::layout layout,
+    cost_model(runtime::model_spec model, hardware_config hardware, runtime::layout layout,
                cost_options options = {});
 
-    [[nodiscard]] const model_config& model() const noexcept { return m_model; }
+    [[nodiscard]] const runtime::model_spec& model() const noexcept { return m_model; }
     [[nodiscard]] const hardware_config& hardware() const noexcept { return m_hardware; }
     [[nodiscard]] const runtime::layout& layout() const noexcept { return m_layout; }
     [[nodiscard]] const cost_options& options() const noexcept { return m_options; }
@@ -104,7 +104,7 @@ public:
 
 private:
     double padded_tokens(std::int64_t q_tokens) const noexcept;
-    model_config m_model;
+    runtime::model_spec m_model;
     hardware_config m_hardware;
     runtime::layout m_layout;
     cost_options m_options;

@@ -1,6 +1,7 @@
 #include "tuner/cost/hardware.hpp"
 
 #include "base/error.hpp"
+#include "base/json_file.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -227,19 +228,12 @@ hardware_config hardware_from_json(const nlohmann::json& j, std::string_view whe
 }
 
 hardware_config load_hardware(const std::string& name_or_path) {
-    if (name_or_path == "h100-sxm" || name_or_path == "h100" || name_or_path == "h200" ||
-        name_or_path == "cpu-dev-vm")
+    if (name_or_path == "h100") // an alias of h100-sxm, not listed
         return hardware_preset(name_or_path);
-    std::ifstream in(name_or_path);
-    if (!in)
-        hardware_preset(name_or_path); // throws with the list of presets
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::parse_error& e) {
-        throw input_error(name_or_path, fmt::format("byte {}: not valid JSON", e.byte));
-    }
-    return hardware_from_json(j, name_or_path);
+    const auto file = preset_or_json_file(name_or_path, "hardware", hardware_preset_names());
+    if (!file)
+        return hardware_preset(name_or_path);
+    return hardware_from_json(*file, name_or_path);
 }
 
 nlohmann::json to_json(const hardware_config& h) {

@@ -17,7 +17,7 @@ constexpr double logits_bytes = 4.0; // fp32 logits per vocabulary entry per tok
 
 } // namespace
 
-memory_model::memory_model(model_config model, runtime::layout layout,
+memory_model::memory_model(runtime::model_spec model, runtime::layout layout,
                            const hardware_config& hardware, memory_options options,
                            runtime::stage_partition partition)
     : m_model(std::move(model)), m_layout(std::move(layout)), m_partition(std::move(partition)) {

@@ -27,10 +27,10 @@
 // workspaces and allocator fragmentation (reserve_fraction, 10% by default).
 #pragma once
 
+#include "runtime/model/model_spec.hpp"
 #include "runtime/parallel/layout.hpp"
 #include "runtime/parallel/pipeline_schedule.hpp"
 #include "tuner/cost/hardware.hpp"
-#include "tuner/cost/model.hpp"
 
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
@@ -64,7 +64,7 @@ struct memory_estimate {
 class memory_model {
 public:
     /// `partition`: layers per model chunk (pp x vpp entries); empty: "even".
-    memory_model(model_config model, runtime::layout layout, const hardware_config& hardware,
+    memory_model(runtime::model_spec model, runtime::layout layout, const hardware_config& hardware,
                  memory_options options = {}, runtime::stage_partition partition = {});
 
     /// Activation bytes one token of one layer keeps on a rank: (10h + 4kv + 6f) / tp.
@@ -93,7 +93,7 @@ public:
     [[nodiscard]] const runtime::layout& layout() const noexcept { return m_layout; }
 
 private:
-    model_config m_model;
+    runtime::model_spec m_model;
     runtime::layout m_layout;
     runtime::stage_partition m_partition;
     double m_usable_bytes = 0.0;

@@ -314,7 +314,7 @@ plan_reader::plan_reader(const std::string& path) : m_path(path) {
                                          "found {}",
                                          context.dump()));
     h.context_tokens = context.get<std::int64_t>();
-    h.model = model_from_json(require(j, "model", w, "header: "), w + ": model");
+    h.model = runtime::model_from_json(require(j, "model", w, "header: "), w + ": model");
     h.hardware = hardware_from_json(require(j, "hardware", w, "header: "), w + ": hardware");
     if (auto d = j.find("data"); d != j.end() && d->is_string())
         h.data = d->get<std::string>();

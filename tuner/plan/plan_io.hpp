@@ -1,7 +1,7 @@
 // Packing plans on disk ("wlbtune.plan/1", JSON Lines; docs/formats.md is the reference).
 //
 //   line 1     header: report_header() fields (schema, tool, command_line, inputs) plus
-//              "layout": {"spec", "order"}, "context_tokens", "model" (model_config JSON),
+//              "layout": {"spec", "order"}, "context_tokens", "model" (runtime::model_spec JSON),
 //              "hardware" (hardware_config JSON), "data" (the document stream's description),
 //              "packing": {"policy", ...parameters} and, optionally, "sharding": {"policy", ...}
 //              (tuner/sharding/sharding.hpp: sharding_spec, as `wlbtune pack --sharding` applied
@@ -22,9 +22,9 @@
 #pragma once
 
 #include "base/provenance.hpp"
+#include "runtime/model/model_spec.hpp"
 #include "runtime/parallel/batch.hpp"
 #include "tuner/cost/hardware.hpp"
-#include "tuner/cost/model.hpp"
 #include "tuner/packing/packer.hpp"
 #include "tuner/sharding/sharding.hpp"
 
@@ -47,7 +47,7 @@ struct plan_header {
     std::string layout_spec = "tp=1,cp=1,pp=1,dp=1";
     std::string layout_order = "tp-cp-pp-dp";
     std::int64_t context_tokens = 0;
-    model_config model;
+    runtime::model_spec model;
     hardware_config hardware;
     std::string data; ///< the document stream's description
     packing_config packing;

@@ -2,6 +2,7 @@
 
 #include "base/error.hpp"
 #include "tuner/plan/plan_io.hpp"
+#include "tuner/sharding/make_sharder.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -16,7 +17,7 @@ cost_model cost_model_for_plan(const plan_header& h, const plan_cost_overrides& 
     try {
         const runtime::layout layout(base.tp(), o.cp > 0 ? o.cp : base.cp(), base.pp(), base.dp(),
                                      base.vpp(), base.order());
-        return cost_model(o.model.empty() ? h.model : load_model(o.model),
+        return cost_model(o.model.empty() ? h.model : runtime::load_model(o.model),
                           o.hardware.empty() ? h.hardware : load_hardware(o.hardware), layout);
     } catch (const input_error& e) {
         if (o.cp > 0)
@@ -103,6 +104,19 @@ plan_shard_summary shard_plan(plan_reader& reader, const sharder* s, const cost_
     if (s && compare)
         out.recorded = recorded_acc.summary();
     return out;
+}
+
+shard_outcome shard_plan_file(const shard_request& r, const shard_record_sink& sink) {
+    if (r.cp && *r.cp < 1)
+        throw input_error(fmt::format("--cp {}: expected a CP degree >= 1", *r.cp));
+    plan_reader reader(r.plan_path);
+    auto cost =
+        cost_model_for_plan(reader.header(), {r.model, r.hardware, r.layout, r.cp.value_or(0)});
+    auto choice = choose_plan_sharding(reader.header(), reader.cp(), cost.layout().cp(), r.policy,
+                                       r.hybrid_threshold);
+    const auto sharder = choice.spec ? make_sharder(*choice.spec, cost) : nullptr;
+    auto summary = shard_plan(reader, sharder.get(), cost, sink);
+    return {std::move(cost), std::move(choice), std::move(summary)};
 }
 
 } // namespace wlb::tuner

@@ -66,4 +66,21 @@ struct plan_shard_summary {
 plan_shard_summary shard_plan(plan_reader& reader, const sharder* s, const cost_model& cost,
                               const shard_record_sink& sink = {});
 
+/// `wlbtune shard` as a library call: the plan sharded as `policy` and `hybrid_threshold`
+/// choose (choose_plan_sharding), under the plan's cost model with the overrides.
+struct shard_request {
+    std::string plan_path;
+    std::string model, hardware, layout; ///< overrides of the plan's; empty: the plan's
+    std::optional<int> cp;               ///< shard over this many CP ranks; must be >= 1
+    std::string policy;                  ///< "", "plan" or a policy name
+    std::string hybrid_threshold;        ///< "" (not given), "auto" or a token count
+};
+struct shard_outcome {
+    cost_model cost;
+    plan_sharding_choice choice;
+    plan_shard_summary summary;
+};
+/// Every measured record goes to `sink`.
+shard_outcome shard_plan_file(const shard_request& request, const shard_record_sink& sink = {});
+
 } // namespace wlb::tuner

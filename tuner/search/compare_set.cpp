@@ -40,9 +40,10 @@ std::vector<candidate> comparison_candidates(const packing_knobs& knobs,
     for (auto& c : out)
         if (same(c, mine, chosen)) {
             c.role += c.role.empty() ? "chosen" : ", chosen";
+            c.chosen = true;
             return out;
         }
-    out.push_back({mine, chosen, "chosen"});
+    out.push_back({mine, chosen, "chosen", true});
     return out;
 }
 

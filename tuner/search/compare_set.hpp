@@ -13,7 +13,8 @@ namespace wlb::tuner {
 struct candidate {
     packing_config packing;
     sharding_spec sharding;
-    std::string role; ///< "baseline", "packing only", "sharding only", "both", "", "chosen"
+    std::string role;    ///< "baseline", "packing only", "sharding only", "both", "", "chosen"
+    bool chosen = false; ///< the configuration the command was asked for (its role says so too)
 };
 
 /// In order: plain + per-seq (baseline), plain + adaptive (sharding only), wlb + per-seq
@@ -21,7 +22,7 @@ struct candidate {
 /// fixed-greedy (--window) + adaptive. The wlb candidates take the knobs' queues, thresholds
 /// and S_max; all take the knobs' context and micro-batches. The knobs' own policy with
 /// `chosen` comes last, role "chosen", unless it is already in the list (then that entry's role
-/// gains ", chosen").
+/// gains ", chosen"); either way exactly one entry has candidate::chosen set.
 std::vector<candidate> comparison_candidates(const packing_knobs& knobs,
                                              const sharding_spec& chosen, const runtime::layout& l);
 

@@ -35,27 +35,6 @@ std::int64_t tokens_for_steps(std::int64_t steps, std::int64_t step_tokens, int 
     return (std::max<std::int64_t>(0, steps) + margin) * step_tokens;
 }
 
-packing_config make_packing_config(const packing_knobs& k, const runtime::layout& l) {
-    packing_config c;
-    c.policy = parse_packing_policy(k.policy);
-    c.context_tokens = k.context_tokens;
-    c.replicas = l.dp();
-    if (k.micro_batches < 0)
-        throw input_error(fmt::format("--micro-batches must be >= 0 (0: the layout's pp), found {}",
-                                      k.micro_batches));
-    c.micro_batches = k.micro_batches > 0 ? k.micro_batches : l.pp();
-    c.smax_tokens = parse_smax(k.smax, k.context_tokens);
-    if (k.queues < 0)
-        throw input_error(fmt::format("--queues must be >= 0, found {}", k.queues));
-    c.thresholds = k.thresholds.empty() ? default_thresholds(k.queues, k.context_tokens)
-                                        : parse_thresholds(k.thresholds);
-    if (k.window < 1)
-        throw input_error(fmt::format("--window must be >= 1, found {}", k.window));
-    c.window = k.window;
-    validate(c);
-    return c;
-}
-
 std::string describe_candidate(const packing_config& p, const sharding_spec& s) {
     std::string sharding(to_string(s.policy));
     if (s.policy == sharding_policy::hybrid)

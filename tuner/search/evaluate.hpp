@@ -5,7 +5,7 @@
 // tuner's inner loop (issue [tuner]), `wlbtune simulate --data` and `simulate --compare`.
 //
 // Use:
-//   const cost_model costs(load_model("7b"), load_hardware("h100-sxm"), layout);
+//   const cost_model costs(runtime::load_model("7b"), load_hardware("h100-sxm"), layout);
 //   evaluation_config c;                             // packing, sharding, steps, plan options
 //   c.packing = make_packing_config(knobs, layout);  // knobs as the CLI takes them
 //   auto stream = open_document_stream("default", {.context_tokens = 131072});
@@ -40,6 +40,7 @@
 #include "runtime/sim/sim_summary.hpp"
 #include "runtime/trace/trace.hpp"
 #include "tuner/packing/packer.hpp"
+#include "tuner/packing/packing_knobs.hpp"
 #include "tuner/packing/packing_measures.hpp"
 #include "tuner/sharding/shard_run.hpp"
 #include "tuner/sharding/sharding.hpp"
@@ -75,21 +76,6 @@ document_set materialize_documents(document_stream& stream, std::int64_t min_tok
 /// step_tokens. A run that still runs out says so (evaluation::documents_exhausted).
 [[nodiscard]] std::int64_t tokens_for_steps(std::int64_t steps, std::int64_t step_tokens,
                                             int window = 1);
-
-/// The packing knobs as `wlbtune pack` and `wlbtune simulate` take them on the command line.
-struct packing_knobs {
-    std::string policy = "wlb";
-    std::int64_t context_tokens = 131072;
-    int queues = 2;         ///< wlb: default thresholds for this many queues
-    std::string thresholds; ///< wlb: "24k,64k"; empty: default_thresholds(queues)
-    std::string smax = "1.5x";
-    int window = 1;
-    int micro_batches = 0; ///< per DP replica; 0: the layout's pp
-};
-
-/// The packing_config the knobs describe for `l` (replicas = dp), validated. Throws
-/// wlb::input_error naming the option (--policy, --smax, --thresholds, ...).
-packing_config make_packing_config(const packing_knobs& knobs, const runtime::layout& l);
 
 /// One candidate and how to run it.
 struct evaluation_config {

@@ -68,6 +68,10 @@ struct nccl_session {
         std::lock_guard lock(mutex);
         live.push_back(c);
     }
+    std::size_t live_count() {
+        std::lock_guard lock(mutex);
+        return live.size();
+    }
     /// Removes `c` from the live list; false when it is no longer live (aborted).
     bool take(ncclComm_t c) {
         std::lock_guard lock(mutex);
@@ -132,20 +136,30 @@ ncclResult_t settle(ncclComm_t comm, std::chrono::steady_clock::time_point until
 
 class nccl_comm_impl final : public nccl_communicator {
 public:
+    /// Takes ownership of `comm`. Checks and resources come first and the registration as live
+    /// last: when a check fails, the communicator is aborted, its resources freed, and it was
+    /// never listed (the destructor does not run for an object whose constructor threw, so a
+    /// listed one would stay live forever, and be aborted under a later owner).
     nccl_comm_impl(std::shared_ptr<nccl_session> session, ncclComm_t comm, group_desc group)
         : m_session(std::move(session)), m_comm(comm), m_group(std::move(group)) {
+        try {
+            int rank = 0, size = 0;
+            WLB_NCCL_CHECK(ncclCommUserRank(m_comm, &rank));
+            WLB_NCCL_CHECK(ncclCommCount(m_comm, &size));
+            WLB_EXPECTS(size == static_cast<int>(m_group.world_ranks.size()),
+                        "NCCL communicator of {} ranks for {}", size, m_group.describe());
+            m_rank = rank;
+            m_size = size;
+            WLB_CUDA_CHECK(cudaStreamCreateWithFlags(&m_stream, cudaStreamNonBlocking));
+            WLB_CUDA_CHECK(cudaEventCreateWithFlags(&m_ready, cudaEventDisableTiming));
+            WLB_CUDA_CHECK(cudaEventCreateWithFlags(&m_done, cudaEventDisableTiming));
+            WLB_CUDA_CHECK(cudaMalloc(&m_scratch, sizeof(float)));
+        } catch (...) {
+            ncclCommAbort(m_comm);
+            release_cuda_resources();
+            throw;
+        }
         m_session->add(m_comm);
-        int rank = 0, size = 0;
-        WLB_NCCL_CHECK(ncclCommUserRank(m_comm, &rank));
-        WLB_NCCL_CHECK(ncclCommCount(m_comm, &size));
-        WLB_EXPECTS(size == static_cast<int>(m_group.world_ranks.size()),
-                    "NCCL communicator of {} ranks for {}", size, m_group.describe());
-        m_rank = rank;
-        m_size = size;
-        WLB_CUDA_CHECK(cudaStreamCreateWithFlags(&m_stream, cudaStreamNonBlocking));
-        WLB_CUDA_CHECK(cudaEventCreateWithFlags(&m_ready, cudaEventDisableTiming));
-        WLB_CUDA_CHECK(cudaEventCreateWithFlags(&m_done, cudaEventDisableTiming));
-        WLB_CUDA_CHECK(cudaMalloc(&m_scratch, sizeof(float)));
     }
 
     ~nccl_comm_impl() override {
@@ -163,10 +177,7 @@ public:
             else
                 ncclCommAbort(m_comm);
         }
-        cudaFree(m_scratch);
-        cudaEventDestroy(m_ready);
-        cudaEventDestroy(m_done);
-        cudaStreamDestroy(m_stream);
+        release_cuda_resources();
     }
 
     int rank() const noexcept override { return m_rank; }
@@ -177,6 +188,7 @@ public:
     stream_t compute_stream() const noexcept override { return m_compute; }
     stream_t comm_stream() const noexcept override { return m_stream; }
     int device() const noexcept override { return m_session->device; }
+    std::size_t live_communicators() const override { return m_session->live_count(); }
 
     void all_gather_async(const void* send, void* recv, std::size_t count,
                           device_element type) override {
@@ -312,6 +324,21 @@ private:
         device_element type = device_element::f32;
         int peer = 0;
     };
+
+    /// Frees the scratch, events and stream (those created so far; never throws).
+    void release_cuda_resources() noexcept {
+        if (m_scratch != nullptr)
+            cudaFree(m_scratch);
+        if (m_ready != nullptr)
+            cudaEventDestroy(m_ready);
+        if (m_done != nullptr)
+            cudaEventDestroy(m_done);
+        if (m_stream != nullptr)
+            cudaStreamDestroy(m_stream);
+        m_scratch = nullptr;
+        m_ready = m_done = nullptr;
+        m_stream = nullptr;
+    }
 
     /// The communication stream waits for the work queued so far on the compute stream.
     void after_compute() {

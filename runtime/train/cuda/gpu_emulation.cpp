@@ -79,7 +79,7 @@ void measure_linear(index tokens, const std::vector<index>& positions, const emu
     auto dwgate = random_bf16(H * F, ++seed, s);
     auto act = random_bf16(T * F, ++seed, s), dact = random_bf16(T * F, ++seed, s);
     auto wd = random_bf16(F * H, ++seed, s, weight_scale), dwd = random_bf16(F * H, ++seed, s);
-    kc::device_array<index> pos(positions);
+    kc::device_array<index> pos(positions, s);
 
     auto b = [](const kc::device_buffer& buf) {
         return buf.as<bf16>();
@@ -159,7 +159,7 @@ emulated_rank measure_rank(const cp_shard& shard, const emulated_layer& l,
     chunks.heads = l.heads;
     chunks.head_dim = l.head_dim;
     chunks.scale = 1.0 / std::sqrt(static_cast<double>(l.head_dim));
-    kc::attention_plan plan(chunks);
+    kc::attention_plan plan(chunks, kc::attention_variant::automatic, s);
     auto q = random_bf16(T * width, 1, s), k = random_bf16(K * width, 2, s);
     auto v = random_bf16(K * width, 3, s), dout = random_bf16(T * width, 4, s);
     auto out = random_bf16(T * width, 5, s), dq = random_bf16(T * width, 6, s);

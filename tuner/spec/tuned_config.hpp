@@ -14,8 +14,8 @@
 #pragma once
 
 #include "base/provenance.hpp"
+#include "runtime/model/model_spec.hpp"
 #include "tuner/cost/hardware.hpp"
-#include "tuner/cost/model.hpp"
 #include "tuner/packing/packer.hpp"
 #include "tuner/sharding/sharding.hpp"
 
@@ -29,9 +29,6 @@
 namespace wlb::tuner {
 
 inline constexpr std::string_view config_schema = "wlbtune.config/1";
-
-struct tune_result;
-struct tune_options;
 
 /// The documents the tuner read, as `--data` and the stream options name them.
 struct tuned_data {
@@ -49,7 +46,7 @@ struct tuned_config {
     std::string layout_spec = "tp=8,cp=2,pp=4,dp=1";
     std::string layout_order = "tp-cp-pp-dp";
     std::int64_t context_tokens = 131072;
-    model_config model;
+    runtime::model_spec model;
     hardware_config hardware;
     tuned_data data;
     packing_config packing;
@@ -58,11 +55,6 @@ struct tuned_config {
     std::string partition = "even";   ///< stage partition (runtime::make_stage_partition)
     std::int64_t evaluated_steps = 0; ///< steps the tuner simulated (from step 0)
 };
-
-/// The whole wlbtune.config/1 document: report header, the reproducible part of `config` with
-/// the winner's packing and sharding, and the report part from `result`.
-nlohmann::json tuned_config_json(const tuned_config& config, const tune_result& result,
-                                 const tune_options& options);
 
 /// Reads the reproducible part. Throws wlb::input_error "FILE: $.path: what" on a missing or
 /// malformed field, another schema, or a file that is not JSON.

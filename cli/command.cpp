@@ -1,0 +1,26 @@
+#include "cli/command.hpp"
+
+namespace wlb::cli {
+
+CLI::Option* add_json_option(CLI::App& sub, std::string& path, const std::string& schema) {
+    return sub.add_option("--json", path,
+                          "Write the report (" + schema +
+                              ") to this file, or - to print it on stdout instead of the tables");
+}
+
+CLI::Option* add_html_option(CLI::App& sub, std::string& path, const std::string& what) {
+    return sub.add_option("--html", path,
+                          "Write an HTML report to this file: " + what +
+                              " (one self-contained page; opens offline)");
+}
+
+void add_trace_options(CLI::App& sub, std::string& perfetto, std::string& trace_dir) {
+    sub.add_option("--trace-dir", trace_dir,
+                   "Write the job's trace here (wlbtune.trace/1: one JSONL file per rank, a "
+                   "manifest and the steps' batches); wlbtune analyze reads it");
+    sub.add_option("--trace", perfetto,
+                   "Also write it as a Perfetto trace file (.gz: compressed; open in "
+                   "https://ui.perfetto.dev)");
+}
+
+} // namespace wlb::cli
