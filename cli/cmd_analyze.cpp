@@ -5,6 +5,7 @@
 #include "cli/command.hpp"
 #include "profiler/analysis/analysis.hpp"
 #include "reports/analysis_report.hpp"
+#include "reports/html/html_report.hpp"
 #include "runtime/parallel/layout.hpp"
 
 #include <memory>
@@ -16,7 +17,7 @@ namespace {
 struct analyze_options {
     std::vector<std::string> traces;
     std::string format = "auto", layout, order = std::string(runtime::layout::default_order);
-    std::string clock = "auto", json, perfetto;
+    std::string clock = "auto", json, perfetto, html;
     int show_steps = 12;
     std::optional<std::string> steps;
 };
@@ -33,10 +34,16 @@ void run_analyze(const analyze_options& o, const command_output& out) {
     const auto result = profiler::analyze(o.traces, options);
     if (!o.perfetto.empty())
         reports::write_analysis_perfetto(result, o.perfetto);
-    if (out.wants_json())
-        out.json(reports::analysis_json(result, reports::identify_inputs(result.job)));
+    if (out.wants_json() || !o.html.empty()) {
+        const auto report = reports::analysis_json(result, reports::identify_inputs(result.job));
+        out.json(report);
+        if (!o.html.empty())
+            reports::write_html_report(reports::html_kind::analyze, report, o.html,
+                                       {.perfetto_path = o.perfetto});
+    }
     out.text(reports::analysis_text(result, o.show_steps) +
-             reports::analysis_output_notes(o.perfetto, out.json_path()));
+             reports::analysis_output_notes(o.perfetto, out.json_path()) +
+             reports::html_output_note(o.html));
 }
 
 } // namespace
@@ -63,6 +70,9 @@ registered_command register_analyze(CLI::App& app, command_output& out) {
     sub->add_option("--perfetto", o->perfetto,
                     "Write a Perfetto trace: measured timeline, the ideal one beside it, "
                     "stragglers marked (.gz: compressed)");
+    add_html_option(*sub, o->html,
+                    "the answer, lost seconds by cause, rank x step heatmaps, heavy micro-batches "
+                    "and CP ranks, stragglers, a link to the --perfetto trace");
     sub->add_option("--steps", o->steps,
                     "Analyze these steps only, by id: A:B, A: (from A on), :B or A; e.g. 1: "
                     "leaves out a warm-up step 0 (default: every step)");

@@ -4,6 +4,7 @@
 #include "base/error.hpp"
 #include "cli/command.hpp"
 #include "cli/job_options.hpp"
+#include "reports/html/html_report.hpp"
 #include "reports/pack_report.hpp"
 #include "tuner/job/pack_job.hpp"
 
@@ -16,7 +17,7 @@ struct pack_options {
     job_option_set job;
     tuner::pack_request request;
     std::vector<std::string> compare;
-    std::string json;
+    std::string json, html;
     bool json_steps = false;
 };
 
@@ -25,7 +26,10 @@ void run_pack(pack_options& o, const command_output& out) {
     for (const auto& name : o.compare) // checked before anything is written
         o.request.compare.push_back(tuner::parse_packing_policy(name));
     const auto result = tuner::pack_job(job, o.request);
-    out.text(reports::pack_outcome_text(job, result));
+    if (!o.html.empty()) // the report with its per-step measures, which the page charts
+        reports::write_html_report(reports::html_kind::pack,
+                                   reports::pack_outcome_json(job, result, true), o.html);
+    out.text(reports::pack_outcome_text(job, result) + reports::html_output_note(o.html));
     out.json(reports::pack_outcome_json(job, result, o.json_steps));
 }
 
@@ -49,6 +53,9 @@ registered_command register_pack(CLI::App& app, command_output& out) {
                     "--policy to this file ('-' for stdout)");
     add_json_option(*sub, o->json, "wlbtune.pack/1");
     sub->add_flag("--json-steps", o->json_steps, "Include per-step measures in the JSON summary");
+    add_html_option(*sub, o->html,
+                    "imbalance and delay distributions per policy, imbalance over the run, the "
+                    "pace of each step's heaviest micro-batch (with --compare: side by side)");
     sub->add_option("--compare", o->compare,
                     "Also run these policies on the same documents and print them side by side, "
                     "e.g. plain,fixed-greedy,varlen,wlb")

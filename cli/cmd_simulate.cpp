@@ -4,6 +4,7 @@
 #include "base/atomic_file.hpp"
 #include "cli/command.hpp"
 #include "cli/job_options.hpp"
+#include "reports/html/html_report.hpp"
 #include "reports/progress.hpp"
 #include "reports/simulate_report.hpp"
 
@@ -15,7 +16,7 @@ namespace {
 struct simulate_options {
     job_option_set job;
     tuner::simulate_request request;
-    std::string batch, trace, trace_dir, json;
+    std::string batch, trace, trace_dir, json, html;
     bool no_overlap = false;
 };
 
@@ -42,7 +43,11 @@ void run_simulate(simulate_options& o, const command_output& out) {
     reports::write_simulated_traces(result.results[result.chosen].trace, o.trace, o.trace_dir,
                                     result.inputs);
     out.json(reports::simulate_data_json(job, result, r.compare));
-    out.text(reports::simulate_data_text(job, result, r.compare, o.trace, o.trace_dir));
+    if (!o.html.empty())
+        reports::write_html_report(reports::html_kind::simulate,
+                                   reports::simulate_data_json(job, result, r.compare), o.html);
+    out.text(reports::simulate_data_text(job, result, r.compare, o.trace, o.trace_dir) +
+             reports::html_output_note(o.html));
 }
 
 } // namespace
@@ -81,6 +86,10 @@ registered_command register_simulate(CLI::App& app, command_output& out) {
                   "Reduce gradients after the backward instead of overlapping it");
     add_trace_options(*sub, o->trace, o->trace_dir);
     add_json_option(*sub, o->json, "wlbtune.simulate/1");
+    add_html_option(*sub, o->html,
+                    "with --compare, speedup bars, step time and imbalance per step, delay "
+                    "distributions")
+        ->needs(sub->get_option("--compare"));
     sub->footer("Examples:\n  wlbtune simulate --compare\n"
                 "  wlbtune simulate --data json:lengths.json --model 7b --layout "
                 "tp=8,cp=2,pp=4,dp=1 --packing wlb --steps 64 --trace t.json.gz\n"

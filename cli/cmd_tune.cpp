@@ -5,6 +5,7 @@
 #include "base/error.hpp"
 #include "cli/command.hpp"
 #include "cli/job_options.hpp"
+#include "reports/html/html_report.hpp"
 #include "reports/progress.hpp"
 #include "reports/tune_report.hpp"
 
@@ -16,7 +17,7 @@ namespace {
 struct tune_cli_options {
     job_option_set job;
     tuner::tune_request request;
-    std::string time_budget = "60s", output, json;
+    std::string time_budget = "60s", output, json, html;
     bool fixed_micro_batches = false, progress = false;
 };
 
@@ -36,8 +37,11 @@ void run_tune(tune_cli_options& o, const command_output& out) {
         wlb::write_file_atomic(o.output, text);
     if (!out.json_path().empty() && out.json_path() != o.output)
         out.json(result.json);
+    if (!o.html.empty())
+        reports::write_html_report(reports::html_kind::tune, result.json, o.html);
     if (o.output != "-")
-        out.text(reports::tune_outcome_text(job, result, options, o.output));
+        out.text(reports::tune_outcome_text(job, result, options, o.output) +
+                 reports::html_output_note(o.html));
 }
 
 } // namespace
@@ -84,6 +88,9 @@ registered_command register_tune(CLI::App& app, command_output& out) {
     sub->add_option("-o,--output", o->output,
                     "Write the tuned config (wlbtune.config/1 JSON) to this file ('-' for stdout)");
     add_json_option(*sub, o->json, "the same wlbtune.config/1 document");
+    add_html_option(*sub, o->html,
+                    "step time against delay for every candidate evaluated, what each knob "
+                    "bought");
     sub->add_flag("--progress", o->progress,
                   "Print progress lines on stderr even when it is not a terminal");
     sub->footer("Examples:\n  wlbtune tune -o tuned.json          # the paper's 7B-128K, embedded "

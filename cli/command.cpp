@@ -40,6 +40,12 @@ CLI::Option* add_json_option(CLI::App& sub, std::string& path, const std::string
                               ") to this file, or - to print it on stdout instead of the tables");
 }
 
+CLI::Option* add_html_option(CLI::App& sub, std::string& path, const std::string& what) {
+    return sub.add_option("--html", path,
+                          "Write an HTML report to this file: " + what +
+                              " (one self-contained page; opens offline)");
+}
+
 void add_trace_options(CLI::App& sub, std::string& perfetto, std::string& trace_dir) {
     sub.add_option("--trace-dir", trace_dir,
                    "Write the job's trace here (wlbtune.trace/1: one JSONL file per rank, a "

@@ -37,6 +37,9 @@ CLI::Validator positive();
 
 /// Adds --json FILE|- for the command's report (`schema`).
 CLI::Option* add_json_option(CLI::App& sub, std::string& path, const std::string& schema);
+/// Adds --html FILE: an HTML report (reports/html/html_report.hpp) showing `what`.
+CLI::Option* add_html_option(CLI::App& sub, std::string& path, const std::string& what);
+
 /// Adds --trace FILE (a Perfetto file) and --trace-dir DIR (a wlbtune.trace/1 directory).
 void add_trace_options(CLI::App& sub, std::string& perfetto, std::string& trace_dir);
 

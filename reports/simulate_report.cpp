@@ -146,6 +146,27 @@ nlohmann::json candidate_json(const tuner::evaluation& e) {
             {"documents_exhausted", e.documents_exhausted}};
 }
 
+// A compared candidate's figures step by step, one array each (simulated step time and bubble;
+// predicted packing imbalance): the HTML report's per-step charts and distributions.
+nlohmann::json per_step_json(const tuner::evaluation& e) {
+    auto seconds = nlohmann::json::array();
+    auto bubble = nlohmann::json::array();
+    for (const auto& s : e.steps) {
+        seconds.push_back(s.step_seconds);
+        bubble.push_back(s.bubble_fraction);
+    }
+    auto imbalance = nlohmann::json::array();
+    auto attention = nlohmann::json::array();
+    for (const auto& m : e.packing_steps) {
+        imbalance.push_back(m.imbalance);
+        attention.push_back(m.attention_imbalance);
+    }
+    return {{"step_seconds", std::move(seconds)},
+            {"bubble_fraction", std::move(bubble)},
+            {"predicted_imbalance", std::move(imbalance)},
+            {"attention_imbalance", std::move(attention)}};
+}
+
 std::string exhausted_note(const tuner::evaluation& e) {
     return e.documents_exhausted
                ? fmt::format("note: {} drew every document before its last step; the last steps "
@@ -185,6 +206,7 @@ nlohmann::json simulate_json(const tuner::cost_model& costs, const simulate_cont
             x["role"] = k.role;
             x["predicted_speedup"] =
                 k.result->mean_step_seconds > 0 ? base / k.result->mean_step_seconds : 0.0;
+            x["per_step"] = per_step_json(*k.result);
             arr.push_back(std::move(x));
         }
         j["compare_baseline"] = comparison.front().result->name;

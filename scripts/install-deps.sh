@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything wlbtune needs to build and test on Debian 12 (bookworm).
 # Idempotent: packages already present are left alone; safe to run again.
+# chromium (headless) opens the HTML reports in tests/integration/test_html_report.cpp;
+# fonts-liberation gives its pages and screenshots readable text.
 set -euo pipefail
 
 packages=(
@@ -10,6 +12,7 @@ packages=(
   libopenmpi-dev openmpi-bin
   zlib1g-dev libsimdjson-dev libopenblas-dev
   libxxhash-dev clang-format
+  chromium fonts-liberation
 )
 
 missing=()

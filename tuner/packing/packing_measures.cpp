@@ -138,6 +138,7 @@ run_summary run_measures::summary() const {
     for (const auto& [delay, tokens] : m_delay_tokens) {
         total += tokens;
         s.delay_token_iterations += delay * tokens;
+        s.delay_histogram.emplace_back(delay, tokens);
     }
     if (total > 0) {
         s.delay_iterations.mean =
@@ -163,6 +164,17 @@ run_summary run_measures::summary() const {
 }
 
 namespace {
+// {"iterations": [...], "tokens": [...]}: two columns, as the HTML report charts them.
+nlohmann::json delay_histogram_json(const run_summary& s) {
+    auto iterations = nlohmann::json::array();
+    auto tokens = nlohmann::json::array();
+    for (const auto& [delay, n] : s.delay_histogram) {
+        iterations.push_back(delay);
+        tokens.push_back(n);
+    }
+    return {{"iterations", std::move(iterations)}, {"tokens", std::move(tokens)}};
+}
+
 nlohmann::json to_json(const quantiles& q) {
     return {{"mean", q.mean}, {"p50", q.p50}, {"p99", q.p99}, {"max", q.max}};
 }
@@ -176,6 +188,7 @@ nlohmann::json to_json(const run_summary& s) {
             {"attention_imbalance", to_json(s.attention_imbalance)},
             {"delay_iterations", to_json(s.delay_iterations)},
             {"delay_token_iterations", s.delay_token_iterations},
+            {"delay_histogram", delay_histogram_json(s)},
             {"delayed_documents", s.delayed_documents},
             {"waiting_documents",
              {{"mean", s.mean_waiting_documents},

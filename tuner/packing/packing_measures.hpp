@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <map>
 #include <nlohmann/json_fwd.hpp>
+#include <utility>
 #include <vector>
 
 namespace wlb::tuner {
@@ -61,8 +62,11 @@ struct run_summary {
     quantiles attention_imbalance;
     quantiles delay_iterations;              ///< per token
     std::int64_t delay_token_iterations = 0; ///< exact sum over tokens of their delay
-    std::int64_t delayed_documents = 0;      ///< placements with delay > 0
-    double mean_waiting_documents = 0.0;     ///< after each step
+    /// The whole per-token delay distribution: (delay in iterations, tokens with that delay),
+    /// by delay, zero included.
+    std::vector<std::pair<std::int64_t, std::int64_t>> delay_histogram;
+    std::int64_t delayed_documents = 0;  ///< placements with delay > 0
+    double mean_waiting_documents = 0.0; ///< after each step
     std::int64_t max_waiting_documents = 0;
     std::int64_t waiting_documents_at_end = 0;
     std::int64_t waiting_tokens_at_end = 0;

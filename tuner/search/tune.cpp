@@ -296,6 +296,27 @@ public:
         return out;
     }
 
+    /// Every distinct candidate evaluated, on the most steps it ran (tune_result::evaluated).
+    [[nodiscard]] std::vector<candidate_result> evaluated() const {
+        std::map<std::string, const candidate_result*> largest;
+        for (const auto& [key, r] : m_cache) {
+            auto& slot = largest[candidate_key(r.config)];
+            if (!slot || r.steps > slot->steps)
+                slot = &r;
+        }
+        std::vector<candidate_result> out;
+        out.reserve(largest.size());
+        for (const auto& [key, r] : largest)
+            out.push_back(*r);
+        std::stable_sort(out.begin(), out.end(),
+                         [](const candidate_result& a, const candidate_result& b) {
+                             if (a.steps != b.steps)
+                                 return a.steps > b.steps;
+                             return a.mean_step_seconds < b.mean_step_seconds;
+                         });
+        return out;
+    }
+
     /// The sample size the progress line's "best" refers to.
     void set_full_steps(std::int64_t steps) {
         m_full_steps = steps;
@@ -866,6 +887,7 @@ private:
         m_out.sample_documents = static_cast<std::int64_t>(m_documents.documents.size());
         m_out.winner_memory = candidate_memory(*m_memory, m_out.winner.config);
         m_out.evaluations = m_search->evaluations();
+        m_out.evaluated = m_search->evaluated();
         m_out.threads = m_search->threads();
         m_out.elapsed_seconds = m_search->elapsed();
         m_out.stopped_by_budget = m_search->stopped();

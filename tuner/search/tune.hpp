@@ -147,6 +147,10 @@ struct tune_result {
     candidate_result fixed_greedy; ///< the fastest feasible fixed-greedy window (W=1 if none)
     candidate_result paper;        ///< wlb 2 queues + adaptive
     std::vector<candidate_result> runners_up; ///< the next best feasible, best first
+    /// Every distinct candidate the search evaluated, each on the largest sample it reached
+    /// (those screened out early ran on fewer steps than sample_steps: their figures are not
+    /// comparable with the rest); the most steps first, then by step time.
+    std::vector<candidate_result> evaluated;
     std::vector<knob_effect> knobs;
     ranking_stability stability;
     search_space space;

@@ -97,6 +97,20 @@ nlohmann::json tuned_config_json(const tuned_config& c, const tune_result& r,
         {"memory_reserve_fraction", o.memory.reserve_fraction},
         {"min_step_tokens_fraction", o.constraints.min_step_tokens_fraction}};
     j["memory"] = to_json(r.winner_memory);
+    // Every candidate evaluated, briefly: the tune report's scatter of step time against delay.
+    auto evaluated = nlohmann::json::array();
+    for (const auto& x : r.evaluated) {
+        nlohmann::json e = {{"name", x.name},
+                            {"steps", x.steps},
+                            {"step_seconds", x.mean_step_seconds},
+                            {"delay_mean_iterations", x.delay_mean},
+                            {"delay_max_iterations", x.delay_max},
+                            {"imbalance", x.imbalance},
+                            {"feasible", x.feasible}};
+        if (!x.feasible)
+            e["infeasible"] = x.infeasible;
+        evaluated.push_back(std::move(e));
+    }
     auto caps = nlohmann::json::array();
     for (std::size_t i = 0; i < r.space.micro_batches.size(); ++i)
         caps.push_back({{"micro_batches", r.space.micro_batches[i]},
@@ -107,6 +121,7 @@ nlohmann::json tuned_config_json(const tuned_config& c, const tune_result& r,
                    {"stopped_by_budget", r.stopped_by_budget},
                    {"threads", r.threads},
                    {"evaluations", r.evaluations},
+                   {"candidates", std::move(evaluated)},
                    {"sample_steps", r.sample_steps},
                    {"sample_documents", r.sample_documents},
                    {"stability",
