@@ -36,6 +36,7 @@
 #pragma once
 
 #include "runtime/parallel/batch.hpp"
+#include "tuner/packing/packer_state.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -128,6 +129,16 @@ public:
     /// later step of the current window), in no particular order.
     [[nodiscard]] virtual std::vector<runtime::document> waiting() const = 0;
     [[nodiscard]] const packing_config& config() const noexcept { return m_config; }
+
+    /// What the packer holds between steps (tuner/packing/packer_state.hpp): a packer of the
+    /// same configuration given it by load_state() emits exactly the steps this one would.
+    [[nodiscard]] virtual packer_state save_state() const = 0;
+    /// Replaces what the packer holds with `s`. Throws wlb::input_error (check_packer_state)
+    /// when `s` does not fit this packer's configuration, leaving the packer as it was.
+    virtual void load_state(const packer_state& s) = 0;
+    /// An independent copy, state included (the cost model is shared): a caller that may have to
+    /// undo a pack() runs it on a copy (tuner/packing/online_packer.hpp).
+    [[nodiscard]] virtual std::unique_ptr<packer> clone() const = 0;
 
 protected:
     explicit packer(packing_config config) : m_config(std::move(config)) {}

@@ -52,6 +52,23 @@ public:
         return out;
     }
 
+    [[nodiscard]] packer_state save_state() const override {
+        packer_state s;
+        s.carried = documents_of(m_carried);
+        s.ready.assign(m_ready.begin(), m_ready.end());
+        s.ended = m_ended;
+        return s;
+    }
+    void load_state(const packer_state& s) override {
+        check_packer_state(s, m_config);
+        m_carried = weigh(s.carried, &m_costs);
+        m_ready.assign(s.ready.begin(), s.ready.end());
+        m_ended = s.ended;
+    }
+    [[nodiscard]] std::unique_ptr<packer> clone() const override {
+        return std::make_unique<fixed_greedy_packer>(*this);
+    }
+
 private:
     void build_window(std::int64_t step, const document_pull& pull) {
         const auto per_step = static_cast<std::size_t>(m_config.step_micro_batches());

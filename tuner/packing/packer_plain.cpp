@@ -77,6 +77,21 @@ public:
         return {};
     }
 
+    [[nodiscard]] packer_state save_state() const override {
+        packer_state s;
+        s.pending = m_pending;
+        s.ended = m_ended;
+        return s;
+    }
+    void load_state(const packer_state& s) override {
+        check_packer_state(s, m_config);
+        m_pending = s.pending;
+        m_ended = s.ended;
+    }
+    [[nodiscard]] std::unique_ptr<packer> clone() const override {
+        return std::make_unique<plain_packer>(*this);
+    }
+
 private:
     std::optional<runtime::document> m_pending; // the rest of a document cut at the step's end
     bool m_ended = false;

@@ -42,6 +42,21 @@ public:
         return documents_of(m_carried);
     }
 
+    [[nodiscard]] packer_state save_state() const override {
+        packer_state s;
+        s.carried = documents_of(m_carried);
+        s.ended = m_ended;
+        return s;
+    }
+    void load_state(const packer_state& s) override {
+        check_packer_state(s, m_config);
+        m_carried = weigh(s.carried, &m_costs);
+        m_ended = s.ended;
+    }
+    [[nodiscard]] std::unique_ptr<packer> clone() const override {
+        return std::make_unique<varlen_packer>(*this);
+    }
+
 private:
     const cost_model& m_costs;
     std::vector<weighed_doc> m_carried;

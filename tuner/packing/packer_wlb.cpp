@@ -100,6 +100,30 @@ public:
         return out;
     }
 
+    [[nodiscard]] packer_state save_state() const override {
+        packer_state s;
+        s.carried = documents_of(m_carried);
+        s.ended = m_ended;
+        for (const auto& q : m_queues) {
+            auto& docs = s.queues.emplace_back();
+            for (const auto& d : q)
+                docs.push_back(d.doc);
+        }
+        return s;
+    }
+    void load_state(const packer_state& s) override {
+        check_packer_state(s, m_config);
+        m_carried = weigh(s.carried, &m_costs);
+        for (std::size_t i = 0; i < m_queues.size(); ++i) {
+            const auto docs = weigh(s.queues[i], &m_costs);
+            m_queues[i].assign(docs.begin(), docs.end());
+        }
+        m_ended = s.ended;
+    }
+    [[nodiscard]] std::unique_ptr<packer> clone() const override {
+        return std::make_unique<wlb_packer>(*this);
+    }
+
 private:
     [[nodiscard]] int queue_of(std::int64_t tokens) const noexcept {
         int qi = -1;

@@ -91,5 +91,8 @@ void place_least_work(step_builder& b, const std::vector<weighed_doc>& docs,
 std::int64_t tokens_of(const std::vector<weighed_doc>& docs) noexcept;
 
 std::vector<runtime::document> documents_of(const std::vector<weighed_doc>& pool);
+/// The inverse of documents_of: each document with its predicted work
+/// (cost_model::document_fwd_seconds), or 0 when `costs` is null (policies that do not weigh).
+std::vector<weighed_doc> weigh(const std::vector<runtime::document>& docs, const cost_model* costs);
 
 } // namespace wlb::tuner
