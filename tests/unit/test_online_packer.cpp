@@ -208,6 +208,44 @@ TEST_P(OnlinePacker, PackerStateRoundTripContinuesTheSameSteps) {
     }
 }
 
+TEST_P(OnlinePacker, APackDrawsAtLeastTheTokensItsHintPromises) {
+    // packer::min_draw_tokens is a lower bound: the online packer skips attempts below it, so a
+    // bound that overshoots would stall a step the documents fed already decide.
+    const auto costs = make_costs();
+    for (std::uint64_t seed = 1; seed <= 12; ++seed) {
+        std::mt19937_64 rng(seed * 17 + static_cast<std::uint64_t>(GetParam()));
+        const auto c = random_config(rng, GetParam());
+        const auto lengths = random_lengths(rng, 1500);
+        auto p = tuner::make_packer(c, costs);
+        std::size_t next = 0;
+        std::int64_t drawn = 0;
+        bool ended = false;
+        const tuner::document_pull pull =
+            [&](std::int64_t step) -> std::optional<runtime::document> {
+            if (next >= lengths.size()) {
+                ended = true;
+                return std::nullopt;
+            }
+            drawn += lengths[next];
+            const auto id = static_cast<std::int64_t>(next);
+            return runtime::document{id, lengths[next++], step};
+        };
+        std::int64_t positive = 0;
+        for (std::int64_t step = 0;; ++step) {
+            const auto hint = p->min_draw_tokens();
+            positive += hint > 0;
+            drawn = 0;
+            if (!p->pack(step, pull))
+                break;
+            if (!ended) {
+                ASSERT_GE(drawn, hint) << "seed " << seed << " step " << step;
+            }
+        }
+        EXPECT_GT(positive, 0) << "seed " << seed << ": the hint never said anything";
+        EXPECT_EQ(p->min_draw_tokens(), 0) << "after the stream's end nothing is drawn";
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(EveryPolicy, OnlinePacker,
                          ::testing::Values(packing_policy::plain, packing_policy::fixed_greedy,
                                            packing_policy::varlen, packing_policy::wlb,

@@ -34,12 +34,14 @@ void online_packer::feed(std::span<const std::int64_t> ids, std::span<const std:
     for (std::size_t i = 0; i < ids.size(); ++i)
         check_fed(ids[i], tokens[i], context);
     m_fed.reserve(m_fed.size() + ids.size());
-    for (std::size_t i = 0; i < ids.size(); ++i)
+    for (std::size_t i = 0; i < ids.size(); ++i) {
         m_fed.push_back({ids[i], tokens[i], 0});
+        m_fed_tokens += tokens[i];
+    }
 }
 
 std::optional<runtime::global_batch> online_packer::next() {
-    if (m_finished)
+    if (m_finished || (!m_closed && m_fed_tokens < m_packer->min_draw_tokens()))
         return std::nullopt;
     // The attempt runs on a copy, so that a step the fed documents do not decide yet leaves
     // everything as it was.
@@ -63,7 +65,8 @@ std::optional<runtime::global_batch> online_packer::next() {
         return std::nullopt;
     }
     m_packer = std::move(attempt);
-    m_head = head;
+    for (; m_head < head; ++m_head)
+        m_fed_tokens -= m_fed[m_head].tokens;
     // Drop the drawn documents once they are most of the buffer (amortized O(1) per document).
     if (m_head >= 1024 && m_head * 2 >= m_fed.size()) {
         m_fed.erase(m_fed.begin(), m_fed.begin() + static_cast<std::ptrdiff_t>(m_head));
@@ -105,6 +108,9 @@ void online_packer::load_state(const online_packer_state& s) {
     m_packer = std::move(restored);
     m_fed = s.fed;
     m_head = 0;
+    m_fed_tokens = 0;
+    for (const auto& d : m_fed)
+        m_fed_tokens += d.tokens;
     m_step = s.next_step;
     m_closed = s.closed;
     m_finished = false;

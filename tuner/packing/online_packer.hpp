@@ -12,7 +12,9 @@
 //   fed and not yet drawn, stamped with the step. If the pull runs dry before the step is
 //   complete and close() has not been called, the attempt is dropped (the packer and the fed
 //   documents stay as they were) and next() returns nullopt: feed more. After close(), a dry
-//   pull is the stream's end, and the packer drains what it holds.
+//   pull is the stream's end, and the packer drains what it holds. An attempt that cannot
+//   succeed (fewer tokens fed than packer::min_draw_tokens) is not even tried, so feeding one
+//   document at a time costs little more than feeding a step's worth at once.
 //
 // Checkpoints. save_state() holds the step counter, the documents fed and not yet drawn, and the
 // packer's own state (tuner/packing/packer_state.hpp); a packer of the same configuration given
@@ -94,6 +96,7 @@ private:
     std::unique_ptr<packer> m_packer;
     std::vector<runtime::document> m_fed; // [m_head, end) not yet drawn
     std::size_t m_head = 0;
+    std::int64_t m_fed_tokens = 0; // of [m_head, end)
     std::int64_t m_step = 0;
     bool m_closed = false;
     bool m_finished = false;

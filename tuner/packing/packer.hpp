@@ -136,6 +136,10 @@ public:
     /// Replaces what the packer holds with `s`. Throws wlb::input_error (check_packer_state)
     /// when `s` does not fit this packer's configuration, leaving the packer as it was.
     virtual void load_state(const packer_state& s) = 0;
+    /// A lower bound on the tokens the next pack() draws before it returns a step, unless the
+    /// stream ends first (0: it may draw nothing). A caller holding fewer tokens to hand out
+    /// knows the step cannot be packed yet without trying (tuner/packing/online_packer.hpp).
+    [[nodiscard]] virtual std::int64_t min_draw_tokens() const = 0;
     /// An independent copy, state included (the cost model is shared): a caller that may have to
     /// undo a pack() runs it on a copy (tuner/packing/online_packer.hpp).
     [[nodiscard]] virtual std::unique_ptr<packer> clone() const = 0;

@@ -6,6 +6,8 @@
 // here as the token-efficiency reference a peer framework uses.
 #include "tuner/packing/packing_common.hpp"
 
+#include <algorithm>
+
 namespace wlb::tuner {
 namespace {
 
@@ -60,6 +62,11 @@ public:
         check_packer_state(s, m_config);
         m_carried = weigh(s.carried, nullptr);
         m_ended = s.ended;
+    }
+    [[nodiscard]] std::int64_t min_draw_tokens() const override {
+        // draw_until counts every drawn token toward the budget, from the carried documents on.
+        return m_ended ? 0
+                       : std::max<std::int64_t>(0, m_config.step_tokens() - tokens_of(m_carried));
     }
     [[nodiscard]] std::unique_ptr<packer> clone() const override {
         return std::make_unique<ffd_packer>(*this);

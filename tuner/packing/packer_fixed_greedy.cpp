@@ -65,6 +65,13 @@ public:
         m_ready.assign(s.ready.begin(), s.ready.end());
         m_ended = s.ended;
     }
+    [[nodiscard]] std::int64_t min_draw_tokens() const override {
+        // Only a window's first step draws: the window's budget, less the carried documents.
+        if (m_ended || !m_ready.empty())
+            return 0;
+        return std::max<std::int64_t>(0, m_config.step_tokens() * m_config.window -
+                                             tokens_of(m_carried));
+    }
     [[nodiscard]] std::unique_ptr<packer> clone() const override {
         return std::make_unique<fixed_greedy_packer>(*this);
     }

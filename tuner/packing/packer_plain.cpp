@@ -88,6 +88,12 @@ public:
         m_pending = s.pending;
         m_ended = s.ended;
     }
+    [[nodiscard]] std::int64_t min_draw_tokens() const override {
+        // The pending piece opens the step; drawing fills the rest of its sequences.
+        if (m_ended)
+            return 0;
+        return m_config.step_tokens() - (m_pending ? m_pending->tokens : 0);
+    }
     [[nodiscard]] std::unique_ptr<packer> clone() const override {
         return std::make_unique<plain_packer>(*this);
     }

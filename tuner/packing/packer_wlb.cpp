@@ -19,6 +19,7 @@
 #include "tuner/cost/cost_model.hpp"
 #include "tuner/packing/packing_common.hpp"
 
+#include <algorithm>
 #include <deque>
 
 namespace wlb::tuner {
@@ -119,6 +120,18 @@ public:
             m_queues[i].assign(docs.begin(), docs.end());
         }
         m_ended = s.ended;
+    }
+    [[nodiscard]] std::int64_t min_draw_tokens() const override {
+        // A drawn document counts its own tokens toward the budget, or releases a queue that
+        // reaches N and so counts the documents parked there too: the draw stops no earlier than
+        // the budget less the carried, the releasable and every parked token.
+        if (m_ended)
+            return 0;
+        const auto n = static_cast<std::size_t>(m_config.step_micro_batches());
+        std::int64_t counted = tokens_of(m_carried);
+        for (const auto& q : m_queues)
+            counted += q.size() >= n ? release_tokens(q, n) : release_tokens(q, q.size());
+        return std::max<std::int64_t>(0, m_config.step_tokens() - counted);
     }
     [[nodiscard]] std::unique_ptr<packer> clone() const override {
         return std::make_unique<wlb_packer>(*this);
