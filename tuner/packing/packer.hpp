@@ -149,6 +149,14 @@ protected:
     packing_config m_config;
 };
 
+/// Throws wlb::input_error "packer state: what" when `s` cannot be the state of a packer of
+/// `config`: a structure its policy does not have (queues of a policy without them, a pending
+/// piece outside plain, ready steps outside fixed-greedy), another number of queues than
+/// thresholds, a queued document outside its queue's length range, a document of no tokens or
+/// longer than the context, or a ready step of another shape than replicas x
+/// micro-batches.
+void check_packer_state(const packer_state& s, const packing_config& config);
+
 /// Builds the packer of config.policy (validated first). The cost model predicts the work the
 /// balancing policies equalize (cost_model::document_fwd_seconds); it must outlive the packer.
 std::unique_ptr<packer> make_packer(const packing_config& config, const cost_model& costs);

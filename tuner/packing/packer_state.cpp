@@ -1,26 +1,12 @@
 #include "tuner/packing/packer_state.hpp"
 
 #include "base/error.hpp"
-#include "tuner/packing/packer.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 namespace wlb::tuner {
 namespace {
-
-[[noreturn]] void fail(const std::string& what) {
-    throw input_error(fmt::format("packer state: {}", what));
-}
-
-void check_doc(const runtime::document& d, std::int64_t limit_tokens, std::string_view where) {
-    if (d.tokens < 1 || d.tokens > limit_tokens)
-        fail(fmt::format("{}: document {} has {} tokens, expected 1 to {}", where, d.id, d.tokens,
-                         limit_tokens));
-    if (d.drawn_step < 0)
-        fail(fmt::format("{}: document {} has drawn_step {}, expected >= 0", where, d.id,
-                         d.drawn_step));
-}
 
 nlohmann::json doc_json(const runtime::document& d) {
     return nlohmann::json::array({d.id, d.tokens, d.drawn_step});
@@ -62,63 +48,6 @@ const nlohmann::json& field(const nlohmann::json& j, const char* key, std::strin
 }
 
 } // namespace
-
-void check_packer_state(const packer_state& s, const packing_config& config) {
-    const auto policy = config.policy;
-    const auto name = to_string(policy);
-    const auto limit = config.context_tokens;
-    const bool has_carried = policy != packing_policy::plain;
-    const std::size_t queues = policy == packing_policy::wlb ? config.thresholds.size() : 0;
-    if (!has_carried && !s.carried.empty())
-        fail(fmt::format("{} carries no documents over, found {}", name, s.carried.size()));
-    if (s.queues.size() != queues)
-        fail(fmt::format("{} with {} thresholds has {} queues, found {}", name,
-                         config.thresholds.size(), queues, s.queues.size()));
-    if (s.pending && policy != packing_policy::plain)
-        fail(fmt::format("only plain keeps a pending piece, not {}", name));
-    if (!s.ready.empty() && policy != packing_policy::fixed_greedy)
-        fail(fmt::format("only fixed-greedy keeps ready steps, not {}", name));
-    if (s.ready.size() >= static_cast<std::size_t>(config.window))
-        fail(fmt::format("{} ready steps for a window of {} (at most {})", s.ready.size(),
-                         config.window, config.window - 1));
-
-    for (std::size_t i = 0; i < s.carried.size(); ++i)
-        check_doc(s.carried[i], limit, fmt::format("carried[{}]", i));
-    for (std::size_t q = 0; q < s.queues.size(); ++q) {
-        const auto low = config.thresholds[q];
-        const auto high = q + 1 < queues ? config.thresholds[q + 1] : limit + 1;
-        for (std::size_t i = 0; i < s.queues[q].size(); ++i) {
-            const auto& d = s.queues[q][i];
-            const auto where = fmt::format("queues[{}][{}]", q, i);
-            check_doc(d, limit, where);
-            if (d.tokens < low || d.tokens >= high)
-                fail(fmt::format("{}: document {} of {} tokens is outside its queue [{}, {})",
-                                 where, d.id, d.tokens, low, high));
-        }
-    }
-    if (s.pending)
-        check_doc(*s.pending, limit, "pending");
-    for (std::size_t k = 0; k < s.ready.size(); ++k) {
-        const auto& b = s.ready[k];
-        if (b.replicas.size() != static_cast<std::size_t>(config.replicas))
-            fail(fmt::format("ready[{}] has {} replicas, expected {}", k, b.replicas.size(),
-                             config.replicas));
-        for (std::size_t r = 0; r < b.replicas.size(); ++r) {
-            const auto& mbs = b.replicas[r].micro_batches;
-            if (mbs.size() != static_cast<std::size_t>(config.micro_batches))
-                fail(fmt::format("ready[{}].replicas[{}] has {} micro-batches, expected {}", k, r,
-                                 mbs.size(), config.micro_batches));
-            for (std::size_t m = 0; m < mbs.size(); ++m) {
-                const auto where = fmt::format("ready[{}].replicas[{}].micro_batches[{}]", k, r, m);
-                for (const auto& d : mbs[m].docs)
-                    check_doc(d, limit, where);
-                if (mbs[m].tokens() > limit)
-                    fail(fmt::format("{} holds {} tokens, over the context {}", where,
-                                     mbs[m].tokens(), limit));
-            }
-        }
-    }
-}
 
 nlohmann::json to_json(const packer_state& s) {
     auto queues = nlohmann::json::array();

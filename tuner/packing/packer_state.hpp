@@ -24,8 +24,6 @@
 
 namespace wlb::tuner {
 
-struct packing_config;
-
 struct packer_state {
     std::vector<runtime::document> carried;
     std::vector<std::vector<runtime::document>> queues;
@@ -34,20 +32,12 @@ struct packer_state {
     bool ended = false;
 };
 
-/// Throws wlb::input_error "packer state: what" when `s` cannot be the state of a packer of
-/// `config`: a structure its policy does not have (queues of a policy without them, a pending
-/// piece outside plain, ready steps outside fixed-greedy), another number of queues than
-/// thresholds, a queued document outside its queue's length range, a document of no tokens or
-/// longer than the context, or a ready step of another shape than replicas x
-/// micro-batches.
-void check_packer_state(const packer_state& s, const packing_config& config);
-
 /// {"carried": [[id, tokens, drawn_step], ...], "queues": [[...], ...], "ready": [{"step": N,
 /// "replicas": [{"micro_batches": [{"docs": [...]}]}]}], "pending": [id, tokens, drawn_step] |
 /// null, "ended": bool}: documents as a plan writes them (docs/formats.md).
 nlohmann::json to_json(const packer_state& s);
 /// The inverse; throws wlb::input_error "WHERE: $.path: what" on a malformed object (the shape
-/// only: check_packer_state checks it against a configuration).
+/// only: check_packer_state in tuner/packing/packer.hpp checks it against a configuration).
 packer_state packer_state_from_json(const nlohmann::json& j, std::string_view where);
 
 } // namespace wlb::tuner
