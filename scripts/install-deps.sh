@@ -10,6 +10,7 @@ packages=(
   libopenmpi-dev openmpi-bin
   zlib1g-dev libsimdjson-dev libopenblas-dev
   libxxhash-dev clang-format
+  python3-dev python3-numpy pybind11-dev
 )
 
 missing=()
