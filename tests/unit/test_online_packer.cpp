@@ -246,6 +246,49 @@ TEST_P(OnlinePacker, APackDrawsAtLeastTheTokensItsHintPromises) {
     }
 }
 
+TEST_P(OnlinePacker, APullThatThrowsLeavesAStepToContinue) {
+    // packer.hpp, "Resumable intake": pack() interrupted by its pull at random documents and
+    // called again emits the uninterrupted run's steps; save_state() refuses the half-drawn step.
+    const auto costs = make_costs();
+    for (std::uint64_t seed = 1; seed <= 8; ++seed) {
+        std::mt19937_64 rng(seed * 977 + static_cast<std::uint64_t>(GetParam()));
+        const auto c = random_config(rng, GetParam());
+        const auto lengths = random_lengths(rng, 700);
+        const auto expected = offline(c, costs, lengths);
+        auto p = tuner::make_packer(c, costs);
+        std::size_t next = 0;
+        bool threw_mid_step = false;
+        const tuner::document_pull pull =
+            [&](std::int64_t step) -> std::optional<runtime::document> {
+            if (rng() % 7 == 0)
+                throw std::runtime_error("interrupted");
+            if (next >= lengths.size())
+                return std::nullopt;
+            const auto id = static_cast<std::int64_t>(next);
+            return runtime::document{id, lengths[next++], step};
+        };
+        std::vector<std::string> got;
+        for (std::int64_t step = 0;;) {
+            std::optional<runtime::global_batch> b;
+            try {
+                b = p->pack(step, pull);
+            } catch (const std::runtime_error&) {
+                if (!threw_mid_step) {
+                    EXPECT_THROW((void)p->save_state(), internal_error);
+                    threw_mid_step = true;
+                }
+                continue; // the same step again
+            }
+            if (!b)
+                break;
+            got.push_back(text(*b));
+            ++step;
+        }
+        EXPECT_TRUE(threw_mid_step);
+        ASSERT_EQ(got, expected) << "seed " << seed;
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(EveryPolicy, OnlinePacker,
                          ::testing::Values(packing_policy::plain, packing_policy::fixed_greedy,
                                            packing_policy::varlen, packing_policy::wlb,
@@ -267,9 +310,12 @@ TEST(OnlinePackerSteps, AStepTheFedDocumentsDoNotDecideChangesNothing) {
     const auto before = to_json(p.save_state());
     EXPECT_FALSE(p.next());
     EXPECT_FALSE(p.finished());
+    // The packer drew the four documents for step 0 and waits for more; a checkpoint still
+    // reports them as fed, so that a restored packer draws them again for the same step.
     EXPECT_EQ(to_json(p.save_state()), before);
-    EXPECT_EQ(p.fed_documents(), 4);
-    EXPECT_TRUE(p.waiting().empty());
+    EXPECT_EQ(p.fed_documents(), 0);
+    EXPECT_EQ(p.waiting().size(), 4u);
+    EXPECT_EQ(p.next_step(), 0);
     // Once closed, the same documents make steps (the outlier's queue drains) until all are out.
     p.close();
     std::int64_t tokens = 0;

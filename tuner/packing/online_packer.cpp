@@ -43,14 +43,15 @@ void online_packer::feed(std::span<const std::int64_t> ids, std::span<const std:
 std::optional<runtime::global_batch> online_packer::next() {
     if (m_finished || (!m_closed && m_fed_tokens < m_packer->min_draw_tokens()))
         return std::nullopt;
-    // The attempt runs on a copy, so that a step the fed documents do not decide yet leaves
-    // everything as it was.
-    auto attempt = m_packer->clone();
-    std::size_t head = m_head;
+    if (!m_before_step) {
+        m_before_step = m_packer->clone();
+        m_step_head = m_head;
+    }
     const bool closed = m_closed;
     const document_pull pull = [&](std::int64_t step) -> std::optional<runtime::document> {
-        if (head < m_fed.size()) {
-            auto d = m_fed[head++];
+        if (m_head < m_fed.size()) {
+            auto d = m_fed[m_head++];
+            m_fed_tokens -= d.tokens;
             d.drawn_step = step;
             return d;
         }
@@ -60,13 +61,11 @@ std::optional<runtime::global_batch> online_packer::next() {
     };
     std::optional<runtime::global_batch> batch;
     try {
-        batch = attempt->pack(m_step, pull);
+        batch = m_packer->pack(m_step, pull);
     } catch (const starved&) {
-        return std::nullopt;
+        return std::nullopt; // the packer keeps the step's intake so far
     }
-    m_packer = std::move(attempt);
-    for (; m_head < head; ++m_head)
-        m_fed_tokens -= m_fed[m_head].tokens;
+    m_before_step.reset();
     // Drop the drawn documents once they are most of the buffer (amortized O(1) per document).
     if (m_head >= 1024 && m_head * 2 >= m_fed.size()) {
         m_fed.erase(m_fed.begin(), m_fed.begin() + static_cast<std::ptrdiff_t>(m_head));
@@ -81,10 +80,12 @@ std::optional<runtime::global_batch> online_packer::next() {
 }
 
 online_packer_state online_packer::save_state() const {
+    // A step in progress: as it stood before its intake, its drawn documents fed again.
+    const auto head = m_before_step ? m_step_head : m_head;
     return {config(), m_step, m_closed,
-            std::vector<runtime::document>(m_fed.begin() + static_cast<std::ptrdiff_t>(m_head),
+            std::vector<runtime::document>(m_fed.begin() + static_cast<std::ptrdiff_t>(head),
                                            m_fed.end()),
-            m_packer->save_state()};
+            (m_before_step ? m_before_step : m_packer)->save_state()};
 }
 
 void online_packer::load_state(const online_packer_state& s) {
@@ -106,6 +107,7 @@ void online_packer::load_state(const online_packer_state& s) {
     auto restored = m_packer->clone();
     restored->load_state(s.packer); // checks s.packer against the configuration
     m_packer = std::move(restored);
+    m_before_step.reset();
     m_fed = s.fed;
     m_head = 0;
     m_fed_tokens = 0;

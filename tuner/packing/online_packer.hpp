@@ -8,17 +8,20 @@
 // order (tests/unit/test_online_packer.cpp), because a step is packed only once the documents
 // fed decide it:
 //
-//   next() runs packer::pack on a copy of the packer, with a pull that hands out the documents
-//   fed and not yet drawn, stamped with the step. If the pull runs dry before the step is
-//   complete and close() has not been called, the attempt is dropped (the packer and the fed
-//   documents stay as they were) and next() returns nullopt: feed more. After close(), a dry
-//   pull is the stream's end, and the packer drains what it holds. An attempt that cannot
-//   succeed (fewer tokens fed than packer::min_draw_tokens) is not even tried, so feeding one
-//   document at a time costs little more than feeding a step's worth at once.
+//   next() runs packer::pack with a pull that hands out the documents fed and not yet drawn,
+//   stamped with the step. If the pull runs dry before the step is complete and close() has
+//   not been called, it throws: the packer keeps the documents it drew for the step (packer.hpp,
+//   "Resumable intake") and next() returns nullopt: feed more, and the next call continues the
+//   step where it stopped. After close(), a dry pull is the stream's end, and the packer drains
+//   what it holds. A call that cannot complete the step (fewer tokens fed than
+//   packer::min_draw_tokens) does not even start, so no document is drawn twice whatever the
+//   sizes of the feeds.
 //
 // Checkpoints. save_state() holds the step counter, the documents fed and not yet drawn, and the
 // packer's own state (tuner/packing/packer_state.hpp); a packer of the same configuration given
-// it by load_state() continues with exactly the steps this one would have emitted.
+// it by load_state() continues with exactly the steps this one would have emitted. A step in
+// progress is saved as it stood before its intake began (a copy of the packer taken then), with
+// the documents it drew counted as fed: the restored packer draws them again for the same step.
 #pragma once
 
 #include "runtime/parallel/batch.hpp"
@@ -83,7 +86,8 @@ public:
     [[nodiscard]] std::int64_t fed_documents() const noexcept {
         return static_cast<std::int64_t>(m_fed.size() - m_head);
     }
-    /// Documents drawn and not yet in an emitted step (packer::waiting).
+    /// Documents drawn and not yet in an emitted step (packer::waiting; those drawn for a step
+    /// in progress included).
     [[nodiscard]] std::vector<runtime::document> waiting() const { return m_packer->waiting(); }
     [[nodiscard]] const packing_config& config() const noexcept { return m_packer->config(); }
 
@@ -97,6 +101,10 @@ private:
     std::vector<runtime::document> m_fed; // [m_head, end) not yet drawn
     std::size_t m_head = 0;
     std::int64_t m_fed_tokens = 0; // of [m_head, end)
+    // With a step in progress: the packer as it was before the step's intake began, and where
+    // the intake started drawing in m_fed (what save_state() reports).
+    std::unique_ptr<packer> m_before_step;
+    std::size_t m_step_head = 0;
     std::int64_t m_step = 0;
     bool m_closed = false;
     bool m_finished = false;

@@ -33,6 +33,11 @@
 //   only randomness is the stream's shuffle seed).
 // - Documents longer than the context are the stream's business (truncate or split); a packer
 //   given one throws wlb::input_error.
+// - Resumable intake. If the pull throws, pack() lets the exception through and keeps the
+//   documents it drew for the step so far (each is admitted before the next pull); called again
+//   with the same step, it continues the step's intake where it stopped and emits exactly the
+//   step an uninterrupted call would. The online packer (tuner/packing/online_packer.hpp) packs
+//   from the documents fed so far this way. save_state() is for between steps only.
 #pragma once
 
 #include "runtime/parallel/batch.hpp"
@@ -132,12 +137,15 @@ public:
 
     /// What the packer holds between steps (tuner/packing/packer_state.hpp): a packer of the
     /// same configuration given it by load_state() emits exactly the steps this one would.
+    /// Throws wlb::internal_error while a step's intake is in progress (a pull threw).
     [[nodiscard]] virtual packer_state save_state() const = 0;
-    /// Replaces what the packer holds with `s`. Throws wlb::input_error (check_packer_state)
-    /// when `s` does not fit this packer's configuration, leaving the packer as it was.
+    /// Replaces what the packer holds with `s`, dropping an intake in progress. Throws
+    /// wlb::input_error (check_packer_state) when `s` does not fit this packer's configuration,
+    /// leaving the packer as it was.
     virtual void load_state(const packer_state& s) = 0;
     /// A lower bound on the tokens the next pack() draws before it returns a step, unless the
-    /// stream ends first (0: it may draw nothing). A caller holding fewer tokens to hand out
+    /// stream ends first (0: it may draw nothing); with an intake in progress, the tokens it
+    /// still draws. A caller holding fewer tokens to hand out
     /// knows the step cannot be packed yet without trying (tuner/packing/online_packer.hpp).
     [[nodiscard]] virtual std::int64_t min_draw_tokens() const = 0;
     /// An independent copy, state included (the cost model is shared): a caller that may have to
