@@ -13,6 +13,7 @@ packages=(
   zlib1g-dev libsimdjson-dev libopenblas-dev
   libxxhash-dev clang-format
   chromium fonts-liberation
+  python3-dev python3-numpy pybind11-dev
 )
 
 missing=()

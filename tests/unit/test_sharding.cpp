@@ -439,4 +439,22 @@ TEST(ShardRun, SummaryAggregatesEveryMicroBatchOfEveryReplica) {
     EXPECT_EQ(s.applied[0] + s.applied[1], 10); // adaptive applies per-seq or per-doc only
 }
 
+TEST(Sharding, AMicroBatchASharderCannotNameIsRefused) {
+    EXPECT_NO_THROW(tuner::check_shardable(make_mb({5, 7, 9})));
+    auto twice = make_mb({5, 7, 9});
+    twice.docs[2].id = twice.docs[0].id;
+    try {
+        tuner::check_shardable(twice);
+        FAIL() << "a repeated id was accepted";
+    } catch (const input_error& e) {
+        EXPECT_NE(std::string(e.what()).find("documents 0 and 2 have the same id 100"),
+                  std::string::npos)
+            << e.what();
+    }
+    EXPECT_THROW(tuner::check_shardable(make_mb({5, 0})), input_error);
+    auto negative = make_mb({5});
+    negative.docs[0].id = -3;
+    EXPECT_THROW(tuner::check_shardable(negative), input_error);
+}
+
 } // namespace

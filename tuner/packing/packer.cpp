@@ -27,6 +27,20 @@ constexpr std::array<policy_name, 5> policy_names = {{
     {packing_policy::ffd, "ffd"},
 }};
 
+[[noreturn]] void state_fail(const std::string& what) {
+    throw input_error(fmt::format("packer state: {}", what));
+}
+
+void check_state_doc(const runtime::document& d, std::int64_t limit_tokens,
+                     std::string_view where) {
+    if (d.tokens < 1 || d.tokens > limit_tokens)
+        state_fail(fmt::format("{}: document {} has {} tokens, expected 1 to {}", where, d.id,
+                               d.tokens, limit_tokens));
+    if (d.drawn_step < 0)
+        state_fail(fmt::format("{}: document {} has drawn_step {}, expected >= 0", where, d.id,
+                               d.drawn_step));
+}
+
 bool variable_length(packing_policy p) {
     return p == packing_policy::varlen || p == packing_policy::wlb;
 }
@@ -237,6 +251,63 @@ std::vector<std::int64_t> default_thresholds(int queues, std::int64_t context_to
             out.push_back(t);
     }
     return out;
+}
+
+void check_packer_state(const packer_state& s, const packing_config& config) {
+    const auto policy = config.policy;
+    const auto name = to_string(policy);
+    const auto limit = config.context_tokens;
+    const bool has_carried = policy != packing_policy::plain;
+    const std::size_t queues = policy == packing_policy::wlb ? config.thresholds.size() : 0;
+    if (!has_carried && !s.carried.empty())
+        state_fail(fmt::format("{} carries no documents over, found {}", name, s.carried.size()));
+    if (s.queues.size() != queues)
+        state_fail(fmt::format("{} with {} thresholds has {} queues, found {}", name,
+                               config.thresholds.size(), queues, s.queues.size()));
+    if (s.pending && policy != packing_policy::plain)
+        state_fail(fmt::format("only plain keeps a pending piece, not {}", name));
+    if (!s.ready.empty() && policy != packing_policy::fixed_greedy)
+        state_fail(fmt::format("only fixed-greedy keeps ready steps, not {}", name));
+    if (s.ready.size() >= static_cast<std::size_t>(config.window))
+        state_fail(fmt::format("{} ready steps for a window of {} (at most {})", s.ready.size(),
+                               config.window, config.window - 1));
+
+    for (std::size_t i = 0; i < s.carried.size(); ++i)
+        check_state_doc(s.carried[i], limit, fmt::format("carried[{}]", i));
+    for (std::size_t q = 0; q < s.queues.size(); ++q) {
+        const auto low = config.thresholds[q];
+        const auto high = q + 1 < queues ? config.thresholds[q + 1] : limit + 1;
+        for (std::size_t i = 0; i < s.queues[q].size(); ++i) {
+            const auto& d = s.queues[q][i];
+            const auto where = fmt::format("queues[{}][{}]", q, i);
+            check_state_doc(d, limit, where);
+            if (d.tokens < low || d.tokens >= high)
+                state_fail(fmt::format("{}: document {} of {} tokens is outside its queue [{}, {})",
+                                       where, d.id, d.tokens, low, high));
+        }
+    }
+    if (s.pending)
+        check_state_doc(*s.pending, limit, "pending");
+    for (std::size_t k = 0; k < s.ready.size(); ++k) {
+        const auto& b = s.ready[k];
+        if (b.replicas.size() != static_cast<std::size_t>(config.replicas))
+            state_fail(fmt::format("ready[{}] has {} replicas, expected {}", k, b.replicas.size(),
+                                   config.replicas));
+        for (std::size_t r = 0; r < b.replicas.size(); ++r) {
+            const auto& mbs = b.replicas[r].micro_batches;
+            if (mbs.size() != static_cast<std::size_t>(config.micro_batches))
+                state_fail(fmt::format("ready[{}].replicas[{}] has {} micro-batches, expected {}",
+                                       k, r, mbs.size(), config.micro_batches));
+            for (std::size_t m = 0; m < mbs.size(); ++m) {
+                const auto where = fmt::format("ready[{}].replicas[{}].micro_batches[{}]", k, r, m);
+                for (const auto& d : mbs[m].docs)
+                    check_state_doc(d, limit, where);
+                if (mbs[m].tokens() > limit)
+                    state_fail(fmt::format("{} holds {} tokens, over the context {}", where,
+                                           mbs[m].tokens(), limit));
+            }
+        }
+    }
 }
 
 std::unique_ptr<packer> make_packer(const packing_config& config, const cost_model& costs) {

@@ -33,9 +33,15 @@
 //   only randomness is the stream's shuffle seed).
 // - Documents longer than the context are the stream's business (truncate or split); a packer
 //   given one throws wlb::input_error.
+// - Resumable intake. If the pull throws, pack() lets the exception through and keeps the
+//   documents it drew for the step so far (each is admitted before the next pull); called again
+//   with the same step, it continues the step's intake where it stopped and emits exactly the
+//   step an uninterrupted call would. The online packer (tuner/packing/online_packer.hpp) packs
+//   from the documents fed so far this way. save_state() is for between steps only.
 #pragma once
 
 #include "runtime/parallel/batch.hpp"
+#include "tuner/packing/packer_state.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -129,10 +135,35 @@ public:
     [[nodiscard]] virtual std::vector<runtime::document> waiting() const = 0;
     [[nodiscard]] const packing_config& config() const noexcept { return m_config; }
 
+    /// What the packer holds between steps (tuner/packing/packer_state.hpp): a packer of the
+    /// same configuration given it by load_state() emits exactly the steps this one would.
+    /// Throws wlb::internal_error while a step's intake is in progress (a pull threw).
+    [[nodiscard]] virtual packer_state save_state() const = 0;
+    /// Replaces what the packer holds with `s`, dropping an intake in progress. Throws
+    /// wlb::input_error (check_packer_state) when `s` does not fit this packer's configuration,
+    /// leaving the packer as it was.
+    virtual void load_state(const packer_state& s) = 0;
+    /// A lower bound on the tokens the next pack() draws before it returns a step, unless the
+    /// stream ends first (0: it may draw nothing); with an intake in progress, the tokens it
+    /// still draws. A caller holding fewer tokens to hand out
+    /// knows the step cannot be packed yet without trying (tuner/packing/online_packer.hpp).
+    [[nodiscard]] virtual std::int64_t min_draw_tokens() const = 0;
+    /// An independent copy, state included (the cost model is shared): a caller that may have to
+    /// undo a pack() runs it on a copy (tuner/packing/online_packer.hpp).
+    [[nodiscard]] virtual std::unique_ptr<packer> clone() const = 0;
+
 protected:
     explicit packer(packing_config config) : m_config(std::move(config)) {}
     packing_config m_config;
 };
+
+/// Throws wlb::input_error "packer state: what" when `s` cannot be the state of a packer of
+/// `config`: a structure its policy does not have (queues of a policy without them, a pending
+/// piece outside plain, ready steps outside fixed-greedy), another number of queues than
+/// thresholds, a queued document outside its queue's length range, a document of no tokens or
+/// longer than the context, or a ready step of another shape than replicas x
+/// micro-batches.
+void check_packer_state(const packer_state& s, const packing_config& config);
 
 /// Builds the packer of config.policy (validated first). The cost model predicts the work the
 /// balancing policies equalize (cost_model::document_fwd_seconds); it must outlive the packer.

@@ -16,9 +16,11 @@
 //   4. place the new short documents longest first by the least-work rule
 //   (tuner/packing/packer_varlen.cpp); whatever does not fit S_max or the budget is carried over to
 //   the next step.
+#include "base/error.hpp"
 #include "tuner/cost/cost_model.hpp"
 #include "tuner/packing/packing_common.hpp"
 
+#include <algorithm>
 #include <deque>
 
 namespace wlb::tuner {
@@ -32,25 +34,29 @@ public:
     std::optional<runtime::global_batch> pack(std::int64_t step,
                                               const document_pull& pull) override {
         const auto n = static_cast<std::size_t>(m_config.step_micro_batches());
-        std::vector<weighed_doc> fresh;
-        if (!m_ended) {
+        if (!m_intake.active) {
             std::int64_t have = tokens_of(m_carried);
             for (const auto& q : m_queues)
                 if (q.size() >= n)
                     have += release_tokens(q, n);
-            m_ended = !draw_until(pull, step, m_config.context_tokens, have, m_config.step_tokens(),
+            m_intake = {true, have, {}};
+        }
+        if (!m_ended)
+            m_ended = !draw_until(pull, step, m_config.context_tokens, m_intake.have_tokens,
+                                  m_config.step_tokens(),
                                   [&](const runtime::document& d) -> std::int64_t {
                                       weighed_doc w{d, m_costs.document_fwd_seconds(d.tokens)};
                                       const int qi = queue_of(d.tokens);
                                       if (qi < 0) {
-                                          fresh.push_back(w);
+                                          m_intake.fresh.push_back(w);
                                           return d.tokens;
                                       }
                                       auto& q = m_queues[static_cast<std::size_t>(qi)];
                                       q.push_back(w);
                                       return q.size() == n ? release_tokens(q, n) : 0;
                                   });
-        }
+        auto fresh = std::move(m_intake.fresh);
+        m_intake = {};
         // Release: full groups of N; after the stream's end, whatever a queue holds.
         std::vector<std::vector<weighed_doc>> groups;
         for (std::size_t i = m_queues.size(); i-- > 0;) {
@@ -94,10 +100,55 @@ public:
 
     [[nodiscard]] std::vector<runtime::document> waiting() const override {
         auto out = documents_of(m_carried);
+        for (const auto& d : m_intake.fresh)
+            out.push_back(d.doc);
         for (const auto& q : m_queues)
             for (const auto& d : q)
                 out.push_back(d.doc);
         return out;
+    }
+
+    [[nodiscard]] packer_state save_state() const override {
+        WLB_EXPECTS(!m_intake.active, "save_state() while a step's intake is in progress");
+        packer_state s;
+        s.carried = documents_of(m_carried);
+        s.ended = m_ended;
+        for (const auto& q : m_queues) {
+            auto& docs = s.queues.emplace_back();
+            for (const auto& d : q)
+                docs.push_back(d.doc);
+        }
+        return s;
+    }
+    void load_state(const packer_state& s) override {
+        check_packer_state(s, m_config);
+        m_carried = weigh(s.carried, &m_costs);
+        for (std::size_t i = 0; i < m_queues.size(); ++i) {
+            const auto docs = weigh(s.queues[i], &m_costs);
+            m_queues[i].assign(docs.begin(), docs.end());
+        }
+        m_ended = s.ended;
+        m_intake = {};
+    }
+    [[nodiscard]] std::int64_t min_draw_tokens() const override {
+        // A drawn document counts its own tokens toward the budget, or releases a queue that
+        // reaches N and so counts the documents parked there too: the draw stops no earlier than
+        // the budget less what is counted (the carried and releasable documents, or the intake's
+        // count so far) and every token parked in a queue not yet released.
+        if (m_ended)
+            return 0;
+        const auto n = static_cast<std::size_t>(m_config.step_micro_batches());
+        std::int64_t counted = m_intake.active ? m_intake.have_tokens : tokens_of(m_carried);
+        for (const auto& q : m_queues) {
+            if (q.size() < n)
+                counted += release_tokens(q, q.size());
+            else if (!m_intake.active)
+                counted += release_tokens(q, n);
+        }
+        return std::max<std::int64_t>(0, m_config.step_tokens() - counted);
+    }
+    [[nodiscard]] std::unique_ptr<packer> clone() const override {
+        return std::make_unique<wlb_packer>(*this);
     }
 
 private:
@@ -124,6 +175,7 @@ private:
     const cost_model& m_costs;
     std::vector<std::deque<weighed_doc>> m_queues; // index i holds lengths in [Li, Li+1)
     std::vector<weighed_doc> m_carried;
+    intake_state m_intake;
     bool m_ended = false;
 };
 

@@ -1,6 +1,7 @@
 #include "tuner/packing/packing_common.hpp"
 
 #include "base/error.hpp"
+#include "tuner/cost/cost_model.hpp"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -93,6 +94,15 @@ std::vector<runtime::document> documents_of(const std::vector<weighed_doc>& pool
     out.reserve(pool.size());
     for (const auto& d : pool)
         out.push_back(d.doc);
+    return out;
+}
+
+std::vector<weighed_doc> weigh(const std::vector<runtime::document>& docs,
+                               const cost_model* costs) {
+    std::vector<weighed_doc> out;
+    out.reserve(docs.size());
+    for (const auto& d : docs)
+        out.push_back({d, costs ? costs->document_fwd_seconds(d.tokens) : 0.0});
     return out;
 }
 

@@ -22,14 +22,23 @@ struct weighed_doc {
 /// or split it) or empty.
 void check_document(const runtime::document& d, std::int64_t context_tokens);
 
-/// Draws documents stamped `step` from `pull` until `have_tokens` (what the caller already holds
-/// for this step) reaches `target_tokens`, or the stream ends. `admit(doc)` takes each drawn
-/// document and returns how many tokens it adds toward the target (its length, or 0 for a wlb
-/// outlier parked in a queue, or a whole queue's release when it becomes ready). Returns false
-/// once the stream has ended.
+/// A step's intake in progress (packer.hpp, "Resumable intake"): the tokens counted toward the
+/// step's budget and the new documents drawn for it so far.
+struct intake_state {
+    bool active = false;
+    std::int64_t have_tokens = 0;
+    std::vector<weighed_doc> fresh;
+};
+
+/// Draws documents stamped `step` from `pull` until `have_tokens` (what the caller holds for
+/// this step, updated as each document is admitted) reaches `target_tokens`, or the stream ends.
+/// `admit(doc)` takes each drawn document and returns how many tokens it adds toward the target
+/// (its length, or 0 for a wlb outlier parked in a queue, or a whole queue's release when it
+/// becomes ready). Returns false once the stream has ended. If `pull` throws, every document
+/// drawn before was admitted and counted, so a later call continues where this one stopped.
 template <class Admit>
 bool draw_until(const document_pull& pull, std::int64_t step, std::int64_t context_tokens,
-                std::int64_t have_tokens, std::int64_t target_tokens, Admit&& admit) {
+                std::int64_t& have_tokens, std::int64_t target_tokens, Admit&& admit) {
     while (have_tokens < target_tokens) {
         auto d = pull(step);
         if (!d)
@@ -91,5 +100,8 @@ void place_least_work(step_builder& b, const std::vector<weighed_doc>& docs,
 std::int64_t tokens_of(const std::vector<weighed_doc>& docs) noexcept;
 
 std::vector<runtime::document> documents_of(const std::vector<weighed_doc>& pool);
+/// The inverse of documents_of: each document with its predicted work
+/// (cost_model::document_fwd_seconds), or 0 when `costs` is null (policies that do not weigh).
+std::vector<weighed_doc> weigh(const std::vector<runtime::document>& docs, const cost_model* costs);
 
 } // namespace wlb::tuner

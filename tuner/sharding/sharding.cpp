@@ -102,6 +102,25 @@ sharding_spec sharding_spec_from_json(const nlohmann::json& j, std::string_view 
     return s;
 }
 
+void check_shardable(const runtime::micro_batch& mb) {
+    std::map<std::int64_t, std::size_t> seen;
+    for (std::size_t i = 0; i < mb.docs.size(); ++i) {
+        const auto& d = mb.docs[i];
+        if (d.id < 0)
+            throw input_error(
+                fmt::format("micro-batch document {}: id must be >= 0, found {}", i, d.id));
+        if (d.tokens < 1)
+            throw input_error(fmt::format("micro-batch document {} (id {}) has {} tokens, "
+                                          "expected > 0",
+                                          i, d.id, d.tokens));
+        if (const auto [it, fresh] = seen.emplace(d.id, i); !fresh)
+            throw input_error(fmt::format("micro-batch documents {} and {} have the same id {}: "
+                                          "a sharder names documents by id, so ids must be unique "
+                                          "in a micro-batch",
+                                          it->second, i, d.id));
+    }
+}
+
 void append_chunk(runtime::cp_shard& shard, const runtime::chunk& c) {
     if (c.q_tokens <= 0)
         return;

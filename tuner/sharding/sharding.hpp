@@ -94,6 +94,10 @@ public:
     [[nodiscard]] virtual shard_decision shard(const runtime::micro_batch& mb) const = 0;
 };
 
+/// Throws wlb::input_error when `mb` cannot be sharded: a document with no tokens, a negative id,
+/// or an id that appears twice (a chunk names its document by id).
+void check_shardable(const runtime::micro_batch& mb);
+
 /// Appends a chunk to a rank, merging it into the rank's last chunk when that one is of the same
 /// document and ends where this one starts (one contiguous query range is one kernel sequence:
 /// at cp = 1 per-seq and per-doc both give every document whole). Empty chunks are dropped.
