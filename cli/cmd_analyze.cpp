@@ -25,6 +25,8 @@ struct analyze_options {
     std::string perfetto;
     int show_steps = 12;
     std::optional<std::string> steps;
+    std::string rank_map;
+    int threads = 0;
 };
 
 void run_analyze(const analyze_options& o) {
@@ -33,6 +35,9 @@ void run_analyze(const analyze_options& o) {
     if (!o.layout.empty())
         options.ingest.job_layout = runtime::layout::parse(o.layout, o.order);
     options.ingest.clock = profiler::parse_clock_option(o.clock);
+    options.ingest.rank_map = o.rank_map;
+    options.ingest.threads = o.threads;
+    options.ingest.keep_events = !o.perfetto.empty();
     options.keep_ideal = !o.perfetto.empty();
     if (o.steps)
         options.steps = profiler::parse_step_range(*o.steps);
@@ -66,9 +71,17 @@ registered_command register_analyze(CLI::App& app, error_sink& sink) {
                    "communication (what-if on the simulator)");
     sub->add_option("traces", o->traces,
                     "Trace directories (wlbtune.trace/1) or files: Kineto JSON (.json, .json.gz, "
-                    "one per rank), timer timelines, or directories of them")
+                    "one per rank), timer timelines, Nsight Systems SQLite exports (.sqlite, one "
+                    "per rank), wlbtune's Perfetto exports, or directories of them")
         ->required();
-    sub->add_option("--format", o->format, "auto, wlbtune, kineto or megatron")
+    sub->add_option("--format", o->format, "auto, wlbtune, kineto, megatron, nsys or perfetto")
+        ->capture_default_str();
+    sub->add_option("--rank-map", o->rank_map,
+                    "Ranks of timer-timeline processes and threads (or files) the names do not "
+                    "give: 'SUBJECT:REGEX -> AXIS=VALUE, ...; ...' (SUBJECT process, thread, "
+                    "file, pid or tid; AXIS rank, tp, cp, pp or dp; VALUE N or $1[+K]), or "
+                    "@FILE (docs/formats.md, \"Rank map\")");
+    sub->add_option("--threads", o->threads, "Threads reading the traces (0: one per core)")
         ->capture_default_str();
     sub->add_option("-l,--layout", o->layout,
                     "Parallel degrees tp=,cp=,pp=,dp=[,vpp=] (overrides what the traces say; "

@@ -384,6 +384,7 @@ nlohmann::json analysis_json(const profiler::analysis_result& r,
                 {"steps", job.steps},
                 {"step_selection", job.step_selection},
                 {"events", job.event_count()},
+                {"records", job.record_count()},
                 {"input_bytes", job.input_bytes},
                 {"tp_replicated", job.tp_replicated},
                 {"note", job.note}};

@@ -52,13 +52,13 @@ struct slot_acc {
     /// How often each attention or linear op name occurs: a layer runs each once (the
     /// simulator's one "linear fwd", the CPU runtime's "qkv proj", "out proj", "mlp" GEMMs).
     std::vector<std::pair<std::int32_t, int>> op_counts;
-    void count(std::int32_t name) {
+    void count(std::int32_t name, int times) {
         for (auto& [n, c] : op_counts)
             if (n == name) {
-                ++c;
+                c += times;
                 return;
             }
-        op_counts.emplace_back(name, 1);
+        op_counts.emplace_back(name, times);
     }
     /// Layers the slot shows: the most times one op name occurs (1 when none).
     [[nodiscard]] int layers() const {
@@ -116,10 +116,13 @@ std::optional<measured_step> measure_step(const job_trace& job, const step_index
                     any_member = true;
                     std::map<std::tuple<int, int, int>, slot_acc> mine;
                     double optimizer = 0.0;
+                    for (const auto& sm : rt.summaries)
+                        if (sm.step == step) {
+                            lo = std::min(lo, sm.first_ns);
+                            hi = std::max(hi, sm.last_ns);
+                        }
                     for (std::uint32_t i : span) {
                         const auto& e = rt.events[i];
-                        lo = std::min(lo, e.start_ns);
-                        hi = std::max(hi, e.end_ns());
                         const double s = static_cast<double>(e.dur_ns) * 1e-9;
                         if (e.ph == phase::optimizer) {
                             if (e.kind == event_kind::compute)
@@ -140,12 +143,12 @@ std::optional<measured_step> measure_step(const job_trace& job, const step_index
                             switch (e.work) {
                             case work_class::attention:
                                 a.attention += s;
-                                a.count(e.name);
+                                a.count(e.name, e.count);
                                 break;
                             case work_class::linear:
                             case work_class::mixed:
                                 a.linear += s;
-                                a.count(e.name);
+                                a.count(e.name, e.count);
                                 break;
                             default:
                                 a.linear += s;

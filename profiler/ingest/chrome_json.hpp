@@ -69,7 +69,7 @@ struct progress {
 /// element and read again, once; `reset()` then clears what the first try collected. Throws
 /// wlb::input_error when nothing can be read.
 template <typename Walk, typename Reset>
-void parse_recovering(std::string& text, const std::string& path, job_trace& job, progress& p,
+void parse_recovering(std::string& text, const std::string& path, trace_part& job, progress& p,
                       Walk&& walk, Reset&& reset) {
     od::parser& parser = buffers().parser;
     bool retried = false;

@@ -235,19 +235,19 @@ int main(int argc, char** argv) {
                json_bytes / 1e6, disk / 1e6, gen_s, rss_before);
 
     // Ingestion, one rank at a time (one core), then the whole job's post-processing.
-    wlb::profiler::job_trace job;
     std::vector<double> per_file;
     const auto t0 = clock_type::now();
     for (int r = 0; r < ranks; ++r) {
         const auto a = clock_type::now();
-        wlb::profiler::read_kineto_file(paths[static_cast<std::size_t>(r)], job, r);
+        wlb::profiler::trace_part part;
+        wlb::profiler::read_kineto_file(paths[static_cast<std::size_t>(r)], part);
         per_file.push_back(std::chrono::duration<double>(clock_type::now() - a).count());
     }
     const double parse_s = std::chrono::duration<double>(clock_type::now() - t0).count();
     const double rss_parse = max_rss_mb();
-    job = wlb::profiler::job_trace{};
     const auto t1 = clock_type::now();
     wlb::profiler::ingest_options o;
+    o.threads = 1;
     o.job_layout = ranks % 2 == 0 ? wlb::runtime::layout(2, 1, 1, ranks / 2)
                                   : wlb::runtime::layout(1, 1, 1, ranks);
     auto full = wlb::profiler::ingest(paths, o); // everything again, plus checks and alignment
@@ -255,7 +255,7 @@ int main(int argc, char** argv) {
     const auto t2 = clock_type::now();
     const wlb::profiler::step_index index(full);
     const auto inst = wlb::profiler::match_collectives(full);
-    const auto bd = wlb::profiler::compute_breakdown(full, index);
+    const auto bd = wlb::profiler::compute_breakdown(full);
     const auto sg = wlb::profiler::find_stragglers(full, index, inst);
     const double analysis_s = std::chrono::duration<double>(clock_type::now() - t2).count();
     const double rss_end = max_rss_mb();
@@ -265,9 +265,9 @@ int main(int argc, char** argv) {
         best = std::min(best, s);
     fmt::print("| measure | value |\n| --- | --- |\n");
     fmt::print("| input | {} ranks, {:.1f} MB of Kineto JSON{} ({:.1f} MB per rank), {} GPU "
-               "events kept |\n",
+               "events read, {} records kept |\n",
                ranks, json_bytes / 1e6, gzip ? " gzip-compressed" : "", json_bytes / 1e6 / ranks,
-               full.event_count());
+               full.event_count(), full.record_count());
     fmt::print("| parse, one rank at a time (1 core) | {:.2f} s, {:.0f} MB/s of JSON (best file "
                "{:.0f} MB/s) |\n",
                parse_s, json_bytes / 1e6 / parse_s, json_bytes / 1e6 / ranks / best);
