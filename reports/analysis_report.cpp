@@ -108,6 +108,14 @@ std::string work_check_text(const profiler::analysis_result& r) {
     return out;
 }
 
+std::string_view format_title(std::string_view format) {
+    if (format == "perfetto")
+        return "wlbtune Perfetto";
+    if (format == "nsys")
+        return "Nsight Systems";
+    return format;
+}
+
 } // namespace
 
 recommendation recommend(const profiler::analysis_result& r, cause c) {
@@ -196,11 +204,16 @@ std::string analysis_text(const profiler::analysis_result& r, int max_steps) {
     int present = 0;
     for (const auto& rt : job.ranks)
         present += rt.present ? 1 : 0;
-    std::string out = fmt::format(
-        "wlbtune analyze: {} traces, layout {} (order {}, {}), {} of {} ranks, {}\n\n", job.format,
-        l.spec(), l.order_string(), job.layout_source, present, l.world_size(),
-        job.step_selection.empty() ? fmt::format("{} steps", job.steps.size())
-                                   : job.step_selection);
+    std::string out =
+        fmt::format("wlbtune analyze: {} traces, layout {} (order {}, {}), {} of {} ranks, {}\n",
+                    format_title(job.format), l.spec(), l.order_string(), job.layout_source,
+                    present, l.world_size(),
+                    job.step_selection.empty() ? fmt::format("{} steps", job.steps.size())
+                                               : job.step_selection);
+    if (job.source == "simulated")
+        out += "simulated trace: its timeline is the simulator's, so every figure below called "
+               "measured is simulated\n";
+    out += "\n";
     if (a.attributed_steps > 0 && a.replay_s > 0.0) {
         const double lost = a.lost_s_total();
         std::vector<std::pair<double, cause>> order;
@@ -387,6 +400,7 @@ nlohmann::json analysis_json(const profiler::analysis_result& r,
                 {"records", job.record_count()},
                 {"input_bytes", job.input_bytes},
                 {"tp_replicated", job.tp_replicated},
+                {"source", job.source},
                 {"note", job.note}};
     const auto& ck = job.clock;
     j["clock_alignment"] = {{"method", ck.method},
