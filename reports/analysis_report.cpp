@@ -116,6 +116,44 @@ std::string_view format_title(std::string_view format) {
     return format;
 }
 
+// "0-3, 7, 9-10"; at most 12 ranges, then how many more.
+std::string rank_list(const std::vector<int>& ranks) {
+    std::string out;
+    int n = 0;
+    for (std::size_t i = 0; i < ranks.size();) {
+        std::size_t j = i;
+        while (j + 1 < ranks.size() && ranks[j + 1] == ranks[j] + 1)
+            ++j;
+        if (++n > 12) {
+            out += fmt::format(", and {} more ranks", ranks.size() - i);
+            break;
+        }
+        out += fmt::format("{}{}", out.empty() ? "ranks " : ", ",
+                           i == j ? fmt::format("{}", ranks[i])
+                                  : fmt::format("{}-{}", ranks[i], ranks[j]));
+        i = j + 1;
+    }
+    return out;
+}
+
+// What unlocks the what-if on profiler traces that do not mark passes: ranges named like
+// Megatron's timers around each micro-batch's passes.
+std::string passes_hint(std::string_view format) {
+    if (format != "kineto" && format != "nsys")
+        return {};
+    const bool nvtx = format == "nsys";
+    const std::string range = nvtx ? "torch.cuda.nvtx.range" : "torch.profiler.record_function";
+    return fmt::format(
+        "  The what-if needs each micro-batch's forward and backward pass marked: wrap them in {} "
+        "ranges named like Megatron's timers, e.g.\n"
+        "    with {}(\"forward-compute\"): loss = model(micro_batch)\n"
+        "    with {}(\"backward-compute\"): loss.backward()\n"
+        "    with {}(\"optimizer\"): optimizer.step()\n"
+        "  (and forward-send, forward-recv, backward-send, backward-recv around pipeline "
+        "transfers; the k-th range of a name in a step is micro-batch k; docs/formats.md)\n",
+        nvtx ? "NVTX" : "record_function", range, range, range);
+}
+
 } // namespace
 
 recommendation recommend(const profiler::analysis_result& r, cause c) {
@@ -213,6 +251,19 @@ std::string analysis_text(const profiler::analysis_result& r, int max_steps) {
     if (job.source == "simulated")
         out += "simulated trace: its timeline is the simulator's, so every figure below called "
                "measured is simulated\n";
+    if (present < l.world_size()) {
+        std::vector<int> have;
+        for (int k = 0; k < l.world_size(); ++k)
+            if (job.ranks[static_cast<std::size_t>(k)].present)
+                have.push_back(k);
+        out += fmt::format("partial job: {} of {} ranks have a trace ({}); the breakdown and the "
+                           "stragglers cover them; {}\n",
+                           present, l.world_size(), rank_list(have),
+                           a.scope.empty() ? std::string("every DP replica has a trace of each "
+                                                         "stage and CP rank, so the what-if "
+                                                         "covers the job")
+                                           : a.scope);
+    }
     out += "\n";
     if (a.attributed_steps > 0 && a.replay_s > 0.0) {
         const double lost = a.lost_s_total();
@@ -266,9 +317,17 @@ std::string analysis_text(const profiler::analysis_result& r, int max_steps) {
     } else {
         out += "No step could be attributed:\n";
         int shown = 0;
+        bool no_passes = false;
         for (const auto& s : a.steps)
-            if (!s.attributed && shown++ < 3)
-                out += fmt::format("  step {}: {}\n", s.step, s.skipped_reason);
+            if (!s.attributed) {
+                no_passes =
+                    no_passes ||
+                    s.skipped_reason.find("no compute tied to a micro-batch") != std::string::npos;
+                if (shown++ < 3)
+                    out += fmt::format("  step {}: {}\n", s.step, s.skipped_reason);
+            }
+        if (no_passes)
+            out += passes_hint(job.format);
         out += "Breakdown and stragglers below are measured.\n";
     }
 
@@ -428,6 +487,15 @@ nlohmann::json analysis_json(const profiler::analysis_result& r,
     if (!a.partition.empty())
         summary["partition"] = a.partition;
     j["summary"] = summary;
+    std::vector<int> missing;
+    for (int k = 0; k < l.world_size(); ++k)
+        if (!job.ranks[static_cast<std::size_t>(k)].present)
+            missing.push_back(k);
+    j["coverage"] = {{"ranks_present", present},
+                     {"world_size", l.world_size()},
+                     {"ranks_missing", missing.empty() ? std::string() : rank_list(missing)},
+                     {"what_if_replicas", a.replicas},
+                     {"scope", a.scope}};
     if (a.dominant) {
         const auto rec = recommend(r, *a.dominant);
         j["recommendation"] = {{"cause", profiler::cause_name(*a.dominant)},

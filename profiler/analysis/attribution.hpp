@@ -111,6 +111,13 @@ struct attribution_result {
     /// where one could be computed).
     bool partition_is_closest = false;
     std::vector<ideal_step> ideal; ///< when asked for
+    /// The DP replicas the what-if replays (the job's indices): every one, or in a partial job
+    /// those with a trace of every pipeline stage and CP rank (the what-if replays whole
+    /// replicas).
+    std::vector<int> replicas;
+    /// Empty when the what-if covers the whole job; else what it covers and what it leaves out
+    /// (ranks, replicas), and why.
+    std::string scope;
     [[nodiscard]] double lost_s_total() const noexcept { return replay_s - ideal_s; }
 };
 
