@@ -765,7 +765,11 @@ attribution_result attribute(const job_trace& job, const step_index& index,
             est.what = c;
             est.evened_step_s = runner.run(evened(*m, sm, speed, {c}));
             est.lost_s = a.replay_s - est.evened_step_s;
+            // Evening every cause together interacts; the ideal is never slower than the replay
+            // or than one cause evened alone, so the lost time is never below one cause's.
+            a.ideal_s = std::min(a.ideal_s, est.evened_step_s);
         }
+        a.ideal_s = std::min(a.ideal_s, a.replay_s);
         measured_step norm = *m;
         apply_speed(norm, speed, true);
         describe(norm, sm, speed, a, options.noise);

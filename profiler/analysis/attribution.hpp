@@ -79,7 +79,10 @@ struct step_attribution {
     std::string skipped_reason; ///< when not attributed
     double measured_s = 0.0;    ///< measured step time
     double replay_s = 0.0;      ///< simulated with the measured durations
-    double ideal_s = 0.0;       ///< simulated with every cause evened out
+    /// Simulated with every cause evened out: the fastest of all together, each alone, and the
+    /// replay (evening interacts: all together can be slower than one alone, and the lost time
+    /// must not read less than a single cause's).
+    double ideal_s = 0.0;
     std::string schedule;
     std::array<cause_estimate, cause_count> causes{};
     std::vector<double> worker_speed; ///< per unit: 1 = as fast as its peers

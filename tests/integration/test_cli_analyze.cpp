@@ -202,4 +202,60 @@ TEST(CliAnalyze, RankMapPlacesNamesNoConventionGives) {
     EXPECT_NE(r.err.find("unknown axis \"ep\""), std::string::npos) << r.err;
 }
 
+// The change analyze recommends is one the input allows and runs as printed (issue #16: it
+// recommended per-document sharding on a run that used it, `shard --plan PLAN` for a run with
+// no plan, a placeholder partition after saying none helps), and the share lost it headlines is
+// never below one cause's share.
+TEST(CliAnalyze, AdviceIsWhatTheInputAllowsAndRunsAsPrinted) {
+    temp_dir dir;
+    const std::string data = "--data 'synthetic:wlbllm?n=4000&seed=5' --context 32k --steps 2";
+    auto analyze_json = [&](const std::string& name, const std::string& sim_args) {
+        const auto traces = (dir / name).string();
+        auto sim =
+            run_wlbtune("simulate " + data + " " + sim_args + " --trace-dir '" + traces + "'");
+        EXPECT_EQ(sim.exit_code, 0) << sim.err;
+        const auto json = (dir / (name + ".json")).string();
+        auto a = run_wlbtune("analyze '" + traces + "' --json '" + json + "'");
+        EXPECT_EQ(a.exit_code, 0) << a.err;
+        EXPECT_EQ(a.out.find("PLAN"), std::string::npos) << a.out;
+        EXPECT_EQ(a.out.find("L0,L1"), std::string::npos) << a.out;
+        auto j = nlohmann::json::parse(wlb::test::read_text(json));
+        double most = 0.0;
+        for (const auto& c : j["causes"])
+            most = std::max(most, c["lost_seconds_per_step"].get<double>());
+        EXPECT_GE(j["summary"]["lost_seconds_per_step"].get<double>(), most - 1e-12) << name;
+        return j;
+    };
+    auto run_printed = [&](const std::string& command) {
+        ASSERT_EQ(command.rfind("wlbtune ", 0), 0u) << command;
+        EXPECT_EQ(command.find("..."), std::string::npos) << command;
+        auto r = run_wlbtune(command.substr(8));
+        EXPECT_EQ(r.exit_code, 0) << command << "\n" << r.err;
+    };
+    // Per-seq sharding with a CP imbalance: adaptive sharding, the same job simulated.
+    auto j = analyze_json("perseq", "--layout tp=2,cp=2,pp=2,dp=1 --sharding per-seq");
+    ASSERT_EQ(j["recommendation"]["cause"], "cp_sharding");
+    auto command = j["recommendation"]["command"].get<std::string>();
+    EXPECT_NE(command.find("wlbtune simulate"), std::string::npos) << command;
+    EXPECT_NE(command.find("--sharding adaptive"), std::string::npos) << command;
+    EXPECT_EQ(command.find("--trace-dir"), std::string::npos) << "never overwrites the trace";
+    run_printed(command);
+    // Already adaptive (simulate's default): not adaptive or per-doc again, but a search.
+    j = analyze_json("adaptive", "--layout tp=2,cp=2,pp=2,dp=1");
+    ASSERT_EQ(j["recommendation"]["cause"], "cp_sharding");
+    command = j["recommendation"]["command"].get<std::string>();
+    EXPECT_EQ(command.find("--sharding"), std::string::npos) << command;
+    EXPECT_NE(j["recommendation"]["change"].get<std::string>().find("already shards with "
+                                                                    "adaptive"),
+              std::string::npos);
+    EXPECT_EQ(command.rfind("wlbtune tune", 0), 0u) << command;
+    run_printed(command);
+    // Stages uneven by less than a layer: nothing to change, no command.
+    j = analyze_json("stages", "--layout tp=2,cp=1,pp=4,dp=1 --packing plain --sharding per-seq");
+    ASSERT_EQ(j["recommendation"]["cause"], "stage_partitioning");
+    EXPECT_TRUE(j["recommendation"]["command"].is_null());
+    EXPECT_NE(j["recommendation"]["change"].get<std::string>().find("nothing to change"),
+              std::string::npos);
+}
+
 } // namespace
