@@ -139,7 +139,7 @@ public:
     }
 
 private:
-    void parse(std::string& text) {
+    void parse(text_buffer& text) {
         chrome::parse_recovering(
             text, m_path, m_job, m_progress,
             [&](od::document& doc, const char* begin, chrome::progress& p) { walk(doc, begin, p); },

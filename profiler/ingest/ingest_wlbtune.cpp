@@ -214,7 +214,8 @@ void read_rank_file(const std::string& path, int rank, converter& conv, rank_tra
     load_text_file(path, b.text);
     if (b.text.problem)
         throw input_error(path, *b.text.problem);
-    const std::string& text = b.text.text;
+    const text_buffer& buffer = b.text.text;
+    const std::string_view text = buffer.view();
     line_parser lines;
     std::size_t begin = 0;
     std::int64_t line = 0;
@@ -235,7 +236,7 @@ void read_rank_file(const std::string& path, int rank, converter& conv, rank_tra
         const std::string where = fmt::format("{}:{}", path, line);
         try {
             simdjson::padded_string_view view(l.data(), l.size(),
-                                              text.capacity() -
+                                              buffer.capacity() -
                                                   static_cast<std::size_t>(l.data() - text.data()));
             chrome::od::document doc = b.parser.iterate(view);
             auto e = lines.parse(doc, where);
