@@ -8,6 +8,7 @@
 #include "profiler/ingest/rank_names.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <condition_variable>
@@ -280,11 +281,19 @@ void finish(job_trace& job, const ingest_options& o) {
             missing.push_back(r);
             continue;
         }
+        // A rank's group on each lane, found once (a group's key lists its ranks: building it
+        // for each of a 16K-rank job's collectives took most of the ingestion).
+        std::array<std::int32_t, runtime::lane_count> lane_group;
+        lane_group.fill(-2);
         for (auto& e : rt.events) {
-            if (e.group >= 0 && e.kind == runtime::event_kind::collective)
+            if (e.group >= 0 && e.kind == runtime::event_kind::collective) {
                 e.where = job.groups[static_cast<std::size_t>(e.group)].where;
-            else if (e.group < 0 && e.where != lane::compute && e.where != lane::host)
-                e.group = job.layout_group(e.where, r);
+            } else if (e.group < 0 && e.where != lane::compute && e.where != lane::host) {
+                auto& g = lane_group[static_cast<std::size_t>(e.where)];
+                if (g == -2)
+                    g = job.layout_group(e.where, r);
+                e.group = g;
+            }
         }
         for (const auto& sm : rt.summaries)
             all_steps.insert(sm.step);
@@ -445,13 +454,13 @@ std::unique_ptr<trace_part> run_task(const read_task& t, const rank_map& map, bo
         t.dir->read_rank(t.rank, *part);
         break;
     case trace_format::kineto:
-        read_kineto_file(t.path, *part);
+        read_kineto_file(t.path, *part, map);
         break;
     case trace_format::megatron:
         read_timer_file(t.path, *part, map);
         break;
     case trace_format::nsys:
-        read_nsys_file(t.path, *part);
+        read_nsys_file(t.path, *part, map);
         break;
     case trace_format::perfetto:
         read_perfetto_file(t.path, *part);

@@ -106,9 +106,10 @@ private:
     runtime::trace_reader m_reader;
     std::vector<std::string> m_command_line;
 };
-void read_kineto_file(const std::string& path, trace_part& part);
+/// `map`: --rank-map, asked for the file name's rank when the trace names none.
+void read_kineto_file(const std::string& path, trace_part& part, const rank_map& map = rank_map());
 void read_timer_file(const std::string& path, trace_part& part, const rank_map& map);
-void read_nsys_file(const std::string& path, trace_part& part);
+void read_nsys_file(const std::string& path, trace_part& part, const rank_map& map = rank_map());
 void read_perfetto_file(const std::string& path, trace_part& part);
 
 } // namespace wlb::profiler

@@ -123,7 +123,8 @@ struct cpu_range {
 
 class kineto_file {
 public:
-    kineto_file(const std::string& path, trace_part& part) : m_path(path), m_job(part) {}
+    kineto_file(const std::string& path, trace_part& part, const rank_map& map)
+        : m_path(path), m_job(part), m_map(map) {}
 
     void read() {
         loaded_text& in = chrome::buffers().text;
@@ -406,12 +407,21 @@ private:
 
     void resolve() {
         int rank = m_rank;
-        if (rank < 0)
+        name_coords by_map;
+        if (rank < 0) {
+            by_map = m_map.apply("", -1, "", -1, std::filesystem::path(m_path).filename().string());
+            rank = by_map.rank;
+        }
+        if (rank < 0 && !by_map.any_coords())
             rank = rank_from_name();
         if (m_world > 0)
             m_job.source_world_size = std::max(m_job.source_world_size, m_world);
         m_job.left_out = "this file is";
         auto& entry = m_job.add_rank(rank, m_path);
+        if (rank < 0 && by_map.any_coords()) {
+            entry.where = by_map.where;
+            entry.label = m_path;
+        }
         entry.no_rank_why = "no distributedInfo.rank and no rank in the file name";
         auto& rt = entry.trace;
         rt.truncated = m_truncated;
@@ -589,6 +599,7 @@ private:
 
     std::string m_path;
     trace_part& m_job;
+    const rank_map& m_map;
     chrome::progress m_progress;
     bool m_truncated = false;
     std::int64_t m_base_ns = 0;
@@ -607,8 +618,8 @@ private:
 
 } // namespace
 
-void read_kineto_file(const std::string& path, trace_part& part) {
-    kineto_file(path, part).read();
+void read_kineto_file(const std::string& path, trace_part& part, const rank_map& map) {
+    kineto_file(path, part, map).read();
 }
 
 } // namespace wlb::profiler

@@ -23,10 +23,10 @@
 // Megatron timers (forward-compute, backward-compute, ..., profiler/ingest/megatron_timers.hpp)
 // tie the kernels launched inside them to a pass and a micro-batch (the k-th range of a name in a
 // step is micro-batch k), as Kineto's record_function ranges do. The rank is an NVTX mark or
-// range whose text is "rank N" (or "rank" with an integer payload), else the file's name
-// ("rank3.sqlite", "trace_rank_3.sqlite"), else its place among the inputs. NCCL kernels carry
-// no communicator in the export: they are counted on the dp lane (point-to-point on the pp lane)
-// per stream and are not matched across ranks.
+// range whose text is "rank N" (or "rank" with an integer payload), else --rank-map's file rules,
+// else the file's name ("rank3.sqlite", "trace_rank_3.sqlite"), else its place among the inputs.
+// NCCL kernels carry no communicator in the export: they are counted on the dp lane (point-to-point
+// on the pp lane) per stream and are not matched across ranks.
 #include "base/error.hpp"
 #include "profiler/ingest/ingest.hpp"
 #include "profiler/ingest/kernel_names.hpp"
@@ -145,7 +145,8 @@ std::string_view memcpy_name(std::int64_t kind) {
 
 class nsys_file {
 public:
-    nsys_file(const std::string& path, trace_part& part) : m_path(path), m_part(part), m_db(path) {}
+    nsys_file(const std::string& path, trace_part& part, const rank_map& map)
+        : m_path(path), m_part(part), m_map(map), m_db(path) {}
 
     void read() {
         std::error_code ec;
@@ -330,8 +331,19 @@ private:
     }
 
     void resolve() {
-        const int rank = m_rank >= 0 ? m_rank : rank_from_file_name();
+        int rank = m_rank;
+        name_coords by_map;
+        if (rank < 0) {
+            by_map = m_map.apply("", -1, "", -1, std::filesystem::path(m_path).filename().string());
+            rank = by_map.rank;
+        }
+        if (rank < 0 && !by_map.any_coords())
+            rank = rank_from_file_name();
         auto& entry = m_part.add_rank(rank, m_path);
+        if (rank < 0 && by_map.any_coords()) {
+            entry.where = by_map.where;
+            entry.label = m_path;
+        }
         entry.no_rank_why = "no NVTX \"rank N\" and no rank in the file name";
         auto& rt = entry.trace;
         if (!m_marks.empty())
@@ -421,6 +433,7 @@ private:
 
     std::string m_path;
     trace_part& m_part;
+    const rank_map& m_map;
     database m_db;
     std::unordered_map<std::int64_t, std::string> m_strings;
     std::int64_t m_base_ns = 0;
@@ -433,8 +446,8 @@ private:
 
 } // namespace
 
-void read_nsys_file(const std::string& path, trace_part& part) {
-    nsys_file(path, part).read();
+void read_nsys_file(const std::string& path, trace_part& part, const rank_map& map) {
+    nsys_file(path, part, map).read();
 }
 
 } // namespace wlb::profiler

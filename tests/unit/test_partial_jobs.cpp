@@ -79,6 +79,7 @@ std::vector<kernel> rank_kernels(int step, double slow) {
     return k;
 }
 
+// `rank` < 0: distributedInfo names no rank.
 std::string kineto_file(int rank, const std::vector<std::vector<kernel>>& steps) {
     std::vector<std::string> ev;
     std::int64_t corr = 1;
@@ -103,8 +104,12 @@ std::string kineto_file(int rank, const std::vector<std::vector<kernel>>& steps)
             ++corr;
         }
     }
-    std::string body = fmt::format(
-        "{{\"distributedInfo\": {{\"rank\": {}, \"world_size\": 128}}, \"traceEvents\": [\n", rank);
+    std::string body =
+        rank >= 0
+            ? fmt::format("{{\"distributedInfo\": {{\"rank\": {}, \"world_size\": 128}}, "
+                          "\"traceEvents\": [\n",
+                          rank)
+            : std::string("{\"distributedInfo\": {\"world_size\": 128}, \"traceEvents\": [\n");
     for (std::size_t i = 0; i < ev.size(); ++i)
         body += ev[i] + (i + 1 < ev.size() ? ",\n" : "\n");
     return body + "]}\n";
@@ -252,6 +257,28 @@ TEST(PartialJobs, WhatIfOverTheCompleteReplicas) {
     EXPECT_EQ(mbs[0].what, "dp0 micro-batch 2");
     // The breakdown and stragglers still cover rank 2 of the incomplete replica.
     EXPECT_EQ(r.breakdown[0].ranks.size(), 3u);
+}
+
+// Files that name no rank (no distributedInfo.rank, hosts in the names): --rank-map's file rules.
+TEST(PartialJobs, RankMapTellsKinetoFilesByName) {
+    temp_dir dir;
+    std::vector<std::string> paths;
+    for (const auto& [host, gpu] : std::vector<std::pair<int, int>>{{3, 1}, {9, 6}}) {
+        const auto p = dir / fmt::format("node{}-gpu{}.pt.trace.json", host, gpu);
+        std::ofstream(p) << kineto_file(-1, {rank_kernels(0, 1.0)});
+        paths.push_back(p.string());
+    }
+    analysis_options a;
+    a.ingest.rank_map = "file:node(\\d+)-gpu(\\d+) -> dp=$1, tp=$2";
+    a.ingest.job_layout = runtime::layout::parse("tp=8,dp=16");
+    const auto r = analyze(paths, a);
+    const auto& l = r.job.job_layout;
+    EXPECT_TRUE(r.job.ranks[static_cast<std::size_t>(l.rank_of({1, 0, 0, 3}))].present);
+    EXPECT_TRUE(r.job.ranks[static_cast<std::size_t>(l.rank_of({6, 0, 0, 9}))].present);
+    int present = 0;
+    for (const auto& rt : r.job.ranks)
+        present += rt.present ? 1 : 0;
+    EXPECT_EQ(present, 2);
 }
 
 } // namespace
