@@ -1,5 +1,5 @@
-// wlbtune analyze: read a job's traces (wlbtune trace directories, PyTorch profiler / Kineto
-// JSON, Megatron-style timer timelines), find the stragglers and attribute the lost step time
+// wlbtune analyze: read a job's traces (wlbtune trace directories and Perfetto exports, PyTorch
+// profiler / Kineto JSON, Megatron-style timer timelines, Nsight Systems SQLite exports), find the stragglers and attribute the lost step time
 // to its causes by what-if replays on the simulator (profiler/analysis/analysis.hpp).
 #include "base/atomic_file.hpp"
 #include "cli/command.hpp"
@@ -20,6 +20,8 @@ struct analyze_options {
     std::string clock = "auto", json, perfetto, html;
     int show_steps = 12;
     std::optional<std::string> steps;
+    std::string rank_map;
+    int threads = 0;
 };
 
 void run_analyze(const analyze_options& o, const command_output& out) {
@@ -28,6 +30,9 @@ void run_analyze(const analyze_options& o, const command_output& out) {
     if (!o.layout.empty())
         options.ingest.job_layout = runtime::layout::parse(o.layout, o.order);
     options.ingest.clock = profiler::parse_clock_option(o.clock);
+    options.ingest.rank_map = o.rank_map;
+    options.ingest.threads = o.threads;
+    options.ingest.keep_events = !o.perfetto.empty();
     options.keep_ideal = !o.perfetto.empty();
     if (o.steps)
         options.steps = profiler::parse_step_range(*o.steps);
@@ -56,9 +61,17 @@ registered_command register_analyze(CLI::App& app, command_output& out) {
                    "communication (what-if on the simulator)");
     sub->add_option("traces", o->traces,
                     "Trace directories (wlbtune.trace/1) or files: Kineto JSON (.json, .json.gz, "
-                    "one per rank), timer timelines, or directories of them")
+                    "one per rank), timer timelines, Nsight Systems SQLite exports (.sqlite, one "
+                    "per rank), wlbtune's Perfetto exports, or directories of them")
         ->required();
-    sub->add_option("--format", o->format, "auto, wlbtune, kineto or megatron");
+    sub->add_option("--format", o->format, "auto, wlbtune, kineto, megatron, nsys or perfetto");
+    sub->add_option("--rank-map", o->rank_map,
+                    "Ranks of timer-timeline processes and threads (or files) the names do not "
+                    "give: 'SUBJECT:REGEX -> AXIS=VALUE, ...; ...' (SUBJECT process, thread, "
+                    "file, pid or tid; AXIS rank, tp, cp, pp or dp; VALUE N or $1[+K]), or "
+                    "@FILE (docs/formats.md, \"Rank map\")");
+    sub->add_option("--threads", o->threads, "Threads reading the traces (0: one per core)")
+        ->check(non_negative());
     sub->add_option("-l,--layout", o->layout,
                     "Parallel degrees tp=,cp=,pp=,dp=[,vpp=] (overrides what the traces say; "
                     "needed for Kineto traces of more than plain data parallelism)");

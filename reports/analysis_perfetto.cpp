@@ -18,7 +18,11 @@ void write_analysis_perfetto(const profiler::analysis_result& r, const std::stri
     const auto& job = r.job;
     const auto& l = job.job_layout;
     auto out = open_perfetto_file(path);
+    // kind "analysis": analyze refuses this file as input and names the traces in "inputs".
     nlohmann::json other = {
+        {"generator", "wlbtune"},
+        {"kind", "analysis"},
+        {"inputs", job.files},
         {"source", job.format},
         {"label", "measured, with the ideal timeline (simulated what-if: every cause evened out) "
                   "on the \"ideal\" threads and stragglers marked"},

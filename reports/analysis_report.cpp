@@ -1,6 +1,7 @@
 #include "reports/analysis_report.hpp"
 
 #include "base/atomic_file.hpp"
+#include "reports/job_command.hpp"
 #include "reports/perfetto.hpp"
 #include "reports/table.hpp"
 #include "runtime/sim/sim_trace.hpp"
@@ -108,48 +109,156 @@ std::string work_check_text(const profiler::analysis_result& r) {
     return out;
 }
 
+std::string_view format_title(std::string_view format) {
+    if (format == "perfetto")
+        return "wlbtune Perfetto";
+    if (format == "nsys")
+        return "Nsight Systems";
+    return format;
+}
+
+// "0-3, 7, 9-10"; at most 12 ranges, then how many more.
+std::string rank_list(const std::vector<int>& ranks) {
+    std::string out;
+    int n = 0;
+    for (std::size_t i = 0; i < ranks.size();) {
+        std::size_t j = i;
+        while (j + 1 < ranks.size() && ranks[j + 1] == ranks[j] + 1)
+            ++j;
+        if (++n > 12) {
+            out += fmt::format(", and {} more ranks", ranks.size() - i);
+            break;
+        }
+        out += fmt::format("{}{}", out.empty() ? "ranks " : ", ",
+                           i == j ? fmt::format("{}", ranks[i])
+                                  : fmt::format("{}-{}", ranks[i], ranks[j]));
+        i = j + 1;
+    }
+    return out;
+}
+
+// What unlocks the what-if on profiler traces that do not mark passes: ranges named like
+// Megatron's timers around each micro-batch's passes.
+std::string passes_hint(std::string_view format) {
+    if (format != "kineto" && format != "nsys")
+        return {};
+    const bool nvtx = format == "nsys";
+    const std::string range = nvtx ? "torch.cuda.nvtx.range" : "torch.profiler.record_function";
+    return fmt::format(
+        "  The what-if needs each micro-batch's forward and backward pass marked: wrap them in {} "
+        "ranges named like Megatron's timers, e.g.\n"
+        "    with {}(\"forward-compute\"): loss = model(micro_batch)\n"
+        "    with {}(\"backward-compute\"): loss.backward()\n"
+        "    with {}(\"optimizer\"): optimizer.step()\n"
+        "  (and forward-send, forward-recv, backward-send, backward-recv around pipeline "
+        "transfers; the k-th range of a name in a step is micro-batch k; docs/formats.md)\n",
+        nvtx ? "NVTX" : "record_function", range, range, range);
+}
+
 } // namespace
 
 recommendation recommend(const profiler::analysis_result& r, cause c) {
-    const auto& l = r.job.job_layout;
+    const auto& job = r.job;
+    const auto& l = job.job_layout;
     const auto* est = first_step_estimate(r, c);
     const std::string who = est ? involved_text(est->involved) : std::string();
+    // The command that wrote the trace (wlbtune's own traces record it): changes are printed as
+    // that job with one option changed, or tune on its documents.
+    const auto cmd = job_command::parse(job.command_line);
+    const auto injected = cmd.value({"--inject"});
+    const std::string injection =
+        job.source == "simulated" && injected
+            ? fmt::format(" (this simulation injects {}: the imbalance may be the injection's, "
+                          "not the data's)",
+                          *injected)
+            : std::string();
+    const std::string no_dataset =
+        cmd.empty() ? "the traces do not name the job's documents: run `wlbtune tune` on them "
+                      "(--data) with --layout " +
+                          l.spec() + " to search packing and sharding"
+                    : "the job replays a fixed batch file or a tuned config, so its packing and "
+                      "sharding are set: tune on the documents it was made from (wlbtune tune "
+                      "--data ...)";
+    recommendation rec;
     switch (c) {
     case cause::pp_packing:
-        return {"micro-batches of one replica carry unequal work (attention grows with the square "
-                "of document length): pack by predicted work with variable-length packing and "
-                "outlier-delay queues (WLB-LLM); search the limit, queues and window with "
-                "`wlbtune tune`",
-                fmt::format("wlbtune pack --policy wlb --queues 2 --layout {} ...; wlbtune tune",
-                            l.spec())};
-    case cause::cp_sharding:
-        return {"CP peers get unequal attention work for the same micro-batch: shard per "
-                "document (or adaptively) instead of splitting the packed sequence; compare "
-                "policies with `wlbtune shard` and search with `wlbtune tune`",
-                "wlbtune shard --plan PLAN --policy adaptive; wlbtune tune"};
-    case cause::dp_imbalance:
-        return {"DP replicas carry unequal work per step: pack the global batch by predicted "
-                "work across replicas (wlb packing balances micro-batches of all replicas)",
-                fmt::format("wlbtune pack --policy wlb --layout {} ...; wlbtune tune", l.spec())};
+    case cause::dp_imbalance: {
+        rec.text = c == cause::pp_packing
+                       ? "micro-batches of one replica carry unequal work (attention grows with "
+                         "the square of document length)"
+                       : "DP replicas carry unequal work per step";
+        const auto packing = cmd.packing();
+        if (!packing) {
+            rec.text +=
+                ": pack the global batch by predicted work (wlb packing, WLB-LLM)" + injection;
+            rec.needs = no_dataset;
+        } else if (*packing != "wlb") {
+            rec.text += fmt::format(": the job packs with {}; wlb packing (variable-length with "
+                                    "outlier-delay queues, WLB-LLM) balances micro-batches of "
+                                    "every replica by predicted work; simulate it{}:",
+                                    *packing, injection);
+            rec.command = cmd.simulate_with("--packing", "wlb");
+        } else {
+            rec.text += fmt::format(": the job already packs with wlb; search its limit, queues "
+                                    "and window for these documents (and sharding with them){}:",
+                                    injection);
+            rec.command = cmd.tune();
+        }
+        break;
+    }
+    case cause::cp_sharding: {
+        rec.text = "CP peers get unequal attention work for the same micro-batch";
+        const auto sharding = cmd.sharding();
+        if (!sharding) {
+            rec.text += ": shard per document (or adaptively) instead of splitting the packed "
+                        "sequence" +
+                        injection;
+            rec.needs = no_dataset;
+        } else if (*sharding == "per-seq") {
+            rec.text += fmt::format(": the job splits the packed sequence (per-seq); adaptive "
+                                    "sharding splits documents where that balances attention; "
+                                    "simulate it{}:",
+                                    injection);
+            rec.command = cmd.simulate_with("--sharding", "adaptive");
+        } else {
+            rec.text += fmt::format(": the job already shards with {}; the imbalance left comes "
+                                    "with the packing: search packing and sharding together "
+                                    "(hybrid thresholds, queues){}:",
+                                    *sharding, injection);
+            rec.command = cmd.tune();
+        }
+        break;
+    }
     case cause::stage_partitioning:
-        if (!r.attribution.suggested_partition.empty())
-            return {fmt::format("stages carry unequal work ({}): move layers off the heavy "
-                                "stages; partition {} evens them in the replay",
-                                who, r.attribution.suggested_partition),
-                    fmt::format("wlbtune simulate --layout {} --partition {} ...; wlbtune tune",
-                                l.spec(), r.attribution.suggested_partition)};
-        if (r.attribution.partition_is_closest)
-            return {fmt::format("stages carry unequal work ({}), and no whole-layer partition "
-                                "evens them better than the current {}: the difference is less "
-                                "than a layer (the embedding or the output layer on an end "
-                                "stage) and shrinks as stages hold more layers",
-                                who, r.attribution.partition),
-                    fmt::format("compare partitions: wlbtune simulate --layout {} --partition "
-                                "L0,L1,...",
-                                l.spec())};
-        return {
-            fmt::format("stages carry unequal work ({}): move layers off the heavy stages", who),
-            "wlbtune simulate --partition L0,L1,... ; wlbtune tune"};
+        if (!r.attribution.suggested_partition.empty()) {
+            rec.text = fmt::format("stages carry unequal work ({}): move layers off the heavy "
+                                   "stages; partition {} (now {}) evens them in the replay; "
+                                   "simulate it{}:",
+                                   who, r.attribution.suggested_partition, r.attribution.partition,
+                                   injection);
+            rec.command = cmd.simulate_with("--partition", r.attribution.suggested_partition);
+            if (rec.command.empty())
+                rec.needs = fmt::format("simulate the job's model and layout with --partition {} "
+                                        "(the traces do not say which model)",
+                                        r.attribution.suggested_partition);
+        } else if (r.attribution.partition_is_closest) {
+            rec.text = fmt::format("stages carry unequal work ({}), and no whole-layer partition "
+                                   "evens them better than the current {}: nothing to change in "
+                                   "the partition (the difference is less than a layer, the "
+                                   "embedding or the output layer on an end stage, and shrinks "
+                                   "as stages hold more layers)",
+                                   who, r.attribution.partition);
+        } else if (r.attribution.partition.empty()) {
+            rec.text = fmt::format("stages carry unequal work ({}); the traces time whole passes, "
+                                   "not layers, so no layer partition can be computed from them: "
+                                   "move layers off the heavy stages and compare step times",
+                                   who);
+        } else {
+            rec.text = fmt::format("stages carry unequal work ({}): move layers off the heavy "
+                                   "stages",
+                                   who);
+        }
+        break;
     case cause::slow_worker: {
         // Steps in which the worker named (the costliest step's slowest) was slow.
         const int named = est && !est->involved.empty() ? est->involved.front().rank : -1;
@@ -167,26 +276,34 @@ recommendation recommend(const profiler::analysis_result& r, cause c) {
             flagged == r.attribution.attributed_steps
                 ? std::string("in every step")
                 : fmt::format("in {} of {} steps", flagged, r.attribution.attributed_steps);
-        return {fmt::format("{} slower than its peers on the same work {}: no configuration "
-                            "removes it; {}",
-                            who.empty() ? std::string("a TP group is") : who + " is", when,
-                            flagged == r.attribution.attributed_steps
-                                ? "drain or replace that GPU or node and check its clocks, "
-                                  "power and thermals"
-                                : "if it recurs, check that GPU or node's clocks, power and "
-                                  "thermals"),
-                "nvidia-smi -q -d PERFORMANCE,CLOCK,POWER (on the node of the slow rank)"};
+        const std::string slow = who.empty() ? std::string("a TP group is") : who + " is";
+        if (!injection.empty()) {
+            rec.text = fmt::format("{} slower than its peers on the same work {}: no "
+                                   "configuration removes it{}",
+                                   slow, when, injection);
+            break;
+        }
+        rec.text = fmt::format("{} slower than its peers on the same work {}: no configuration "
+                               "removes it; {} (on the node of the slow rank):",
+                               slow, when,
+                               flagged == r.attribution.attributed_steps
+                                   ? "drain or replace that GPU or node and check its clocks, "
+                                     "power and thermals"
+                                   : "if it recurs, check that GPU or node's clocks, power and "
+                                     "thermals");
+        rec.command = "nvidia-smi -q -d PERFORMANCE,CLOCK,POWER";
+        break;
     }
     case cause::communication:
-        return {fmt::format("some transfers take longer than the same transfers elsewhere ({}): "
-                            "check that link (NIC, NVLink, switch) or reorder the axes so that "
-                            "group stays inside a node",
-                            who),
-                fmt::format("wlbtune layout --layout {} --order ... (see which ranks share a "
-                            "node)",
-                            l.spec())};
+        rec.text = fmt::format("some transfers take longer than the same transfers elsewhere "
+                               "({}): check that link (NIC, NVLink, switch), or reorder the axes "
+                               "so that group stays inside a node; the layout's groups:",
+                               who);
+        rec.command =
+            fmt::format("wlbtune layout --layout {} --order {}", l.spec(), l.order_string());
+        break;
     }
-    return {};
+    return rec;
 }
 
 std::string analysis_text(const profiler::analysis_result& r, int max_steps) {
@@ -196,11 +313,29 @@ std::string analysis_text(const profiler::analysis_result& r, int max_steps) {
     int present = 0;
     for (const auto& rt : job.ranks)
         present += rt.present ? 1 : 0;
-    std::string out = fmt::format(
-        "wlbtune analyze: {} traces, layout {} (order {}, {}), {} of {} ranks, {}\n\n", job.format,
-        l.spec(), l.order_string(), job.layout_source, present, l.world_size(),
-        job.step_selection.empty() ? fmt::format("{} steps", job.steps.size())
-                                   : job.step_selection);
+    std::string out =
+        fmt::format("wlbtune analyze: {} traces, layout {} (order {}, {}), {} of {} ranks, {}\n",
+                    format_title(job.format), l.spec(), l.order_string(), job.layout_source,
+                    present, l.world_size(),
+                    job.step_selection.empty() ? fmt::format("{} steps", job.steps.size())
+                                               : job.step_selection);
+    if (job.source == "simulated")
+        out += "simulated trace: its timeline is the simulator's, so every figure below called "
+               "measured is simulated\n";
+    if (present < l.world_size()) {
+        std::vector<int> have;
+        for (int k = 0; k < l.world_size(); ++k)
+            if (job.ranks[static_cast<std::size_t>(k)].present)
+                have.push_back(k);
+        out += fmt::format("partial job: {} of {} ranks have a trace ({}); the breakdown and the "
+                           "stragglers cover them; {}\n",
+                           present, l.world_size(), rank_list(have),
+                           a.scope.empty() ? std::string("every DP replica has a trace of each "
+                                                         "stage and CP rank, so the what-if "
+                                                         "covers the job")
+                                           : a.scope);
+    }
+    out += "\n";
     if (a.attributed_steps > 0 && a.replay_s > 0.0) {
         const double lost = a.lost_s_total();
         std::vector<std::pair<double, cause>> order;
@@ -227,7 +362,11 @@ std::string analysis_text(const profiler::analysis_result& r, int max_steps) {
             if (est && !est->involved.empty())
                 out += fmt::format(" ({})", involved_text(est->involved));
             const auto rec = recommend(r, c);
-            out += fmt::format("\nChange: {}\n  {}\n", rec.text, rec.command);
+            out += fmt::format("\nChange: {}\n", rec.text);
+            if (!rec.command.empty())
+                out += fmt::format("  {}\n", rec.command);
+            else if (!rec.needs.empty())
+                out += fmt::format("  ({})\n", rec.needs);
         } else {
             out += "\nNo cause costs measurable time: the steps are balanced.\n";
         }
@@ -243,8 +382,8 @@ std::string analysis_text(const profiler::analysis_result& r, int max_steps) {
         double sum = 0.0;
         for (double s : a.lost_s)
             sum += s;
-        out += fmt::format("all causes evened together: {} per step lost (the causes alone sum "
-                           "to {}; they interact)\n",
+        out += fmt::format("every cause evened: {} per step lost (the causes alone sum to {}; "
+                           "they interact)\n",
                            secs(per_step(r, lost)), secs(per_step(r, sum)));
         out += fmt::format("replay vs measured: {} vs {} per step ({:+.1f}%)\n",
                            secs(per_step(r, a.replay_s)), secs(per_step(r, a.measured_s)),
@@ -253,9 +392,17 @@ std::string analysis_text(const profiler::analysis_result& r, int max_steps) {
     } else {
         out += "No step could be attributed:\n";
         int shown = 0;
+        bool no_passes = false;
         for (const auto& s : a.steps)
-            if (!s.attributed && shown++ < 3)
-                out += fmt::format("  step {}: {}\n", s.step, s.skipped_reason);
+            if (!s.attributed) {
+                no_passes =
+                    no_passes ||
+                    s.skipped_reason.find("no compute tied to a micro-batch") != std::string::npos;
+                if (shown++ < 3)
+                    out += fmt::format("  step {}: {}\n", s.step, s.skipped_reason);
+            }
+        if (no_passes)
+            out += passes_hint(job.format);
         out += "Breakdown and stragglers below are measured.\n";
     }
 
@@ -384,8 +531,10 @@ nlohmann::json analysis_json(const profiler::analysis_result& r,
                 {"steps", job.steps},
                 {"step_selection", job.step_selection},
                 {"events", job.event_count()},
+                {"records", job.record_count()},
                 {"input_bytes", job.input_bytes},
                 {"tp_replicated", job.tp_replicated},
+                {"source", job.source},
                 {"note", job.note}};
     const auto& ck = job.clock;
     j["clock_alignment"] = {{"method", ck.method},
@@ -413,11 +562,22 @@ nlohmann::json analysis_json(const profiler::analysis_result& r,
     if (!a.partition.empty())
         summary["partition"] = a.partition;
     j["summary"] = summary;
+    std::vector<int> missing;
+    for (int k = 0; k < l.world_size(); ++k)
+        if (!job.ranks[static_cast<std::size_t>(k)].present)
+            missing.push_back(k);
+    j["coverage"] = {{"ranks_present", present},
+                     {"world_size", l.world_size()},
+                     {"ranks_missing", missing.empty() ? std::string() : rank_list(missing)},
+                     {"what_if_replicas", a.replicas},
+                     {"scope", a.scope}};
     if (a.dominant) {
         const auto rec = recommend(r, *a.dominant);
         j["recommendation"] = {{"cause", profiler::cause_name(*a.dominant)},
                                {"change", rec.text},
-                               {"command", rec.command}};
+                               {"command", rec.command.empty() ? nlohmann::json(nullptr)
+                                                               : nlohmann::json(rec.command)},
+                               {"needs", rec.needs}};
     }
     auto involved_json = [](const std::vector<profiler::involvement>& list) {
         auto arr = nlohmann::json::array();
@@ -483,7 +643,10 @@ nlohmann::json analysis_json(const profiler::analysis_result& r,
                                  {"linear_seconds", rb.linear_s},
                                  {"other_seconds", rb.other_s},
                                  {"unsplit_compute_seconds", rb.unsplit_s},
+                                 {"memory_seconds", rb.memory_s},
                                  {"compute_busy_seconds", rb.compute_busy_s},
+                                 {"busy_seconds", rb.busy_s},
+                                 {"span_seconds", rb.span_s},
                                  {"communication", comm},
                                  {"idle_seconds", rb.idle_s}});
             }

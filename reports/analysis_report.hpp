@@ -16,10 +16,13 @@ namespace wlb::reports {
 
 inline constexpr std::string_view analysis_schema = "wlbtune.analysis/1";
 
-/// The configuration change that removes a cause, and the command that gets there.
+/// The configuration change that removes a cause, and the command that gets there: one the
+/// input allows, runnable as printed (the job's own command with the change, for wlbtune's
+/// traces), else empty with what it would take in `needs`.
 struct recommendation {
     std::string text;
     std::string command;
+    std::string needs;
 };
 recommendation recommend(const profiler::analysis_result& r, profiler::cause c);
 

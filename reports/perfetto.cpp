@@ -1,6 +1,7 @@
 #include "reports/perfetto.hpp"
 
 #include "base/atomic_file.hpp"
+#include "base/provenance.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -24,7 +25,12 @@ std::string rank_process_name(const runtime::layout& l, int rank) {
 void write_perfetto(const runtime::trace& t, const std::string& path, const std::string& label) {
     using runtime::lane;
     auto out = open_perfetto_file(path);
-    nlohmann::json other = {{"source", t.meta.source},
+    // generator and kind mark the file as wlbtune's own (analyze reads it back as the trace it
+    // is); command_line is the command that wrote it.
+    nlohmann::json other = {{"generator", "wlbtune"},
+                            {"kind", "trace"},
+                            {"command_line", wlb::command_line()},
+                            {"source", t.meta.source},
                             {"label", label},
                             {"layout", t.meta.job_layout.spec()},
                             {"order", t.meta.job_layout.order_string()},

@@ -1,6 +1,8 @@
 // Perfetto / Chrome trace export (the JSON object format that ui.perfetto.dev and
-// chrome://tracing load). Rules every exported file keeps (reports/perfetto_check.hpp checks
-// them):
+// chrome://tracing load). otherData marks the file as wlbtune's ("generator": "wlbtune", "kind":
+// "trace") with the command that wrote it, its source ("simulated", ...), label and layout, so
+// that `wlbtune analyze` reads it back as the trace it is (profiler/ingest/ingest_perfetto.cpp).
+// Rules every exported file keeps (reports/perfetto_check.hpp checks them):
 //   - one process per rank (pid = rank), named "rank 5 tp1 cp0 pp1 dp0", sorted by rank;
 //   - one thread per lane (tid = lane + 1), named "compute", "tp", "cp", "pp", "dp", "host";
 //   - complete events ("ph": "X") with "ts" and "dur" in microseconds (ns precision), and args

@@ -10,7 +10,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenmpi-dev openmpi-bin
-  zlib1g-dev libsimdjson-dev libopenblas-dev
+  zlib1g-dev libsimdjson-dev libopenblas-dev libsqlite3-dev
   libxxhash-dev clang-format
   chromium fonts-liberation
   python3-dev python3-numpy pybind11-dev

@@ -13,7 +13,7 @@ analysis_result analyze_job(job_trace job, bool keep_ideal) {
     out.job = std::move(job);
     const step_index index(out.job);
     const auto instances = match_collectives(out.job);
-    out.breakdown = compute_breakdown(out.job, index);
+    out.breakdown = compute_breakdown(out.job);
     out.stragglers = find_stragglers(out.job, index, instances);
     attribution_options ao;
     ao.keep_ideal = keep_ideal;
@@ -83,9 +83,11 @@ void select_steps(job_trace& job, const step_range& range) {
                                       range.describe(), span(job.steps)));
     job.step_selection =
         fmt::format("steps {} of {} (--steps {})", span(kept), span(job.steps), range.describe());
-    for (auto& rt : job.ranks)
+    for (auto& rt : job.ranks) {
         std::erase_if(rt.events,
                       [&](const job_event& e) { return e.step >= 0 && !inside(e.step); });
+        std::erase_if(rt.summaries, [&](const step_summary& s) { return !inside(s.step); });
+    }
     std::erase_if(job.batches, [&](const runtime::sharded_step& b) { return !inside(b.step); });
     job.steps = std::move(kept);
 }

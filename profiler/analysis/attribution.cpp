@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <map>
 #include <numeric>
 
@@ -297,20 +298,20 @@ void even_comm(measured_step& m, const step_model& sm, std::vector<involvement>*
                         for (int c = 0; c < cp; ++c) {
                             auto& s = m.slots[static_cast<std::size_t>(m.unit_of(c, p, d))]
                                              [static_cast<std::size_t>(m.slot_of(mb, v, ph))];
-                            const int rank = l.rank_of({0, c, p, d});
+                            const int rank = m.job_rank(c, p, d);
                             if (c == 0)
-                                note(fmt::format("CP collectives of pp{} dp{}", p, d),
+                                note(fmt::format("CP collectives of pp{} dp{}", p, m.job_dp(d)),
                                      s.cp_comm_per_layer_s, cp_ref, rank);
                             s.cp_comm_per_layer_s = cp_ref;
                             if (s.layers > 0) {
                                 note(fmt::format("TP collectives of rank {} (cp{} pp{} dp{})", rank,
-                                                 c, p, d),
+                                                 c, p, m.job_dp(d)),
                                      s.tp_s / s.layers, tp_ref, rank);
                                 s.tp_s = tp_ref * s.layers;
                             }
                             if (s.send_s > 0.0) {
                                 note(fmt::format("PP sends of rank {} (cp{} pp{} dp{})", rank, c, p,
-                                                 d),
+                                                 m.job_dp(d)),
                                      s.send_s, send_ref[size_class(s.send_bytes)], rank);
                                 s.send_s = send_ref[size_class(s.send_bytes)];
                             }
@@ -339,7 +340,7 @@ void even_comm(measured_step& m, const step_model& sm, std::vector<involvement>*
             for (std::size_t b = 0; b < list.size(); ++b) {
                 const double ref = refs[class_of(list[b], v, b)];
                 note(fmt::format("DP gradient reduction of stage {}", p), list[b].seconds, ref,
-                     l.rank_of({0, 0, p, 0}));
+                     m.job_rank(0, p, 0));
                 list[b].seconds = ref;
             }
         }
@@ -411,6 +412,7 @@ measured_step evened(const measured_step& base, const step_model& sm,
     return m;
 }
 
+// `l`: the job's layout.
 std::string unit_text(const runtime::layout& l, int rank) {
     const auto c = l.coords_of(rank);
     if (l.tp() > 1)
@@ -428,8 +430,9 @@ void describe(const measured_step& norm, const step_model& sm, const std::vector
     for (int u = 0; u < norm.units(); ++u)
         if (speed[static_cast<std::size_t>(u)] > 1.0 + noise) {
             const auto w = sm.where(u);
-            const int rank = l.rank_of({0, w.c, w.p, w.d});
-            workers.push_back({unit_text(l, rank), speed[static_cast<std::size_t>(u)], rank});
+            const int rank = norm.job_rank(w.c, w.p, w.d);
+            workers.push_back(
+                {unit_text(norm.full_layout, rank), speed[static_cast<std::size_t>(u)], rank});
         }
     // PP packing: a micro-batch's compute over its replica's units, against the replica mean.
     auto& packing = out.causes[static_cast<int>(cause::pp_packing)].involved;
@@ -452,14 +455,14 @@ void describe(const measured_step& norm, const step_model& sm, const std::vector
             const double avg_c = mean(per_c);
             for (int c = 0; c < cp; ++c)
                 if (avg_c > 0.0 && per_c[static_cast<std::size_t>(c)] > avg_c * (1.0 + noise))
-                    sharding.push_back({fmt::format("dp{} micro-batch {}: CP rank {}", d, mb, c),
-                                        per_c[static_cast<std::size_t>(c)] / avg_c,
-                                        l.rank_of({0, c, 0, d})});
+                    sharding.push_back(
+                        {fmt::format("dp{} micro-batch {}: CP rank {}", norm.job_dp(d), mb, c),
+                         per_c[static_cast<std::size_t>(c)] / avg_c, norm.job_rank(c, 0, d)});
         }
         const double avg = mean(per_mb);
         for (int mb = 0; mb < n; ++mb)
             if (avg > 0.0 && per_mb[static_cast<std::size_t>(mb)] > avg * (1.0 + noise))
-                packing.push_back({fmt::format("dp{} micro-batch {}", d, mb),
+                packing.push_back({fmt::format("dp{} micro-batch {}", norm.job_dp(d), mb),
                                    per_mb[static_cast<std::size_t>(mb)] / avg, -1});
     }
     const auto rep = totals(norm, dp, [&](int u) { return sm.where(u).d; });
@@ -467,7 +470,8 @@ void describe(const measured_step& norm, const step_model& sm, const std::vector
     for (int d = 0; d < dp; ++d)
         if (rep_avg > 0.0 && rep[static_cast<std::size_t>(d)] > rep_avg * (1.0 + noise))
             out.causes[static_cast<int>(cause::dp_imbalance)].involved.push_back(
-                {fmt::format("DP replica {}", d), rep[static_cast<std::size_t>(d)] / rep_avg, -1});
+                {fmt::format("DP replica {}", norm.job_dp(d)),
+                 rep[static_cast<std::size_t>(d)] / rep_avg, -1});
     const auto st = totals(norm, pp, [&](int u) { return sm.where(u).p; });
     const double st_avg = mean(st);
     for (int p = 0; p < pp; ++p)
@@ -576,6 +580,60 @@ std::optional<std::string> suggest_partition(const measured_step& norm, const st
     return fmt::format("{}", fmt::join(out, ","));
 }
 
+// "0-3, 7"
+std::string ranges_text(const std::vector<int>& v) {
+    std::string out;
+    for (std::size_t i = 0; i < v.size();) {
+        std::size_t j = i;
+        while (j + 1 < v.size() && v[j + 1] == v[j] + 1)
+            ++j;
+        out += fmt::format("{}{}", out.empty() ? "" : ", ",
+                           i == j ? fmt::format("{}", v[i]) : fmt::format("{}-{}", v[i], v[j]));
+        i = j + 1;
+    }
+    return out;
+}
+
+// The DP replicas whose every (pipeline stage, CP rank) TP group has a rank with a trace, and
+// for the others what they lack.
+struct replica_coverage {
+    std::vector<int> complete;
+    std::vector<std::string> lacking; ///< one line per incomplete replica
+};
+
+replica_coverage coverage_of(const job_trace& job) {
+    const auto& l = job.job_layout;
+    replica_coverage out;
+    for (int d = 0; d < l.dp(); ++d) {
+        std::vector<std::string> gaps;
+        int missing = 0;
+        for (int p = 0; p < l.pp(); ++p)
+            for (int c = 0; c < l.cp(); ++c) {
+                bool any = false;
+                for (int t = 0; t < l.tp() && !any; ++t)
+                    any = job.ranks[static_cast<std::size_t>(l.rank_of({t, c, p, d}))].present;
+                if (any)
+                    continue;
+                ++missing;
+                if (gaps.size() < 3) {
+                    const int r0 = l.rank_of({0, c, p, d});
+                    gaps.push_back(l.tp() > 1 ? fmt::format("pp{} cp{} (ranks {}-{})", p, c, r0,
+                                                            r0 + l.tp() - 1)
+                                              : fmt::format("pp{} cp{} (rank {})", p, c, r0));
+                }
+            }
+        if (missing == 0) {
+            out.complete.push_back(d);
+            continue;
+        }
+        out.lacking.push_back(fmt::format("replica {} has no trace of {} of its {} stage and CP "
+                                          "rank groups: {}{}",
+                                          d, missing, l.pp() * l.cp(), fmt::join(gaps, ", "),
+                                          missing > static_cast<int>(gaps.size()) ? ", ..." : ""));
+    }
+    return out;
+}
+
 } // namespace
 
 std::string_view cause_name(cause c) noexcept {
@@ -637,11 +695,45 @@ attribution_result attribute(const job_trace& job, const step_index& index,
         by_step[inst.step].push_back(&inst);
     std::vector<std::string> partitions;
     int current_best = 0; // steps whose evening partition is the current one
+    // A partial job: the what-if replays the complete replicas only.
+    const auto& l = job.job_layout;
+    const auto cov = coverage_of(job);
+    std::vector<int> replicas; // empty: all
+    std::string no_replica;
+    if (cov.complete.empty()) {
+        no_replica = fmt::format(
+            "no DP replica has a trace of every pipeline stage and CP rank (the what-if replays "
+            "whole replicas); {}{}",
+            fmt::join(cov.lacking.begin(),
+                      cov.lacking.begin() +
+                          static_cast<std::ptrdiff_t>(std::min<std::size_t>(2, cov.lacking.size())),
+                      "; "),
+            cov.lacking.size() > 2 ? fmt::format("; and {} more replicas", cov.lacking.size() - 2)
+                                   : std::string());
+        out.scope = "no what-if: " + no_replica;
+    } else if (static_cast<int>(cov.complete.size()) < l.dp()) {
+        replicas = cov.complete;
+        out.scope = fmt::format(
+            "the what-if replays DP replica{} {} of {}, the ones with a trace of every pipeline "
+            "stage and CP rank ({}); left out: {}{}",
+            cov.complete.size() > 1 ? "s" : "", ranges_text(cov.complete), l.dp(),
+            cov.complete.size() > 1 ? "DP imbalance is measured among them only"
+                                    : "one replica: DP imbalance cannot be measured",
+            cov.lacking.front(),
+            cov.lacking.size() > 1 ? fmt::format("; and {} more replicas", cov.lacking.size() - 1)
+                                   : std::string());
+    }
+    out.replicas = replicas.empty() && !cov.complete.empty() ? cov.complete : replicas;
     for (std::int64_t step : job.steps) {
         step_attribution a;
         a.step = step;
         std::string why;
-        const auto m = measure_step(job, index, step, by_step[step], why);
+        if (!no_replica.empty()) {
+            a.skipped_reason = no_replica;
+            out.steps.push_back(std::move(a));
+            continue;
+        }
+        const auto m = measure_step(job, index, step, by_step[step], why, replicas);
         if (!m) {
             a.skipped_reason = why;
             out.steps.push_back(std::move(a));
@@ -673,7 +765,11 @@ attribution_result attribute(const job_trace& job, const step_index& index,
             est.what = c;
             est.evened_step_s = runner.run(evened(*m, sm, speed, {c}));
             est.lost_s = a.replay_s - est.evened_step_s;
+            // Evening every cause together interacts; the ideal is never slower than the replay
+            // or than one cause evened alone, so the lost time is never below one cause's.
+            a.ideal_s = std::min(a.ideal_s, est.evened_step_s);
         }
+        a.ideal_s = std::min(a.ideal_s, a.replay_s);
         measured_step norm = *m;
         apply_speed(norm, speed, true);
         describe(norm, sm, speed, a, options.noise);

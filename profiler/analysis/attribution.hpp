@@ -79,7 +79,10 @@ struct step_attribution {
     std::string skipped_reason; ///< when not attributed
     double measured_s = 0.0;    ///< measured step time
     double replay_s = 0.0;      ///< simulated with the measured durations
-    double ideal_s = 0.0;       ///< simulated with every cause evened out
+    /// Simulated with every cause evened out: the fastest of all together, each alone, and the
+    /// replay (evening interacts: all together can be slower than one alone, and the lost time
+    /// must not read less than a single cause's).
+    double ideal_s = 0.0;
     std::string schedule;
     std::array<cause_estimate, cause_count> causes{};
     std::vector<double> worker_speed; ///< per unit: 1 = as fast as its peers
@@ -111,6 +114,13 @@ struct attribution_result {
     /// where one could be computed).
     bool partition_is_closest = false;
     std::vector<ideal_step> ideal; ///< when asked for
+    /// The DP replicas the what-if replays (the job's indices): every one, or in a partial job
+    /// those with a trace of every pipeline stage and CP rank (the what-if replays whole
+    /// replicas).
+    std::vector<int> replicas;
+    /// Empty when the what-if covers the whole job; else what it covers and what it leaves out
+    /// (ranks, replicas), and why.
+    std::string scope;
     [[nodiscard]] double lost_s_total() const noexcept { return replay_s - ideal_s; }
 };
 

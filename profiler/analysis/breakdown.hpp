@@ -1,11 +1,19 @@
 // Where each rank's time went in each step: compute by class (attention, linear, other, and
-// compute a source does not split), communication per lane (the TP, CP, PP and DP groups),
-// exposed (no compute running at the same time) or overlapped, and idle.
+// compute a source does not split), memory copies, communication per lane (the TP, CP, PP and
+// DP groups), exposed (no compute running at the same time) or overlapped, and idle. Computed
+// from each rank's events as they were read (step_summary, profiler/ingest/rank_condense.hpp).
 //
 // The step's window is job-wide: from the first start to the last end of any rank's events of
 // that step (clocks aligned). Compute by class sums kernel (or timer) time; `compute_busy_s` is
-// the union of compute intervals (streams may overlap). A communication interval is exposed
-// where no compute runs; idle = window - union of compute and communication.
+// the union of compute intervals (streams may overlap; memory copies and sets are not compute),
+// `busy_s` the union of every interval off the host lane. A communication interval is exposed
+// where no compute runs; idle = window - busy.
+//
+// HTA's temporal breakdown (idle, compute, non-compute per rank) over the same events is
+// span_s - busy_s, compute_busy_s and busy_s - compute_busy_s, where span_s runs from the rank's
+// first to its last event off the host lane in the step (HTA's kernel time); idle_s differs from
+// HTA's idle by window - span_s, the time the rank waited for the rest of the job at the step's
+// ends.
 #pragma once
 
 #include "profiler/ingest/job_trace.hpp"
@@ -28,7 +36,10 @@ struct rank_breakdown {
     double linear_s = 0.0;
     double other_s = 0.0;
     double unsplit_s = 0.0; ///< compute the source does not split (Megatron forward-compute)
+    double memory_s = 0.0;  ///< memory copies and sets (not compute)
     double compute_busy_s = 0.0;
+    double busy_s = 0.0; ///< union of every interval off the host lane
+    double span_s = 0.0; ///< first to last event off the host lane (HTA's kernel time)
     std::array<comm_split, runtime::lane_count> comm{}; ///< index = lane (tp, cp, pp, dp used)
     double idle_s = 0.0;
     [[nodiscard]] double compute_s() const noexcept {
@@ -46,6 +57,6 @@ struct step_breakdown {
     }
 };
 
-std::vector<step_breakdown> compute_breakdown(const job_trace& job, const step_index& index);
+std::vector<step_breakdown> compute_breakdown(const job_trace& job);
 
 } // namespace wlb::profiler

@@ -52,13 +52,13 @@ struct slot_acc {
     /// How often each attention or linear op name occurs: a layer runs each once (the
     /// simulator's one "linear fwd", the CPU runtime's "qkv proj", "out proj", "mlp" GEMMs).
     std::vector<std::pair<std::int32_t, int>> op_counts;
-    void count(std::int32_t name) {
+    void count(std::int32_t name, int times) {
         for (auto& [n, c] : op_counts)
             if (n == name) {
-                ++c;
+                c += times;
                 return;
             }
-        op_counts.emplace_back(name, 1);
+        op_counts.emplace_back(name, times);
     }
     /// Layers the slot shows: the most times one op name occurs (1 when none).
     [[nodiscard]] int layers() const {
@@ -82,12 +82,23 @@ std::string slot_text(int m, int v, bool bwd) {
 std::optional<measured_step> measure_step(const job_trace& job, const step_index& index,
                                           std::int64_t step,
                                           const std::vector<const collective_instance*>& instances,
-                                          std::string& why) {
-    const auto& l = job.job_layout;
-    const int tp = l.tp(), cp = l.cp(), pp = l.pp(), dp = l.dp(), vpp = l.vpp();
+                                          std::string& why, const std::vector<int>& replicas) {
+    const auto& full = job.job_layout;
+    const int tp = full.tp(), cp = full.cp(), pp = full.pp(), vpp = full.vpp();
+    const int dp = replicas.empty() ? full.dp() : static_cast<int>(replicas.size());
     measured_step m;
     m.step = step;
-    m.job_layout = l;
+    m.full_layout = full;
+    if (!replicas.empty())
+        m.replica_ids = replicas;
+    m.job_layout = replicas.empty() ? full : runtime::layout(tp, cp, pp, dp, vpp, full.order());
+    // The job's coordinates and ranks of the replicas measured.
+    std::vector<int> sub_of(static_cast<std::size_t>(full.dp()), -1);
+    for (int d = 0; d < dp; ++d)
+        sub_of[static_cast<std::size_t>(m.job_dp(d))] = d;
+    auto rank_of = [&](int t, int c, int p, int d) {
+        return full.rank_of({t, c, p, m.job_dp(d)});
+    };
     const int units = cp * pp * dp;
 
     // Per unit, per TP member: slot accumulators keyed by (m, v, pass).
@@ -106,7 +117,7 @@ std::optional<measured_step> measure_step(const job_trace& job, const step_index
                 const int u = m.unit_of(c, p, d);
                 bool any_member = false;
                 for (int t = 0; t < tp; ++t) {
-                    const int r = l.rank_of({t, c, p, d});
+                    const int r = rank_of(t, c, p, d);
                     const auto& rt = job.ranks[static_cast<std::size_t>(r)];
                     if (!rt.present)
                         continue;
@@ -116,10 +127,13 @@ std::optional<measured_step> measure_step(const job_trace& job, const step_index
                     any_member = true;
                     std::map<std::tuple<int, int, int>, slot_acc> mine;
                     double optimizer = 0.0;
+                    for (const auto& sm : rt.summaries)
+                        if (sm.step == step) {
+                            lo = std::min(lo, sm.first_ns);
+                            hi = std::max(hi, sm.last_ns);
+                        }
                     for (std::uint32_t i : span) {
                         const auto& e = rt.events[i];
-                        lo = std::min(lo, e.start_ns);
-                        hi = std::max(hi, e.end_ns());
                         const double s = static_cast<double>(e.dur_ns) * 1e-9;
                         if (e.ph == phase::optimizer) {
                             if (e.kind == event_kind::compute)
@@ -140,12 +154,12 @@ std::optional<measured_step> measure_step(const job_trace& job, const step_index
                             switch (e.work) {
                             case work_class::attention:
                                 a.attention += s;
-                                a.count(e.name);
+                                a.count(e.name, e.count);
                                 break;
                             case work_class::linear:
                             case work_class::mixed:
                                 a.linear += s;
-                                a.count(e.name);
+                                a.count(e.name, e.count);
                                 break;
                             default:
                                 a.linear += s;
@@ -183,7 +197,7 @@ std::optional<measured_step> measure_step(const job_trace& job, const step_index
                 if (!any_member) {
                     why = fmt::format("no trace of step {} for the TP group of rank {} (cp{} pp{} "
                                       "dp{})",
-                                      step, l.rank_of({0, c, p, d}), c, p, d);
+                                      step, rank_of(0, c, p, d), c, p, m.job_dp(d));
                     return std::nullopt;
                 }
             }
@@ -213,7 +227,7 @@ std::optional<measured_step> measure_step(const job_trace& job, const step_index
                             if (it == b.end() || !it->second.present) {
                                 why = fmt::format("rank {} (cp{} pp{} dp{}) has no compute for {} "
                                                   "in step {}",
-                                                  l.rank_of({0, c, p, d}), c, p, d,
+                                                  rank_of(0, c, p, d), c, p, m.job_dp(d),
                                                   slot_text(mb, v, pass == 1), step);
                                 return std::nullopt;
                             }
@@ -290,7 +304,7 @@ std::optional<measured_step> measure_step(const job_trace& job, const step_index
                             if (mismatch.empty())
                                 mismatch = fmt::format(
                                     "rank {} (pp{}) runs {} as its slot {}, where {} runs {}",
-                                    l.rank_of({0, c, p, d}), p,
+                                    rank_of(0, c, p, d), p,
                                     slot_text(seen[i].second.micro_batch,
                                               seen[i].second.virtual_stage,
                                               seen[i].second.phase == runtime::pass::bwd),
@@ -328,7 +342,10 @@ std::optional<measured_step> measure_step(const job_trace& job, const step_index
         }
         const auto& m0 = inst->members.front();
         const auto& e0 = job.ranks[static_cast<std::size_t>(m0.rank)].events[m0.event];
-        const auto c0 = l.coords_of(m0.rank);
+        auto c0 = full.coords_of(m0.rank);
+        if (sub_of[static_cast<std::size_t>(c0.dp)] < 0 && g.where != lane::dp)
+            continue; // a replica left out of the what-if
+        c0.dp = std::max(0, sub_of[static_cast<std::size_t>(c0.dp)]);
         if (g.where == lane::cp && c0.tp == 0 && e0.micro_batch >= 0 &&
             (e0.ph == phase::fwd || e0.ph == phase::bwd)) {
             cp_sum[{c0.dp, c0.pp, e0.micro_batch, std::max<int>(0, e0.virtual_stage),
@@ -336,8 +353,11 @@ std::optional<measured_step> measure_step(const job_trace& job, const step_index
         } else if (g.where == lane::dp && c0.tp == 0) {
             if (e0.ph == phase::optimizer) {
                 for (const auto& mem : inst->members) {
-                    const auto c = l.coords_of(mem.rank);
-                    m.optimizer_s[static_cast<std::size_t>(m.unit_of(c.cp, c.pp, c.dp))] += pure;
+                    const auto c = full.coords_of(mem.rank);
+                    const int sd = sub_of[static_cast<std::size_t>(c.dp)];
+                    if (sd < 0)
+                        continue;
+                    m.optimizer_s[static_cast<std::size_t>(m.unit_of(c.cp, c.pp, sd))] += pure;
                 }
             } else {
                 dp_buckets[{c0.pp, std::max<int>(0, e0.virtual_stage)}].push_back(

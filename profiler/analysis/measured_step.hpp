@@ -50,7 +50,12 @@ struct bucket_cost {
 
 struct measured_step {
     std::int64_t step = 0;
+    /// The layout replayed: the job's, or (a partial job) the job's with only the DP replicas
+    /// in `replica_ids`.
     runtime::layout job_layout{1, 1, 1, 1};
+    runtime::layout full_layout{1, 1, 1, 1}; ///< the job's
+    /// The job's DP index of each replica replayed; empty: every replica, in order.
+    std::vector<int> replica_ids;
     std::vector<int> micro_batches; ///< per DP replica
     int max_micro_batches = 0;
     runtime::stage_partition partition;
@@ -75,15 +80,24 @@ struct measured_step {
     [[nodiscard]] int unit_of(int cp, int pp, int dp) const noexcept {
         return cp + job_layout.cp() * (pp + job_layout.pp() * dp);
     }
+    /// The job's DP index of replica `dp` of job_layout.
+    [[nodiscard]] int job_dp(int dp) const {
+        return replica_ids.empty() ? dp : replica_ids[static_cast<std::size_t>(dp)];
+    }
+    /// The job's global rank of TP rank 0 of unit (cp, pp, dp) of job_layout.
+    [[nodiscard]] int job_rank(int cp, int pp, int dp) const {
+        return full_layout.rank_of({0, cp, pp, job_dp(dp)});
+    }
 };
 
-/// Extracts step `step`. `instances` are the job's matched collectives of that step. Returns
-/// nullopt and says why when the step cannot be replayed (a unit without a trace, a slot
-/// missing, an order that no schedule explains).
+/// Extracts step `step` of the DP replicas `replicas` (the job's DP indices, ascending; empty:
+/// every replica). `instances` are the job's matched collectives of that step. Returns nullopt
+/// and says why when the step cannot be replayed (a unit without a trace, a slot missing, an
+/// order that no schedule explains).
 std::optional<measured_step> measure_step(const job_trace& job, const step_index& index,
                                           std::int64_t step,
                                           const std::vector<const collective_instance*>& instances,
-                                          std::string& why);
+                                          std::string& why, const std::vector<int>& replicas = {});
 
 /// The step plan of `m` with its durations written in.
 runtime::step_plan measured_plan(const measured_step& m);

@@ -1,6 +1,7 @@
 #include "profiler/analysis/stragglers.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <tuple>
 
@@ -74,9 +75,10 @@ straggler_report find_stragglers(const job_trace& job, const step_index& index,
                     e.ph == runtime::phase::optimizer)
                     continue;
                 const bool per_mb = e.micro_batch >= 0;
+                // A merged record stands for its events at their mean duration.
                 by[{e.name, per_mb ? dp : -1, e.micro_batch, per_mb ? e.virtual_stage : -1,
                     per_mb ? static_cast<int>(e.ph) : -1}][static_cast<int>(r)]
-                    .push_back(static_cast<double>(e.dur_ns));
+                    .push_back(static_cast<double>(e.dur_ns) / e.count);
             }
         }
         std::vector<std::vector<double>> ratios(world);
@@ -87,23 +89,28 @@ straggler_report find_stragglers(const job_trace& job, const step_index& index,
         for (std::size_t r = 0; r < world; ++r)
             arr[r].rank = static_cast<int>(r);
         for (const auto* inst : by_step[step]) {
-            std::int64_t last = -1, sum = 0;
+            // A merged record stands for `count` collectives at their mean arrival.
+            std::int64_t last = std::numeric_limits<std::int64_t>::min(), sum = 0;
             int who = -1;
+            std::int64_t count = 1;
             for (const auto& m : inst->members) {
                 const auto& e = job.ranks[static_cast<std::size_t>(m.rank)].events[m.event];
-                sum += e.start_ns;
-                if (e.start_ns > last) {
-                    last = e.start_ns;
+                const std::int64_t arrival = e.mean_start_ns();
+                sum += arrival;
+                count = e.count;
+                if (arrival > last) {
+                    last = arrival;
                     who = m.rank;
                 }
-                ++arr[static_cast<std::size_t>(m.rank)].collectives;
+                arr[static_cast<std::size_t>(m.rank)].collectives += e.count;
             }
             const auto n = static_cast<std::int64_t>(inst->members.size());
             const double others_mean = static_cast<double>(sum - last) / static_cast<double>(n - 1);
             const double wait = (static_cast<double>(last) - others_mean) * 1e-9;
             if (wait > 1e-6) {
-                ++arr[static_cast<std::size_t>(who)].last_arrivals;
-                arr[static_cast<std::size_t>(who)].wait_imposed_s += wait;
+                arr[static_cast<std::size_t>(who)].last_arrivals += count;
+                arr[static_cast<std::size_t>(who)].wait_imposed_s +=
+                    wait * static_cast<double>(count);
             }
         }
         for (std::size_t r = 0; r < world; ++r) {

@@ -69,9 +69,14 @@ struct progress {
 /// element and read again, once; `reset()` then clears what the first try collected. Throws
 /// wlb::input_error when nothing can be read.
 template <typename Walk, typename Reset>
-void parse_recovering(std::string& text, const std::string& path, job_trace& job, progress& p,
+void parse_recovering(text_buffer& text, const std::string& path, trace_part& job, progress& p,
                       Walk&& walk, Reset&& reset) {
     od::parser& parser = buffers().parser;
+    // The parser sizes its index to the document; with room to spare, the next rank's file of
+    // about the same size reuses it instead of allocating and faulting it in again.
+    if (parser.capacity() < text.size() &&
+        parser.allocate(text.size() + text.size() / 4) != simdjson::SUCCESS)
+        throw input_error(path, "out of memory for the JSON parser's index");
     bool retried = false;
     for (;;) {
         try {
@@ -88,7 +93,7 @@ void parse_recovering(std::string& text, const std::string& path, job_trace& job
                 p.truncated = true;
                 return;
             }
-            auto cut = find_json_cut(text);
+            auto cut = find_json_cut(text.view());
             if (!cut)
                 throw input_error(path, fmt::format("not a Chrome-trace JSON file: {}", e.what()));
             job.warn(fmt::format("{}:byte {}", path, cut->keep_bytes),
@@ -97,8 +102,7 @@ void parse_recovering(std::string& text, const std::string& path, job_trace& job
                                  e.what()));
             p.truncated = true;
             text.resize(cut->keep_bytes);
-            text += cut->closers;
-            text.reserve(text.size() + json_padding);
+            text.append(cut->closers);
             retried = true;
             p.events = 0;
             p.last_byte = 0;

@@ -56,7 +56,7 @@ std::map<std::pair<int, int>, std::int64_t> p2p_edges(const job_trace& job) {
             const auto k = seen[{e.step, static_cast<int>(e.micro_batch), static_cast<int>(e.ph),
                                  send ? 1 : 0}]++;
             (send ? sends : recvs)[{from, to, e.step, e.micro_batch, static_cast<int>(e.ph), k}] =
-                e.end_ns();
+                e.mean_end_ns();
         }
     }
     std::map<std::pair<int, int>, std::int64_t> min_diff; // (from, to) -> min(recv - send)
@@ -93,7 +93,7 @@ clock_alignment align_clocks(job_trace& job, const std::vector<collective_instan
     const std::size_t world = job.ranks.size();
     a.offset_ns.assign(world, 0);
     auto end_of = [&](const collective_member& m) {
-        return job.ranks[static_cast<std::size_t>(m.rank)].events[m.event].end_ns();
+        return job.ranks[static_cast<std::size_t>(m.rank)].events[m.event].mean_end_ns();
     };
     if (option.how == clock_option::mode::given) {
         a.method = "given offsets";
@@ -205,6 +205,12 @@ clock_alignment align_clocks(job_trace& job, const std::vector<collective_instan
         rt.clock_offset_ns -= origin;
         for (auto& e : rt.events)
             e.start_ns -= origin;
+        for (auto& sm : rt.summaries) {
+            sm.first_ns += rt.clock_offset_ns;
+            sm.last_ns += rt.clock_offset_ns;
+            sm.busy_first_ns += rt.clock_offset_ns;
+            sm.busy_last_ns += rt.clock_offset_ns;
+        }
     }
     std::vector<std::int64_t> spread;
     spread.reserve(instances.size());

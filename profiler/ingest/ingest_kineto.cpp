@@ -123,9 +123,10 @@ struct cpu_range {
 
 class kineto_file {
 public:
-    kineto_file(const std::string& path, job_trace& job) : m_path(path), m_job(job) {}
+    kineto_file(const std::string& path, trace_part& part, const rank_map& map)
+        : m_path(path), m_job(part), m_map(map) {}
 
-    void read(int fallback_rank) {
+    void read() {
         loaded_text& in = chrome::buffers().text;
         load_text_file(m_path, in);
         m_job.files.push_back(m_path);
@@ -135,11 +136,11 @@ public:
             m_truncated = true;
         }
         parse(in.text);
-        resolve(fallback_rank);
+        resolve();
     }
 
 private:
-    void parse(std::string& text) {
+    void parse(text_buffer& text) {
         chrome::parse_recovering(
             text, m_path, m_job, m_progress,
             [&](od::document& doc, const char* begin, chrome::progress& p) { walk(doc, begin, p); },
@@ -404,24 +405,25 @@ private:
         return {};
     }
 
-    void resolve(int fallback_rank) {
+    void resolve() {
         int rank = m_rank;
+        name_coords by_map;
         if (rank < 0) {
-            rank = rank_from_name();
-            if (rank < 0) {
-                rank = fallback_rank;
-                m_job.warn(m_path, fmt::format("no distributedInfo.rank and no rank in the file "
-                                               "name; taken as rank {} (its place among the "
-                                               "inputs)",
-                                               rank));
-            }
+            by_map = m_map.apply("", -1, "", -1, std::filesystem::path(m_path).filename().string());
+            rank = by_map.rank;
         }
+        if (rank < 0 && !by_map.any_coords())
+            rank = rank_from_name();
         if (m_world > 0)
             m_job.source_world_size = std::max(m_job.source_world_size, m_world);
-        auto* claimed = m_job.claim_rank(rank, m_path, "this file is");
-        if (!claimed)
-            return;
-        auto& rt = *claimed;
+        m_job.left_out = "this file is";
+        auto& entry = m_job.add_rank(rank, m_path);
+        if (rank < 0 && by_map.any_coords()) {
+            entry.where = by_map.where;
+            entry.label = m_path;
+        }
+        entry.no_rank_why = "no distributedInfo.rank and no rank in the file name";
+        auto& rt = entry.trace;
         rt.truncated = m_truncated;
         if (m_truncated) {
             // The cut fell in the last step the file opened.
@@ -518,9 +520,10 @@ private:
             if (k.info.kind != kernel_kind::nccl) {
                 e.where = lane::compute;
                 e.kind = event_kind::compute;
-                e.work = k.info.kind == kernel_kind::attention ? work_class::attention
-                         : k.info.kind == kernel_kind::linear  ? work_class::linear
-                                                               : work_class::other;
+                e.work = k.copy                                  ? work_class::memory
+                         : k.info.kind == kernel_kind::attention ? work_class::attention
+                         : k.info.kind == kernel_kind::linear    ? work_class::linear
+                                                                 : work_class::other;
                 rt.events.push_back(e);
                 continue;
             }
@@ -560,11 +563,14 @@ private:
                 auto it = unknown_groups.find(k.stream);
                 if (it == unknown_groups.end())
                     it = unknown_groups
-                             .emplace(k.stream,
-                                      m_job.group_of(e.where, {},
-                                                     fmt::format("rank {} NCCL stream {} (no "
-                                                                 "group metadata)",
-                                                                 rank, k.stream)))
+                             .emplace(
+                                 k.stream,
+                                 m_job.group_of(
+                                     e.where, {},
+                                     fmt::format("{} NCCL stream {} (no "
+                                                 "group metadata)",
+                                                 rank >= 0 ? fmt::format("rank {}", rank) : m_path,
+                                                 k.stream)))
                              .first;
                 e.group = it->second;
             }
@@ -592,7 +598,8 @@ private:
     };
 
     std::string m_path;
-    job_trace& m_job;
+    trace_part& m_job;
+    const rank_map& m_map;
     chrome::progress m_progress;
     bool m_truncated = false;
     std::int64_t m_base_ns = 0;
@@ -611,8 +618,8 @@ private:
 
 } // namespace
 
-void read_kineto_file(const std::string& path, job_trace& job, int fallback_rank) {
-    kineto_file(path, job).read(fallback_rank);
+void read_kineto_file(const std::string& path, trace_part& part, const rank_map& map) {
+    kineto_file(path, part, map).read();
 }
 
 } // namespace wlb::profiler

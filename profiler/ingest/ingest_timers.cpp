@@ -1,25 +1,41 @@
 // Megatron-style timer timelines (docs/formats.md, "Timer timelines"): Chrome-trace JSON whose
-// events are Megatron-LM timers, one file per rank or one file for many (one process each).
+// events are Megatron-LM timers, one file per rank or one file for many.
 //
 //   {"traceEvents": [
 //      {"ph": "M", "pid": 5, "name": "process_name", "args": {"name": "rank 5 tp1 cp0 pp1 dp0"}},
+//      {"ph": "M", "pid": 5, "tid": 2, "name": "thread_name", "args": {"name": "compute"}},
 //      {"ph": "X", "pid": 5, "tid": 0, "name": "forward-compute", "ts": 1234.5, "dur": 80.25,
 //       "args": {"step": 3, "micro_batch": 0, "virtual_stage": 0}},
 //      {"ph": "B", ...}, {"ph": "E", ...}, ...],
 //    "metadata": {"layout": "tp=2,cp=1,pp=2,dp=2", "order": "tp-cp-pp-dp"}}
 //
-// A process is a rank: "rank N" in its process_name (with its coordinates "tpA cpB ppC dpD"
-// when known), or args.rank on its events, or the file name (rankN), or its place among the
-// inputs. Steps come from args.step (or "iteration"); where they are missing, a step ends with
-// each "optimizer" timer. Micro-batches come from args.micro_batch (or "microbatch", "mb");
-// where missing, they are counted per step, model chunk and pass. Timers outside the
-// vocabulary (profiler/ingest/megatron_timers.hpp) are kept on the host lane with a warning.
+// A track is a (process, thread). Its rank comes from --rank-map, then the thread's and the
+// process's names (profiler/ingest/rank_names.hpp: "rank N", "tpA cpB ppC dpD", "TP rank A, PP
+// rank C" and their spellings), then args.rank on its events; a process per DP rank with threads
+// "PP rank 1, TP rank 0, compute" gives coordinates only, and the global rank follows from them
+// and the layout once every input is read. Tracks of one rank are merged. A file whose only
+// process names no rank is the rank in its file name (rankN), else its place among the inputs;
+// a file of several processes where a track cannot be placed is an error that lists the names
+// found and points at --rank-map.
+//
+// Steps come from args.step (or "iteration"); where they are missing, a step ends with each
+// "optimizer" timer. Micro-batches come from args.micro_batch (or "microbatch", "mb"); a
+// communication timer without one takes its args.seq_id (the sequence index of the micro-batch
+// it carries); where neither is given, they are counted per step, model chunk and pass. A send
+// and a receive on the pipeline lane that overlap (Megatron's combined send-forward-recv-
+// backward recorded as two timers) are one transfer: one receive over both. Timers outside the
+// vocabulary (profiler/ingest/megatron_timers.hpp) are host time, summarized in one warning for
+// the job.
+#include "base/error.hpp"
 #include "profiler/ingest/chrome_json.hpp"
 #include "profiler/ingest/ingest.hpp"
 #include "profiler/ingest/megatron_timers.hpp"
+#include "profiler/ingest/rank_names.hpp"
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
+#include <fmt/ranges.h>
 #include <map>
 #include <regex>
 #include <set>
@@ -41,9 +57,12 @@ struct pending {
     std::int32_t tid = 0;
     std::int32_t step = -1;
     std::int32_t micro_batch = -1;
+    std::int32_t seq_id = -1;
     std::int32_t virtual_stage = -1;
     std::int32_t arg_rank = -1;
 };
+
+using track_id = std::pair<std::int64_t, std::int64_t>; // (pid, tid)
 
 struct open_timer {
     std::int32_t name = 0;
@@ -53,24 +72,26 @@ struct open_timer {
 
 class timer_file {
 public:
-    timer_file(const std::string& path, job_trace& job) : m_path(path), m_job(job) {}
+    timer_file(const std::string& path, trace_part& part, const rank_map& map)
+        : m_path(path), m_job(part), m_map(map) {}
 
-    void read(int fallback_rank) {
+    void read() {
         loaded_text& in = chrome::buffers().text;
         load_text_file(m_path, in);
         m_job.files.push_back(m_path);
         m_job.input_bytes += in.file_bytes;
+        m_job.left_out = "these timers are";
         if (in.problem)
             m_job.warn(m_path, *in.problem + "; reading the events before the cut");
         chrome::parse_recovering(
             in.text, m_path, m_job, m_progress,
             [&](od::document& doc, const char* begin, chrome::progress& p) { walk(doc, begin, p); },
             [&] {
-                m_by_pid.clear();
+                m_tracks.clear();
                 m_open.clear();
             });
         const bool truncated = in.problem.has_value() || m_progress.truncated;
-        resolve(fallback_rank, truncated);
+        resolve(truncated);
     }
 
 private:
@@ -141,6 +162,8 @@ private:
                         args.step = static_cast<std::int32_t>(int_or(v, -1));
                     else if (ak == "micro_batch" || ak == "microbatch" || ak == "mb")
                         args.micro_batch = static_cast<std::int32_t>(int_or(v, -1));
+                    else if (ak == "seq_id")
+                        args.seq_id = static_cast<std::int32_t>(int_or(v, -1));
                     else if (ak == "virtual_stage" || ak == "model_chunk" || ak == "vp_stage" ||
                              ak == "chunk")
                         args.virtual_stage = static_cast<std::int32_t>(int_or(v, -1));
@@ -151,10 +174,11 @@ private:
                 }
             }
         }
-        auto& proc = m_by_pid[pid];
         if (ph == "M") {
             if (name == "process_name")
-                proc.process_name = meta_name;
+                m_process_names[pid] = meta_name;
+            else if (name == "thread_name")
+                m_thread_names[{pid, tid}] = meta_name;
             return;
         }
         if (ph == "X") {
@@ -171,7 +195,7 @@ private:
             args.name = m_job.names.intern(name);
             args.tid = static_cast<std::int32_t>(tid);
             args.event = m_progress.events;
-            proc.events.push_back(args);
+            m_tracks[{pid, tid}].push_back(args);
             return;
         }
         if (ph == "B" && have_ts) {
@@ -194,6 +218,8 @@ private:
                     p.step = args.step;
                 if (args.micro_batch >= 0)
                     p.micro_batch = args.micro_batch;
+                if (args.seq_id >= 0)
+                    p.seq_id = args.seq_id;
                 p.ts_ns = it->ts_ns;
                 p.dur_ns = ts - it->ts_ns;
                 p.name = it->name;
@@ -205,7 +231,7 @@ private:
                                            m_job.names[p.name]),
                                "negative duration");
                 else
-                    proc.events.push_back(p);
+                    m_tracks[{pid, tid}].push_back(p);
                 stack.erase(std::next(it).base());
                 return;
             }
@@ -221,7 +247,64 @@ private:
         return std::regex_search(base, m, re) ? std::stoi(m[1]) : -1;
     }
 
-    void resolve(int fallback_rank, bool truncated) {
+    std::string track_text(const track_id& t) const {
+        std::string out = fmt::format("process {}", t.first);
+        if (auto it = m_process_names.find(t.first); it != m_process_names.end())
+            out += fmt::format(" (\"{}\")", it->second);
+        out += fmt::format(", thread {}", t.second);
+        if (auto it = m_thread_names.find(t); it != m_thread_names.end())
+            out += fmt::format(" (\"{}\")", it->second);
+        return out;
+    }
+
+    // What the rank map, the names and the events say about a track.
+    name_coords track_coords(const track_id& t, const std::vector<pending>& events) const {
+        const auto pn = m_process_names.find(t.first);
+        const auto tn = m_thread_names.find(t);
+        const std::string_view pname =
+            pn != m_process_names.end() ? std::string_view(pn->second) : std::string_view();
+        const std::string_view tname =
+            tn != m_thread_names.end() ? std::string_view(tn->second) : std::string_view();
+        const std::string file = std::filesystem::path(m_path).filename().string();
+        auto nc = m_map.apply(pname, t.first, tname, t.second, file);
+        nc.fill_from(coords_in_name(tname));
+        nc.fill_from(coords_in_name(pname));
+        if (nc.rank < 0)
+            for (const auto& p : events)
+                if (p.arg_rank >= 0) {
+                    nc.rank = p.arg_rank;
+                    break;
+                }
+        return nc;
+    }
+
+    [[noreturn]] void no_rank(const std::vector<track_id>& unplaced) const {
+        std::vector<std::string> procs, threads;
+        for (const auto& [pid, name] : m_process_names)
+            if (procs.size() < 8)
+                procs.push_back(fmt::format("{} \"{}\"", pid, name));
+        for (const auto& [id, name] : m_thread_names)
+            if (threads.size() < 8)
+                threads.push_back(fmt::format("{}/{} \"{}\"", id.first, id.second, name));
+        std::vector<std::string> which;
+        for (std::size_t i = 0; i < unplaced.size() && i < 4; ++i)
+            which.push_back(track_text(unplaced[i]));
+        throw input_error(
+            m_path,
+            fmt::format("cannot tell the rank of {} of its {} tracks ({}{}). Process names found: "
+                        "{}; thread names found: {}. Name ranks \"rank N\", \"tpA cpB ppC dpD\" or "
+                        "\"TP rank A, PP rank C\" (with a DP rank in the process name), or map "
+                        "these names with --rank-map, e.g. --rank-map 'process:worker(\\d+) -> "
+                        "rank=$1' (docs/formats.md, \"Rank map\")",
+                        unplaced.size(), m_tracks.size(), fmt::join(which, "; "),
+                        unplaced.size() > which.size() ? "; ..." : "",
+                        procs.empty() ? std::string("none")
+                                      : fmt::format("{}", fmt::join(procs, ", ")),
+                        threads.empty() ? std::string("none")
+                                        : fmt::format("{}", fmt::join(threads, ", "))));
+    }
+
+    void resolve(bool truncated) {
         for (const auto& [key, stack] : m_open)
             for (const auto& t : stack)
                 m_job.warn(m_path,
@@ -229,45 +312,73 @@ private:
                                        "never ends; left out",
                                        m_job.names[t.name], key.first, t.ts_ns),
                            "unclosed timer");
-        static const std::regex name_re(
-            R"(rank\s*(\d+)(?:\s+tp(\d+)\s+cp(\d+)\s+pp(\d+)\s+dp(\d+))?)", std::regex::icase);
-        const bool single = m_by_pid.size() == 1;
-        for (auto& [pid, proc] : m_by_pid) {
-            if (proc.events.empty())
-                continue;
+        // Tracks by what they name: a rank, coordinates, or nothing.
+        struct target {
             int rank = -1;
-            std::smatch m;
-            if (!proc.process_name.empty() && std::regex_search(proc.process_name, m, name_re)) {
-                rank = std::stoi(m[1]);
-                if (m[2].matched)
-                    m_job.rank_coords[rank] = {std::stoi(m[2]), std::stoi(m[3]), std::stoi(m[4]),
-                                               std::stoi(m[5])};
-            } else if (proc.events.front().arg_rank >= 0) {
-                rank = proc.events.front().arg_rank;
-            } else if (single && rank_from_file_name() >= 0) {
-                rank = rank_from_file_name();
-            } else if (single) {
-                rank = fallback_rank;
-                m_job.warn(m_path, fmt::format("no rank in the process metadata, the events or "
-                                               "the file name; taken as rank {} (its place "
-                                               "among the inputs)",
-                                               rank));
+            runtime::coords where{-1, -1, -1, -1};
+            std::string label;
+            std::vector<pending> events;
+        };
+        std::vector<target> targets;
+        std::map<int, std::size_t> by_rank;
+        std::map<std::array<int, 4>, std::size_t> by_coords;
+        std::vector<track_id> unplaced;
+        std::set<std::int64_t> pids;
+        for (auto& [id, events] : m_tracks) {
+            if (events.empty())
+                continue;
+            pids.insert(id.first);
+            const auto nc = track_coords(id, events);
+            std::size_t k = 0;
+            if (nc.rank >= 0) {
+                auto [it, fresh] = by_rank.try_emplace(nc.rank, targets.size());
+                if (fresh)
+                    targets.push_back({nc.rank, nc.where, track_text(id), {}});
+                k = it->second;
+                const auto& w = nc.where;
+                if (w.tp >= 0 && w.cp >= 0 && w.pp >= 0 && w.dp >= 0)
+                    m_job.rank_coords[nc.rank] = w;
+            } else if (nc.any_coords()) {
+                const std::array<int, 4> key{nc.where.tp, nc.where.cp, nc.where.pp, nc.where.dp};
+                auto [it, fresh] = by_coords.try_emplace(key, targets.size());
+                if (fresh)
+                    targets.push_back({-1, nc.where, track_text(id), {}});
+                k = it->second;
             } else {
-                m_job.warn(m_path, fmt::format("process {} names no rank (process_name \"rank "
-                                               "N ...\" or args.rank); its {} timers are left "
-                                               "out",
-                                               pid, proc.events.size()));
+                unplaced.push_back(id);
                 continue;
             }
-            add_rank(rank, proc.events, truncated);
+            auto& into = targets[k].events;
+            into.insert(into.end(), events.begin(), events.end());
+        }
+        if (!unplaced.empty()) {
+            // One process naming nothing: the file is one rank (the file name, else its place).
+            if (!targets.empty() || pids.size() > 1)
+                no_rank(unplaced);
+            target t;
+            const std::string file = std::filesystem::path(m_path).filename().string();
+            const auto by_map = m_map.apply("", -1, "", -1, file);
+            t.rank = by_map.rank >= 0 ? by_map.rank : rank_from_file_name();
+            t.where = by_map.where;
+            t.label = m_path;
+            for (const auto& id : unplaced) {
+                auto& ev = m_tracks[id];
+                t.events.insert(t.events.end(), ev.begin(), ev.end());
+            }
+            targets.push_back(std::move(t));
+        }
+        for (auto& t : targets) {
+            auto& entry = m_job.add_rank(t.rank, m_path);
+            entry.where = t.rank >= 0 ? runtime::coords{-1, -1, -1, -1} : t.where;
+            entry.label = t.label;
+            entry.no_rank_why = "no rank in the process or thread names, the events or the file "
+                                "name";
+            add_rank(entry, t.events, truncated);
         }
     }
 
-    void add_rank(int rank, std::vector<pending>& events, bool truncated) {
-        auto* claimed = m_job.claim_rank(rank, m_path, "these timers are");
-        if (!claimed)
-            return;
-        auto& rt = *claimed;
+    void add_rank(trace_part::entry& entry, std::vector<pending>& events, bool truncated) {
+        auto& rt = entry.trace;
         rt.truncated = truncated;
         m_job.per_layer_events = false;
         std::sort(events.begin(), events.end(), [](const pending& a, const pending& b) {
@@ -279,9 +390,9 @@ private:
         std::int32_t counted_step = 0;
         std::int64_t optimizer_end = -1;
         std::map<std::tuple<int, int, int, std::int32_t>, int> mb_count;
-        std::set<std::int32_t> unknown;
         bool inferred_mb = false;
         std::int64_t last_optimizer_end = -1;
+        const std::string who = entry.rank >= 0 ? fmt::format("rank {}", entry.rank) : entry.label;
         for (auto& p : events) {
             const std::string& name = m_job.names[p.name];
             const auto meaning = megatron_timer(name);
@@ -311,6 +422,9 @@ private:
                 e.ph = meaning->ph;
                 e.work = meaning->work;
                 if (meaning->per_micro_batch && e.where != runtime::lane::host) {
+                    // A transfer without a micro-batch id carries its sequence index.
+                    if (p.micro_batch < 0 && e.where != runtime::lane::compute && p.seq_id >= 0)
+                        p.micro_batch = p.seq_id;
                     if (p.micro_batch < 0) {
                         // The k-th forward (backward) of a step and model chunk is micro-batch k.
                         const auto key = std::make_tuple(static_cast<int>(e.step),
@@ -326,44 +440,80 @@ private:
             } else {
                 e.where = runtime::lane::host;
                 e.kind = runtime::event_kind::other;
-                if (unknown.insert(p.name).second)
-                    m_job.warn(m_path,
-                               fmt::format("timer \"{}\" is not a Megatron timer name "
-                                           "wlbtune knows; kept on the host lane",
-                                           name),
-                               "unknown timer");
+                ++m_job.unknown_timers[name];
             }
             rt.events.push_back(e);
         }
+        combine_exchanges(rt, who);
         if (!any_step)
-            m_job.warn(m_path, fmt::format("rank {}: the timers carry no step ids; steps "
-                                           "counted by optimizer timers ({} steps)",
-                                           rank, counted_step + 1));
+            m_job.warn(m_path, fmt::format("{}: the timers carry no step ids; steps counted by "
+                                           "optimizer timers ({} steps)",
+                                           who, counted_step + 1));
         if (inferred_mb)
             m_job.warn(m_path,
-                       fmt::format("rank {}: some per-micro-batch timers carry no "
-                                   "micro-batch id; numbered in order per step, model "
-                                   "chunk and pass",
-                                   rank),
+                       fmt::format("{}: some per-micro-batch timers carry no micro-batch id (nor "
+                                   "seq_id); numbered in order per step, model chunk and pass",
+                                   who),
                        "inferred micro-batch");
     }
 
-    struct process {
-        std::string process_name;
-        std::vector<pending> events;
-    };
+    // A send and a receive on the pipeline lane that overlap are one exchange (Megatron's
+    // send_forward_recv_backward and its mirror, recorded as two timers): one receive spanning
+    // both, with the receive's micro-batch and pass, as the combined timers are read.
+    void combine_exchanges(rank_trace& rt, const std::string& who) {
+        using runtime::event_kind;
+        auto& ev = rt.events;
+        std::vector<std::size_t> pp;
+        for (std::size_t i = 0; i < ev.size(); ++i)
+            if (ev[i].where == runtime::lane::pp &&
+                (ev[i].kind == event_kind::send || ev[i].kind == event_kind::recv))
+                pp.push_back(i);
+        std::sort(pp.begin(), pp.end(),
+                  [&](std::size_t a, std::size_t b) { return ev[a].start_ns < ev[b].start_ns; });
+        int combined = 0;
+        for (std::size_t k = 0; k + 1 < pp.size(); ++k) {
+            job_event* a = &ev[pp[k]];
+            job_event* b = &ev[pp[k + 1]];
+            if (a->kind == b->kind || b->start_ns >= a->end_ns())
+                continue;
+            job_event* recv = a->kind == event_kind::recv ? a : b;
+            job_event* send = a->kind == event_kind::send ? a : b;
+            const std::int64_t start = std::min(a->start_ns, b->start_ns);
+            const std::int64_t end = std::max(a->end_ns(), b->end_ns());
+            recv->name = m_job.names.intern(
+                fmt::format("{} + {}", m_job.names[send->name], m_job.names[recv->name]));
+            recv->start_ns = start;
+            recv->dur_ns = end - start;
+            send->dur_ns = -1; // removed below
+            ++combined;
+            ++k; // the pair is used up
+        }
+        if (combined == 0)
+            return;
+        ev.erase(
+            std::remove_if(ev.begin(), ev.end(), [](const job_event& e) { return e.dur_ns < 0; }),
+            ev.end());
+        m_job.warn(m_path,
+                   fmt::format("{}: {} overlapping send and receive timers of the pipeline are "
+                               "combined exchanges (one transfer each, counted as its receive)",
+                               who, combined),
+                   "combined exchanges");
+    }
 
     std::string m_path;
-    job_trace& m_job;
+    trace_part& m_job;
+    const rank_map& m_map;
     chrome::progress m_progress;
-    std::map<std::int64_t, process> m_by_pid;
-    std::map<std::pair<std::int64_t, std::int64_t>, std::vector<open_timer>> m_open;
+    std::map<std::int64_t, std::string> m_process_names;
+    std::map<track_id, std::string> m_thread_names;
+    std::map<track_id, std::vector<pending>> m_tracks;
+    std::map<track_id, std::vector<open_timer>> m_open;
 };
 
 } // namespace
 
-void read_timer_file(const std::string& path, job_trace& job, int fallback_rank) {
-    timer_file(path, job).read(fallback_rank);
+void read_timer_file(const std::string& path, trace_part& part, const rank_map& map) {
+    timer_file(path, part, map).read();
 }
 
 } // namespace wlb::profiler

@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <fmt/format.h>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <unordered_map>
 
 namespace wlb::profiler {
@@ -31,7 +33,7 @@ std::int16_t narrow16(int v) {
 // Turns trace events into job events, remembering the work class of each name.
 class converter {
 public:
-    explicit converter(job_trace& job) : m_job(job) {}
+    explicit converter(trace_part& part) : m_job(part) {}
     void add(std::vector<job_event>& out, const runtime::trace_event& t) {
         job_event e;
         e.start_ns = t.start_ns;
@@ -55,7 +57,7 @@ public:
     }
 
 private:
-    job_trace& m_job;
+    trace_part& m_job;
     std::unordered_map<std::int32_t, work_class> m_work;
 };
 
@@ -71,11 +73,11 @@ public:
         runtime::trace_event e;
         unsigned seen = 0;
         for (auto field : obj) {
-            std::string_view key;
-            if (field.unescaped_key().get(key))
+            std::string_view field_name;
+            if (field.unescaped_key().get(field_name))
                 throw input_error(where, "malformed field name");
             chrome::od::value v = field.value();
-            const auto k = key_of(key);
+            const auto k = key_of(field_name);
             if (k == key::other)
                 continue;
             seen |= 1u << static_cast<unsigned>(k);
@@ -212,7 +214,8 @@ void read_rank_file(const std::string& path, int rank, converter& conv, rank_tra
     load_text_file(path, b.text);
     if (b.text.problem)
         throw input_error(path, *b.text.problem);
-    const std::string& text = b.text.text;
+    const text_buffer& buffer = b.text.text;
+    const std::string_view text = buffer.view();
     line_parser lines;
     std::size_t begin = 0;
     std::int64_t line = 0;
@@ -233,7 +236,7 @@ void read_rank_file(const std::string& path, int rank, converter& conv, rank_tra
         const std::string where = fmt::format("{}:{}", path, line);
         try {
             simdjson::padded_string_view view(l.data(), l.size(),
-                                              text.capacity() -
+                                              buffer.capacity() -
                                                   static_cast<std::size_t>(l.data() - text.data()));
             chrome::od::document doc = b.parser.iterate(view);
             auto e = lines.parse(doc, where);
@@ -272,53 +275,72 @@ void take_meta(job_trace& job, const runtime::trace_meta& meta) {
         job.ranks.resize(static_cast<std::size_t>(meta.job_layout.world_size()));
 }
 
+// The command that wrote the directory (its manifest's provenance), argv[0] reduced to its file
+// name; empty when the manifest does not record one.
+std::vector<std::string> manifest_command_line(const std::string& dir) {
+    std::ifstream in(std::filesystem::path(dir) / "manifest.json");
+    const auto j = nlohmann::json::parse(in, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("command_line") ||
+        !j["command_line"].is_array())
+        return {};
+    std::vector<std::string> args;
+    for (const auto& a : j["command_line"])
+        if (a.is_string())
+            args.push_back(a.get<std::string>());
+    if (!args.empty())
+        args.front() = std::filesystem::path(args.front()).filename().string();
+    return args;
+}
+
 } // namespace
 
-void read_wlbtune_dir(const std::string& dir, job_trace& job) {
-    const runtime::trace_reader reader(dir);
-    take_meta(job, reader.meta());
-    job.files.push_back(dir);
-    if (!reader.meta().batches.empty()) {
+wlbtune_dir::wlbtune_dir(std::string dir)
+    : m_dir(std::move(dir)), m_reader(m_dir), m_command_line(manifest_command_line(m_dir)) {}
+
+void wlbtune_dir::read_meta(job_trace& job) const {
+    take_meta(job, m_reader.meta());
+    job.files.push_back(m_dir);
+    if (!m_command_line.empty())
+        job.command_line = m_command_line;
+    if (!m_reader.meta().batches.empty()) {
         // The batches only serve the check against predicted work: a bad file loses that check,
         // not the analysis.
         try {
-            auto batches = reader.read_batches();
+            auto batches = m_reader.read_batches();
             job.batches.insert(job.batches.end(), std::make_move_iterator(batches.begin()),
                                std::make_move_iterator(batches.end()));
-            job.batches_file = (std::filesystem::path(dir) / reader.meta().batches).string();
+            job.batches_file = (std::filesystem::path(m_dir) / m_reader.meta().batches).string();
         } catch (const std::exception& e) {
-            job.warn((std::filesystem::path(dir) / reader.meta().batches).string(),
+            job.warn((std::filesystem::path(m_dir) / m_reader.meta().batches).string(),
                      fmt::format("{}; lost time is not set against the batches' predicted work",
                                  e.what()));
         }
     }
-    converter conv(job);
-    for (int r : reader.ranks()) {
-        auto* claimed = job.claim_rank(r, reader.rank_file(r), "its file is");
-        if (!claimed)
-            continue;
-        auto& rt = *claimed;
-        read_rank_file(rt.file, r, conv, rt);
-        std::error_code ec;
-        const auto bytes = std::filesystem::file_size(rt.file, ec);
-        if (!ec)
-            job.input_bytes += static_cast<std::int64_t>(bytes);
-    }
 }
 
-void read_trace(const runtime::trace& t, job_trace& job) {
+void wlbtune_dir::read_rank(int rank, trace_part& part) const {
+    part.left_out = "its file is";
+    converter conv(part);
+    auto& entry = part.add_rank(rank, m_reader.rank_file(rank));
+    auto& rt = entry.trace;
+    read_rank_file(rt.file, rank, conv, rt);
+    std::error_code ec;
+    const auto bytes = std::filesystem::file_size(rt.file, ec);
+    if (!ec)
+        part.input_bytes += static_cast<std::int64_t>(bytes);
+}
+
+void add_wlbtune_events(const std::vector<runtime::trace_event>& events, int rank,
+                        const std::string& file, trace_part& part) {
+    converter conv(part);
+    auto& rt = part.add_rank(rank, file).trace;
+    rt.events.reserve(events.size());
+    for (const auto& e : events)
+        conv.add(rt.events, e);
+}
+
+void read_trace_meta(const runtime::trace& t, job_trace& job) {
     take_meta(job, t.meta);
-    converter conv(job);
-    for (std::size_t r = 0; r < t.ranks.size(); ++r) {
-        if (t.ranks[r].empty())
-            continue;
-        auto& rt = job.ranks[r];
-        rt.present = true;
-        rt.file = fmt::format("(in memory) rank {}", r);
-        rt.events.reserve(t.ranks[r].size());
-        for (const auto& e : t.ranks[r])
-            conv.add(rt.events, e);
-    }
     job.batches.insert(job.batches.end(), t.batches.begin(), t.batches.end());
 }
 

@@ -8,8 +8,8 @@
 namespace wlb::profiler {
 
 std::string_view work_class_name(work_class w) noexcept {
-    constexpr std::array<std::string_view, 5> names = {"none", "attention", "linear", "other",
-                                                       "mixed"};
+    constexpr std::array<std::string_view, 6> names = {"none",  "attention", "linear",
+                                                       "other", "mixed",     "memory"};
     return names[static_cast<std::size_t>(w)];
 }
 
@@ -27,13 +27,129 @@ std::int32_t name_table::intern(std::string_view name) {
     return id;
 }
 
-std::int32_t job_trace::group_of(runtime::lane where, std::vector<int> members,
-                                 std::string_view name) {
+namespace {
+
+std::string group_key(runtime::lane where, std::vector<int>& members, std::string_view name) {
     std::sort(members.begin(), members.end());
     members.erase(std::unique(members.begin(), members.end()), members.end());
     std::string key = fmt::format("{}|{}|", static_cast<int>(where), fmt::join(members, ","));
     if (members.empty())
         key += name; // no ranks: the name is all that tells groups apart
+    return key;
+}
+
+} // namespace
+
+std::int32_t trace_part::group_of(runtime::lane where, std::vector<int> members,
+                                  std::string_view name) {
+    std::string key = group_key(where, members, name);
+    auto it = m_group_ids.find(key);
+    if (it != m_group_ids.end())
+        return it->second;
+    const auto id = static_cast<std::int32_t>(groups.size());
+    groups.push_back({std::string(name), where, std::move(members)});
+    m_group_ids.emplace(std::move(key), id);
+    return id;
+}
+
+void trace_part::warn(std::string where, std::string message, std::string_view kind) {
+    if (!kind.empty()) {
+        auto it = m_warn_counts.find(kind);
+        if (it == m_warn_counts.end())
+            it = m_warn_counts.emplace(std::string(kind), 0).first;
+        if (++it->second > max_warnings_per_kind) {
+            ++dropped_warnings[std::string(kind)];
+            return;
+        }
+    }
+    warnings.push_back({{std::move(where), std::move(message)}, std::string(kind)});
+}
+
+trace_part::entry& trace_part::add_rank(int rank, std::string file) {
+    auto& e = ranks.emplace_back();
+    e.rank = rank;
+    e.trace.present = true;
+    e.trace.file = std::move(file);
+    return e;
+}
+
+void job_trace::absorb(trace_part&& part) {
+    std::vector<std::int32_t> name_map(part.names.size());
+    for (std::size_t i = 0; i < part.names.size(); ++i)
+        name_map[i] = names.intern(part.names[static_cast<std::int32_t>(i)]);
+    std::vector<std::int32_t> group_map(part.groups.size());
+    for (std::size_t i = 0; i < part.groups.size(); ++i) {
+        auto& g = part.groups[i];
+        group_map[i] = group_of(g.where, std::move(g.ranks), g.name);
+    }
+    for (auto& w : part.warnings)
+        warn(std::move(w.w.where), std::move(w.w.message), w.kind);
+    for (const auto& [kind, n] : part.dropped_warnings)
+        m_warn_counts[kind] += n;
+    files.insert(files.end(), std::make_move_iterator(part.files.begin()),
+                 std::make_move_iterator(part.files.end()));
+    input_bytes += part.input_bytes;
+    if (!part.source_layout.empty())
+        source_layout = part.source_layout;
+    if (!part.source_order.empty())
+        source_order = part.source_order;
+    source_world_size = std::max(source_world_size, part.source_world_size);
+    for (const auto& [r, c] : part.rank_coords)
+        rank_coords[r] = c;
+    per_layer_events = per_layer_events && part.per_layer_events;
+    tp_replicated = tp_replicated || part.tp_replicated;
+    if (!part.note.empty())
+        note = part.note;
+    if (!part.source.empty())
+        source = part.source;
+    if (!part.command_line.empty())
+        command_line = part.command_line;
+    for (const auto& [name, n] : part.unknown_timers)
+        unknown_timers[name] += n;
+    for (auto& e : part.ranks) {
+        for (auto& ev : e.trace.events) {
+            ev.name = name_map[static_cast<std::size_t>(ev.name)];
+            if (ev.group >= 0)
+                ev.group = group_map[static_cast<std::size_t>(ev.group)];
+        }
+        for (auto& s : e.trace.summaries)
+            for (auto& c : s.comm)
+                if (c.group >= 0)
+                    c.group = group_map[static_cast<std::size_t>(c.group)];
+        const bool has_coords =
+            e.where.tp >= 0 || e.where.cp >= 0 || e.where.pp >= 0 || e.where.dp >= 0;
+        if (e.rank < 0 && has_coords) {
+            pending.push_back(std::move(e));
+            continue;
+        }
+        int rank = e.rank;
+        if (rank < 0) {
+            rank = static_cast<int>(ranks.size());
+            warn(e.trace.file,
+                 fmt::format("{}; taken as rank {} (its place among the inputs)",
+                             e.no_rank_why.empty() ? std::string("no rank") : e.no_rank_why, rank));
+        }
+        place_rank(rank, std::move(e.trace), part.left_out);
+    }
+}
+
+bool job_trace::place_rank(int rank, rank_trace&& trace, std::string_view what) {
+    if (static_cast<int>(ranks.size()) <= rank)
+        ranks.resize(static_cast<std::size_t>(rank + 1));
+    auto& rt = ranks[static_cast<std::size_t>(rank)];
+    if (rt.present) {
+        warn(trace.file,
+             fmt::format("rank {} was already read from {}; {} left out", rank, rt.file, what));
+        return false;
+    }
+    rt = std::move(trace);
+    rt.present = true;
+    return true;
+}
+
+std::int32_t job_trace::group_of(runtime::lane where, std::vector<int> members,
+                                 std::string_view name) {
+    std::string key = group_key(where, members, name);
     auto it = m_group_ids.find(key);
     if (it != m_group_ids.end())
         return it->second;
@@ -106,6 +222,13 @@ void job_trace::finish_warnings() {
 }
 
 std::size_t job_trace::event_count() const noexcept {
+    std::size_t n = 0;
+    for (const auto& r : ranks)
+        n += static_cast<std::size_t>(r.events_read);
+    return n;
+}
+
+std::size_t job_trace::record_count() const noexcept {
     std::size_t n = 0;
     for (const auto& r : ranks)
         n += r.events.size();

@@ -2,6 +2,7 @@
 
 #include "base/error.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -22,13 +23,28 @@ bool is_gzip_file(const std::string& path) {
     return gz;
 }
 
-void pad(std::string& s) {
-    const std::size_t n = s.size();
-    s.resize(n + json_padding, '\0');
-    s.resize(n);
+} // namespace
+
+void text_buffer::resize(std::size_t n) {
+    if (n + json_padding > m_alloc) {
+        // Grows geometrically, with room for the next rank's file of about the same size; the
+        // old bytes are kept, the new ones left to the caller.
+        const std::size_t alloc = std::max(n + n / 8 + json_padding, m_alloc + m_alloc / 2);
+        std::unique_ptr<char[]> bigger(new char[alloc]);
+        if (m_size > 0)
+            std::memcpy(bigger.get(), m_data.get(), std::min(m_size, n));
+        m_data = std::move(bigger);
+        m_alloc = alloc;
+    }
+    m_size = n;
+    std::memset(m_data.get() + n, 0, json_padding);
 }
 
-} // namespace
+void text_buffer::append(std::string_view s) {
+    const std::size_t at = m_size;
+    resize(m_size + s.size());
+    std::memcpy(m_data.get() + at, s.data(), s.size());
+}
 
 void load_text_file(const std::string& path, loaded_text& out) {
     out.text.clear();
@@ -44,27 +60,22 @@ void load_text_file(const std::string& path, loaded_text& out) {
         std::FILE* f = std::fopen(path.c_str(), "rb");
         if (!f)
             throw input_error(path, "cannot open");
-        if (out.text.capacity() < size + json_padding)
-            out.text.reserve(size + json_padding);
         out.text.resize(size);
         const std::size_t got = size ? std::fread(out.text.data(), 1, size, f) : 0;
         std::fclose(f);
         if (got != size)
             throw input_error(path, fmt::format("read {} of {} bytes", got, size));
-        pad(out.text);
         return;
     }
     gzFile gz = gzopen(path.c_str(), "rb");
     if (!gz)
         throw input_error(path, "cannot open");
     gzbuffer(gz, 1 << 20);
-    // Compressed traces are typically 8-15x smaller; grow geometrically from a guess.
+    // Compressed traces are typically 8-15x smaller; the buffer grows geometrically from a guess.
     if (out.text.capacity() < size * 8 + json_padding)
-        out.text.reserve(size * 8 + json_padding);
+        out.text.resize(size * 8);
     std::size_t used = 0;
     for (;;) {
-        if (out.text.capacity() < used + (1 << 20) + json_padding)
-            out.text.reserve((used + (1 << 20)) * 2 + json_padding);
         out.text.resize(used + (1 << 20));
         const int n = gzread(gz, out.text.data() + used, 1 << 20);
         if (n < 0) {
@@ -90,7 +101,6 @@ void load_text_file(const std::string& path, loaded_text& out) {
     }
     gzclose(gz);
     out.text.resize(used);
-    pad(out.text);
 }
 
 std::string read_head(const std::string& path, std::size_t max_bytes) {
@@ -104,7 +114,7 @@ std::string read_head(const std::string& path, std::size_t max_bytes) {
     return s;
 }
 
-std::optional<json_cut> find_json_cut(const std::string& text) {
+std::optional<json_cut> find_json_cut(std::string_view text) {
     // One scan with a bracket stack, outside strings: remember where the last element of an
     // array closed. A second scan up to there rebuilds the stack to close.
     std::vector<char> stack;

@@ -191,7 +191,7 @@ TEST(KernelNames, BothNcclNamingsAttentionAndGemms) {
 TEST(KinetoIngest, RanksFromMetadataGzipBothNcclNamingsAndSkewedClocks) {
     temp_dir dir;
     const auto paths = write_kineto_job(dir);
-    const auto r = analyze(paths, {tp2dp2(), false});
+    const auto r = analyze(paths, {tp2dp2(), false, {}});
     const auto& job = r.job;
     EXPECT_EQ(job.format, "kineto");
     ASSERT_EQ(job.ranks.size(), 4u);
@@ -265,7 +265,7 @@ TEST(KinetoIngest, MissingRankAndTruncatedFilesWarnAndTheRestIsAnalysed) {
     const auto p1 = dir / "host-d.pt.trace.json.gz";
     std::string gz = wlb::test::read_text(p1);
     write_file(p1, gz.substr(0, gz.size() * 2 / 3));
-    const auto r = analyze(paths, {tp2dp2(), false});
+    const auto r = analyze(paths, {tp2dp2(), false, {}});
     const auto& job = r.job;
     EXPECT_TRUE(has_warning(job, "ranks 3")) << "missing rank 3 named";
     EXPECT_TRUE(has_warning(job, "host-b.pt.trace.json:byte"));
@@ -527,7 +527,7 @@ TEST(KinetoIngest, TimerNamedAnnotationsGiveMicroBatchesAndTheAttribution) {
     const auto paths = annotated_kineto(dir, 2);
     ingest_options o;
     o.job_layout = runtime::layout::parse("tp=1,cp=1,pp=2,dp=2");
-    const auto r = analyze(paths, {o, false});
+    const auto r = analyze(paths, {o, false, {}});
     const auto& job = r.job;
     EXPECT_EQ(job.format, "kineto");
     EXPECT_FALSE(job.per_layer_events);

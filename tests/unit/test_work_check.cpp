@@ -228,11 +228,11 @@ TEST(StepSelection, ParsesRangesAndKeepsOnlyTheirStepsEventsAndBatches) {
     const auto l = runtime::layout::parse("cp=2,pp=2,dp=1");
     auto job = ingest_trace(simulated(l, batches(l, 2)), {});
     ASSERT_EQ(job.steps, (std::vector<std::int64_t>{0, 1, 2}));
-    const std::size_t events = job.event_count();
+    const std::size_t events = job.record_count();
     select_steps(job, parse_step_range("1:"));
     EXPECT_EQ(job.steps, (std::vector<std::int64_t>{1, 2}));
     EXPECT_EQ(job.step_selection, "steps 1-2 of 0-2 (--steps 1:)");
-    EXPECT_LT(job.event_count(), events);
+    EXPECT_LT(job.record_count(), events);
     for (const auto& rt : job.ranks)
         for (const auto& e : rt.events)
             EXPECT_NE(e.step, 0);
