@@ -47,6 +47,10 @@ public:
     virtual void all_reduce(dspan data) = 0;
     virtual void send(dspan data, int peer, int tag) = 0;
     virtual void recv(dspan data, int peer, int tag) = 0;
+    /// Blocks the host until the group's queued transfers have completed, under the watchdog
+    /// (NCCL: before the host waits for the device, so a peer that never comes ends the job
+    /// instead of hanging it). Implementations that complete every call at once do nothing.
+    virtual void wait() {}
 
 protected:
     /// Checks the sizes and types of a collective (internal_error naming the group).

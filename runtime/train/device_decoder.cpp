@@ -61,14 +61,14 @@ struct device_decoder::impl {
           kv_heads(cfg.kv_head_count() / tp), group(cfg.heads / cfg.kv_head_count()),
           q_w(heads * hd), kv_w(kv_heads * hd), qkv_w(cfg.qkv_width() / tp), f_l(cfg.ffn / tp),
           vocab(cfg.vocab) {
-        const auto chunk_layers = decoder_chunk_layers(cfg.layers, pp * vpp);
+        const auto cut = decoder_chunk_layers(cfg.layers, pp * vpp);
         std::size_t first_local = 0;
         for (int v = 0; v < vpp; ++v) {
-            const int c = v * pp + stage;
+            const int model_chunk = v * pp + stage;
             int model_first = 0;
-            for (int i = 0; i < c; ++i)
-                model_first += chunk_layers[static_cast<std::size_t>(i)];
-            const auto count = static_cast<std::size_t>(chunk_layers[static_cast<std::size_t>(c)]);
+            for (int i = 0; i < model_chunk; ++i)
+                model_first += cut[static_cast<std::size_t>(i)];
+            const auto count = static_cast<std::size_t>(cut[static_cast<std::size_t>(model_chunk)]);
             chunks.push_back({first_local, count, model_first});
             first_local += count;
         }
@@ -181,10 +181,10 @@ struct device_decoder::impl {
                 t.dkv_sources = upload(dtype::i64, t.plan.dkv_sources);
             }
             if (t.plan.cu_q.size() > 1) {
-                kernels::attention_chunks chunks{
+                kernels::attention_chunks layout{
                     t.plan.cu_q, t.plan.cu_k, t.plan.q_offsets,
                     heads,       hd,          1.0 / std::sqrt(static_cast<double>(hd))};
-                t.attention = dev.prepare_attention(chunks);
+                t.attention = dev.prepare_attention(layout);
             }
         });
         return t;
@@ -590,9 +590,9 @@ device_decoder::device_decoder(compute_device& device, const decoder_config& con
         device.upload(m_master, flat.data());
     } else {
         // Per tensor, a seed of (seed, tensor, TP rank, stage): CP and DP replicas agree.
-        std::uint64_t index = 0;
+        std::uint64_t tensor = 0;
         m_layout.for_each([&](const std::string& name, const param_slot& s) {
-            const std::uint64_t seed = options.seed * 0x9e3779b97f4a7c15ULL + (++index << 20) +
+            const std::uint64_t seed = options.seed * 0x9e3779b97f4a7c15ULL + (++tensor << 20) +
                                        static_cast<std::uint64_t>(m_coords.tp) * 4096 +
                                        static_cast<std::uint64_t>(m_coords.pp);
             const auto span = m_master.sub(s.offset, s.count);
@@ -664,6 +664,8 @@ step_result device_decoder::gradients(const global_batch& batch, const batch_sha
     run.reduce_grads(groups.tp, op_lane::tp, m_grads.sub(0, m_layout.replicated()));
     run.reduce_grads(groups.cp, op_lane::cp, m_grads);
     run.reduce_grads(groups.dp, op_lane::dp, m_grads);
+    for (device_comm* c : {&groups.tp, &groups.cp, &groups.pp, &groups.dp})
+        c->wait(); // under the watchdog, before the host waits for the device
     double loss_sum = 0.0;
     m_device.download(m_loss, &loss_sum);
     const double total = groups.world_sum ? groups.world_sum(loss_sum) : loss_sum;
