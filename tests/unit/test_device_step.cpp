@@ -8,16 +8,20 @@
 // grouped-query attention against the same model written with repeated K/V heads, and the
 // operations the trace reports, in the CPU step's order.
 #include "base/error.hpp"
+#include "profiler/analysis/analysis.hpp"
 #include "runtime/comm/emulated_world.hpp"
 #include "runtime/comm/fake_communicator.hpp"
 #include "runtime/device/host_device.hpp"
 #include "runtime/train/device_backend.hpp"
 #include "runtime/train/device_decoder.hpp"
+#include "runtime/train/train_run.hpp"
 #include "support/run_batches.hpp"
 
+#include <filesystem>
 #include <gtest/gtest.h>
 #include <mutex>
 #include <set>
+#include <unistd.h>
 
 using namespace wlb;
 using namespace wlb::test;
@@ -412,6 +416,42 @@ TEST(DeviceStepTrace, VirtualClockLaysEachRanksWorkBackToBackWithoutOverlap) {
     }
     EXPECT_GT(r.seconds, 0.0);
     EXPECT_NEAR(r.seconds, last_end_s, 1e-6);
+}
+
+} // namespace
+
+// ---- the trace an emulated run writes, read by analyze ------------------------------------
+
+namespace {
+
+TEST(DeviceStepTrace, AnalyzeAttributesTheStepsOfAnEmulatedRunsTrace) {
+    const runtime::layout l(2, 2, 2, 1);
+    std::vector<runtime::training_step> steps;
+    for (int s = 0; s < 3; ++s) {
+        auto st = run_test_step(l, tuner::packing_policy::plain, tuner::sharding_policy::per_seq);
+        st.batch.step = s;
+        steps.push_back(std::move(st));
+    }
+    const auto dir =
+        std::filesystem::temp_directory_path() / ("wlb-device-trace-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    runtime::emulated_job job(options_for(l), [](int) { return runtime::make_host_device(); });
+    runtime::run_options ro;
+    ro.trace_dir = dir.string();
+    ro.trace_info.source = "host-emulated";
+    const auto run = runtime::run_emulated_training(job, steps, ro);
+    ASSERT_EQ(run.steps.size(), 3u);
+    EXPECT_GT(run.trace_events, 0);
+    profiler::analysis_options ao;
+    ao.steps = profiler::parse_step_range("1:");
+    const auto r = profiler::analyze({dir.string()}, ao);
+    EXPECT_EQ(r.job.job_layout, l);
+    EXPECT_EQ(r.attribution.attributed_steps, 2);
+    for (const auto& s : r.attribution.steps)
+        EXPECT_TRUE(s.attributed) << s.skipped_reason;
+    EXPECT_TRUE(r.attribution.dominant.has_value());
+    EXPECT_FALSE(r.breakdown.empty());
+    std::filesystem::remove_all(dir);
 }
 
 } // namespace

@@ -109,11 +109,13 @@ runtime::run_result
 execute_emulated_run(const job_spec& job, const prepared_run& run, const run_request& request,
                      const runtime::capture_factory& make_capture,
                      const std::function<void(std::size_t, const runtime::step_record&)>& on_step,
-                     std::string& device_name) {
+                     std::string& device_name, const runtime::device_factory& devices) {
     const auto bo = run_backend_options(job, run, request);
     const bool modelled = request.comm == emulated_comm::modelled;
-    auto emulated = runtime::make_cuda_emulated_job(
-        bo, modelled ? modelled_comm(run.costs) : runtime::emulated_comm_model{}, make_capture);
+    auto comm = modelled ? modelled_comm(run.costs) : runtime::emulated_comm_model{};
+    auto emulated = devices ? std::make_unique<runtime::emulated_job>(bo, devices, std::move(comm),
+                                                                      make_capture)
+                            : runtime::make_cuda_emulated_job(bo, std::move(comm), make_capture);
     device_name = emulated->device_name();
     runtime::run_options ro;
     ro.trace_dir = request.trace_dir;

@@ -51,11 +51,12 @@ execute_run(runtime::training_backend& backend, runtime::communicator& world, co
 /// `run --backend cuda --emulate`: every rank of the job's layout in this process on one GPU,
 /// transfers timed as request.comm says; the trace (request.trace_dir) on the virtual clocks.
 /// `make_capture` (may be empty) gives each rank its ranges. The device's name goes to
-/// `device_name`.
+/// `device_name`. `devices` (empty: the CUDA device of request.device) replaces the devices:
+/// the benchmark's dry run on the host reference.
 runtime::run_result
 execute_emulated_run(const job_spec& job, const prepared_run& run, const run_request& request,
                      const runtime::capture_factory& make_capture,
                      const std::function<void(std::size_t, const runtime::step_record&)>& on_step,
-                     std::string& device_name);
+                     std::string& device_name, const runtime::device_factory& devices = {});
 
 } // namespace wlb::tuner
