@@ -108,6 +108,9 @@ public:
     [[nodiscard]] virtual std::size_t element_bytes(dtype t) const noexcept = 0;
     /// The device's stream (a cudaStream_t; nullptr on the host).
     [[nodiscard]] virtual void* stream() const noexcept = 0;
+    /// Makes this device the calling thread's current one (a GPU's ordinal; nothing on the
+    /// host). Call it first on every thread that uses the device (an emulated rank's thread).
+    virtual void make_current() {}
 
     // ---- memory and data movement -----------------------------------------------------------
     /// `count` elements of `type`, contents undefined.

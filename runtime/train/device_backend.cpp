@@ -45,6 +45,7 @@ step_result device_backend::step(const global_batch& batch, const batch_shards& 
         m_world.all_reduce(std::span<double>(x));
         return x[0];
     });
+    m_device->make_current();
     m_recorder->begin_step();
     step_result r;
     {
@@ -98,6 +99,7 @@ emulated_job::step_outcome emulated_job::step(const global_batch& batch, const b
     double start = 0.0, end = 0.0;
     m_world.run([&](int r) {
         auto& s = *m_ranks[static_cast<std::size_t>(r)];
+        s.device->make_current();
         const auto groups =
             groups_of(s.comms, [this, r](double v) { return m_world.host_sum(r, v); });
         m_world.clock_barrier(r);

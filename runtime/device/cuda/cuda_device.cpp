@@ -107,6 +107,7 @@ public:
         return 4;
     }
     void* stream() const noexcept override { return s(); }
+    void make_current() override { kc::set_device(m_ordinal); }
 
     dbuffer alloc(dtype type, std::size_t count) override {
         const std::size_t bytes = count * element_bytes(type);
