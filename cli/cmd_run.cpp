@@ -1,13 +1,17 @@
 // wlbtune run: execute real 4D-parallel training steps (forward, backward, gradient reduction,
-// optimizer) on the ranks mpirun started (tuner/job/run_job.hpp), print per-step measured time
-// and loss beside the simulator's prediction, and write the job's trace (wlbtune.trace/1).
+// optimizer) on the ranks mpirun started (tuner/job/run_job.hpp, run_execute.hpp), or every rank
+// of the layout on one GPU (--backend cuda --emulate); print per-step time and loss beside the
+// simulator's prediction, and write the job's trace (wlbtune.trace/1) and, on GPUs, the CUPTI
+// capture beside it.
 #include "base/atomic_file.hpp"
 #include "base/error.hpp"
 #include "cli/command.hpp"
 #include "cli/job_options.hpp"
+#include "profiler/capture/run_capture.hpp"
 #include "reports/perfetto.hpp"
 #include "reports/run_report.hpp"
-#include "runtime/train/make_backend.hpp"
+#include "runtime/device/attention_choice.hpp"
+#include "tuner/job/run_execute.hpp"
 
 #include <memory>
 
@@ -17,47 +21,76 @@ namespace {
 struct run_options {
     job_option_set job;
     tuner::run_request request;
-    std::string backend = "cpu", precision = "float", trace, json;
+    std::string backend = "cpu", precision = "float", trace, json, attention = "auto",
+                emulated_comm = "measured";
+    bool emulate = false, no_cupti = false;
+    int device = -1;
     double watchdog_seconds = runtime::default_watchdog_seconds;
 };
 
 void run_run(run_options& o, const command_output& out) {
     // Everything that can be refused is refused before MPI starts and before any work.
     const auto job = o.job.resolve();
-    const auto launch = tuner::check_launch(job.layout);
-    const auto kind = runtime::parse_backend(o.backend);
-    runtime::check_backend_available(kind);
-    if (!o.trace.empty() && o.request.trace_dir.empty())
+    auto& r = o.request;
+    r.backend = runtime::parse_backend(o.backend);
+    r.device = {o.emulate, runtime::parse_attention_choice(o.attention), o.device,
+                o.watchdog_seconds};
+    r.comm = o.emulated_comm == "modelled" ? tuner::emulated_comm::modelled
+                                           : tuner::emulated_comm::measured;
+    const auto launch = tuner::check_run_launch(job, r);
+    tuner::check_run_backend(r);
+    if (!o.trace.empty() && r.trace_dir.empty())
         throw usage_error("--trace needs --trace-dir (the Perfetto file is exported from the "
                           "trace directory the ranks write)");
-    auto& r = o.request;
     r.numbers = runtime::parse_precision(o.precision);
     const auto run = tuner::prepare_run(job, r);
+    const bool cuda = r.backend == runtime::backend_kind::cuda;
+    const auto capture = cuda && !r.trace_dir.empty() && !o.no_cupti
+                             ? profiler::run_capture::make_default()
+                             : nullptr;
 
-    auto world = runtime::make_world_communicator({.watchdog_seconds = o.watchdog_seconds});
-    auto backend = tuner::make_run_backend(kind, *world, job, run, r);
-    const bool main_rank = world->rank() == 0;
+    std::unique_ptr<runtime::communicator> world;
+    std::unique_ptr<runtime::training_backend> backend;
+    if (!o.emulate) {
+        world = runtime::make_world_communicator({.watchdog_seconds = o.watchdog_seconds});
+        backend = tuner::make_run_backend(*world, job, run, r,
+                                          capture ? capture->ranges(world->rank()) : nullptr);
+    }
+    const bool main_rank = world == nullptr || world->rank() == 0;
     const auto ctx =
-        reports::run_context_of(job, run, backend->name(), r.numbers, launch.launcher, r.trace_dir);
+        reports::run_context_of(job, run, o.emulate ? "cuda-emulated" : backend->name(), r.numbers,
+                                o.emulate ? "emulated" : launch.launcher, r.trace_dir);
     if (main_rank)
         out.text(reports::run_header_text(ctx));
     std::vector<reports::run_step_row> rows;
+    const auto on_step = [&](std::size_t i, const runtime::step_record& m) {
+        rows.push_back(reports::make_run_step_row(m, run.batches.steps[i], run.predicted_seconds[i],
+                                                  run.batches.applied[i]));
+        if (main_rank)
+            out.text(reports::run_step_text(rows.back(), i == 0, ctx.seconds_kind));
+    };
+    std::string device_name;
     const auto result =
-        tuner::execute_run(*backend, *world, job, run, r, [&](std::size_t i, const auto& m) {
-            rows.push_back(reports::make_run_step_row(
-                m, run.batches.steps[i], run.predicted_seconds[i], run.batches.applied[i]));
-            if (main_rank)
-                out.text(reports::run_step_text(rows.back(), i == 0));
-        });
+        o.emulate
+            ? tuner::execute_emulated_run(job, run, r,
+                                          capture ? capture->factory() : runtime::capture_factory{},
+                                          on_step, device_name)
+            : tuner::execute_run(*backend, *world, job, run, r, on_step);
+    const auto captured =
+        capture
+            ? reports::run_capture_text(capture->finish(r.trace_dir + "/cupti", job.layout,
+                                                        tuner::run_sharded_steps(run), world.get()))
+            : std::string();
     if (!main_rank)
         return;
     if (!o.trace.empty())
         reports::write_perfetto(runtime::trace_reader(r.trace_dir).read_all(), o.trace,
-                                "measured (" + ctx.backend + ", host timers)");
+                                ctx.seconds_kind + " (" + ctx.backend + ", " + ctx.trace_timing +
+                                    ")");
     out.json(reports::run_json(ctx, rows, result.trace_events));
-    out.text(reports::run_summary_text(ctx, rows, result.trace_events) +
+    out.text(reports::run_summary_text(ctx, rows, result.trace_events) + captured +
              (o.trace.empty() ? ""
-                              : "Perfetto trace (measured): " + o.trace +
+                              : "Perfetto trace (" + ctx.seconds_kind + "): " + o.trace +
                                     " (open in https://ui.perfetto.dev)\n"));
 }
 
@@ -66,10 +99,11 @@ void run_run(run_options& o, const command_output& out) {
 registered_command register_run(CLI::App& app, command_output& out) {
     auto o = std::make_shared<run_options>();
     auto* sub = app.add_subcommand(
-        "run", "Run real 4D-parallel training steps on the ranks mpirun started (CPU backend: "
-               "OpenBLAS kernels, MPI collectives); print measured step time and loss beside the "
-               "simulator's prediction; capture a trace");
-    sub->add_option("--backend", o->backend, "Execution backend: cpu (cuda: not built yet)");
+        "run", "Run real 4D-parallel training steps on the ranks mpirun started (cpu: OpenBLAS "
+               "kernels, MPI collectives; cuda: one GPU per rank, NCCL, or --emulate every rank "
+               "on one GPU); print step time and loss beside the simulator's prediction; capture "
+               "a trace");
+    sub->add_option("--backend", o->backend, "Execution backend: cpu or cuda");
     auto& v = o->job.values; // the small decoders and the CPU preset run here
     v.model = "tiny", v.hardware = "cpu-dev-vm", v.layout = "tp=1,cp=1,pp=1,dp=1", v.context = "4k";
     o->job.add(*sub,
@@ -77,7 +111,7 @@ registered_command register_run(CLI::App& app, command_output& out) {
                    job_group::sharding | job_group::schedule | job_group::config,
                "-p,--packing");
     sub->add_option("-n,--steps", o->request.steps, "Training steps to run")->check(positive());
-    sub->add_option("--precision", o->precision, "Numbers: float or double")
+    sub->add_option("--precision", o->precision, "Numbers of the cpu backend: float or double")
         ->check(CLI::IsMember({"float", "double"}));
     sub->add_option("--seed", o->request.seed, "Seed of the initial parameters")
         ->check(non_negative());
@@ -86,12 +120,28 @@ registered_command register_run(CLI::App& app, command_output& out) {
     sub->add_option("--watchdog", o->watchdog_seconds,
                     "Seconds a collective or receive may take before the job is aborted")
         ->check(positive());
+    sub->add_flag("--emulate", o->emulate,
+                  "cuda: run every rank of the layout in this process on one GPU, one rank at a "
+                  "time, with real data and kernels; transfers as device copies");
+    sub->add_option("--emulated-comm", o->emulated_comm,
+                    "--emulate: time transfers by their measured device copies or by the cost "
+                    "model")
+        ->check(CLI::IsMember({"measured", "modelled"}));
+    sub->add_option("--attention", o->attention,
+                    "cuda: attention kernels: auto, cudnn, mma (ours, tensor cores) or simt "
+                    "(ours, scalar)");
+    sub->add_option("--device", o->device,
+                    "cuda: CUDA device (default: the launcher's node-local rank; --emulate: 0)");
+    sub->add_flag("--no-cupti", o->no_cupti,
+                  "cuda: no CUPTI capture beside the trace (NVTX ranges neither)");
     add_trace_options(*sub, o->trace, o->request.trace_dir);
     add_json_option(*sub, o->json, "wlbtune.run/1");
     sub->footer("Examples:\n  wlbtune run --model tiny --steps 3\n"
                 "  mpirun -np 2 wlbtune run --layout cp=2 --model small --context 8k --sharding "
                 "per-doc --trace-dir trace/\n"
-                "  mpirun -np 8 wlbtune run --layout tp=2,cp=2,pp=2 --packing wlb --json run.json");
+                "  mpirun -np 8 wlbtune run --layout tp=2,cp=2,pp=2 --packing wlb --json run.json\n"
+                "  wlbtune run --backend cuda --emulate --layout tp=2,cp=2,pp=2 --model small "
+                "--hardware h200 --trace-dir trace/");
     return {sub, [o, &out] {
                 out.set_json(o->json);
                 if (!o->trace.empty())

@@ -241,9 +241,51 @@ private:
 void gemm(blas_handle& blas, bool transpose_a, bool transpose_b, index m, index n, index k,
           float alpha, const bf16* a, index lda, const bf16* b, index ldb, float beta, bf16* c,
           index ldc, stream_t stream = nullptr);
+/// bf16 A and B, fp32 C (weight gradients accumulated in fp32 with beta = 1).
+void gemm(blas_handle& blas, bool transpose_a, bool transpose_b, index m, index n, index k,
+          float alpha, const bf16* a, index lda, const bf16* b, index ldb, float beta, float* c,
+          index ldc, stream_t stream = nullptr);
 /// The same in fp32 storage and arithmetic (no TF32).
 void gemm(blas_handle& blas, bool transpose_a, bool transpose_b, index m, index n, index k,
           float alpha, const float* a, index lda, const float* b, index ldb, float beta, float* c,
           index ldc, stream_t stream = nullptr);
+
+// ---- The training step's small kernels (kernels/cuda/train_cuda.cpp) -------------------------
+// The contracts of runtime/device/compute_device.hpp, asynchronous on `stream`.
+
+/// Device-to-device copies in the stream's order: `bytes`, or `rows` rows of `row_bytes` with
+/// pitches in bytes.
+void copy_device(void* dst, const void* src, std::size_t bytes, stream_t stream);
+void copy_2d(void* dst, std::size_t dst_pitch, const void* src, std::size_t src_pitch,
+             std::size_t row_bytes, std::size_t rows, stream_t stream);
+/// out[r] = table[ids[r]] (cols values each).
+void embedding_forward(const bf16* table, const std::int32_t* ids, index rows, index cols,
+                       bf16* out, stream_t stream);
+/// dtable[ids[r]] += dout[r] (fp32 atomics).
+void embedding_backward(const bf16* dout, const std::int32_t* ids, index rows, index cols,
+                        float* dtable, stream_t stream);
+/// *loss += sum over rows with label >= 0 of -log softmax(logits)[label]; dlogits = grad_scale
+/// * (softmax - onehot), zero for rows with label < 0.
+void cross_entropy(const bf16* logits, const std::int32_t* labels, index rows, index vocab,
+                   float grad_scale, bf16* dlogits, double* loss, stream_t stream);
+/// out = a + b (fp32 sum, rounded once; out may be a or b).
+void add(const bf16* a, const bf16* b, index n, bf16* out, stream_t stream);
+void accumulate(float* acc, const bf16* x, index n, stream_t stream);
+void accumulate(float* acc, const float* x, index n, stream_t stream);
+void convert(const float* src, index n, bf16* dst, stream_t stream);
+void convert(const bf16* src, index n, float* dst, stream_t stream);
+/// param -= learning_rate * grad.
+void sgd(float* param, const float* grad, index n, float learning_rate, stream_t stream);
+/// x uniform in [low, high), a deterministic function of (seed, index).
+void fill_uniform(float* x, index n, std::uint64_t seed, float low, float high, stream_t stream);
+/// dst row t (width values) = the fp32 sum of src rows sources[offsets[t] .. offsets[t + 1]).
+void gather_rows(bf16* dst, index rows, index width, const std::int64_t* offsets,
+                 const std::int64_t* sources, const bf16* src, stream_t stream);
+/// Grouped-query attention: dst head h = src head h / group (kv_heads * group heads out);
+/// reduce_heads: dst head g = the fp32 sum of src heads g * group .. + group - 1.
+void expand_heads(bf16* dst, index ld_dst, const bf16* src, index ld_src, index rows,
+                  index kv_heads, index group, index head_dim, stream_t stream);
+void reduce_heads(bf16* dst, index ld_dst, const bf16* src, index ld_src, index rows,
+                  index kv_heads, index group, index head_dim, stream_t stream);
 
 } // namespace wlb::kernels::cuda

@@ -50,6 +50,17 @@ run_context run_context_of(const tuner::job_spec& job, const tuner::prepared_run
     run_context c;
     c.backend = std::string(backend);
     c.precision = std::string(runtime::to_string(numbers));
+    if (backend.starts_with("cuda")) {
+        c.precision = "bf16, fp32 accumulation and master weights";
+        c.trace_timing = "measured, each operation on its GPU stream (CUDA events)";
+    }
+    if (backend == "cuda-emulated") {
+        c.seconds_kind = "emulated";
+        c.seconds_note = "seconds are emulated: every rank ran alone on one GPU and its device "
+                         "times were measured; a step is the slowest rank on virtual clocks (a "
+                         "collective ends at its last arrival plus its transfer time)";
+        c.trace_timing = "emulated, measured per-rank device times on virtual clocks";
+    }
     c.job_layout = job.layout;
     c.launcher = launcher;
     c.model = run.decoder;
@@ -104,12 +115,12 @@ std::string run_header_text(const run_context& c) {
     return s;
 }
 
-std::string run_step_text(const run_step_row& r, bool first) {
+std::string run_step_text(const run_step_row& r, bool first, std::string_view seconds_kind) {
     std::string s;
     if (first)
         s += fmt::format("{:>5} {:>4} {:>8} {:>5} {:>10} {:>12} {:>13} {:>7}  {}\n", "step", "mbs",
-                         "tokens", "docs", "loss", "measured s", "predicted s", "error",
-                         "sharding applied");
+                         "tokens", "docs", "loss", fmt::format("{} s", seconds_kind), "predicted s",
+                         "error", "sharding applied");
     const double err = r.measured.seconds > 0.0
                            ? (r.predicted_seconds - r.measured.seconds) / r.measured.seconds
                            : 0.0;
@@ -124,27 +135,31 @@ std::string run_summary_text(const run_context& c, const std::vector<run_step_ro
     const auto m = summarize(rows);
     std::string s = "\n";
     if (m.count > 0)
-        s += fmt::format("mean step time over steps {}..{}{}: measured {:.4f} s, predicted "
+        s += fmt::format("mean step time over steps {}..{}{}: {} {:.4f} s, predicted "
                          "(simulated, {}) {:.4f} s, prediction error {:+.1f}%\n",
                          rows[m.from].measured.step, rows.back().measured.step,
-                         m.from > 0 ? " (step 0 warms up)" : "", m.measured, c.hardware,
-                         m.predicted, 100.0 * m.error());
+                         m.from > 0 ? " (step 0 warms up)" : "", c.seconds_kind, m.measured,
+                         c.hardware, m.predicted, 100.0 * m.error());
     if (!rows.empty())
         s += fmt::format("loss: {:.6f} at step {} -> {:.6f} at step {}\n",
                          rows.front().measured.loss, rows.front().measured.step,
                          rows.back().measured.loss, rows.back().measured.step);
     if (!c.trace_dir.empty())
-        s += fmt::format("trace directory (wlbtune.trace/1, measured, host timers): {} ({} "
-                         "events)\n",
+        s += fmt::format("trace directory (wlbtune.trace/1, {}): {} ({} events)\n", c.trace_timing,
                          c.trace_dir, trace_events);
     return s;
+}
+
+std::string run_capture_text(const profiler::run_capture_summary& c) {
+    return fmt::format("CUPTI capture (kernel level, {}): {} ({} events, {} records dropped{})\n",
+                       c.source, c.dir, c.events, c.dropped,
+                       c.warnings.empty() ? "" : "; " + c.warnings.front());
 }
 
 nlohmann::json run_json(const run_context& c, const std::vector<run_step_row>& rows,
                         std::int64_t trace_events) {
     auto j = wlb::report_header(run_schema, c.inputs);
-    j["note"] = "seconds are measured (wall clock of the slowest rank per step); "
-                "predicted_seconds are simulated by the cost model";
+    j["note"] = c.seconds_note + "; predicted_seconds are simulated by the cost model";
     j["backend"] = c.backend;
     j["precision"] = c.precision;
     j["layout"] = {{"spec", c.job_layout.spec()},

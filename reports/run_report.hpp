@@ -4,6 +4,7 @@
 #pragma once
 
 #include "base/provenance.hpp"
+#include "profiler/capture/run_capture.hpp"
 #include "runtime/parallel/layout.hpp"
 #include "runtime/train/decoder.hpp"
 #include "runtime/train/train_run.hpp"
@@ -23,8 +24,13 @@ namespace wlb::reports {
 inline constexpr std::string_view run_schema = "wlbtune.run/1";
 
 struct run_context {
-    std::string backend;   ///< "cpu"
-    std::string precision; ///< "float", "double"
+    std::string backend;   ///< "cpu", "cuda", "cuda-emulated"
+    std::string precision; ///< "float", "double", "bf16 ..." (cuda)
+    /// What a step's seconds are: "measured" (wall clock of the slowest rank) or "emulated"
+    /// (virtual clocks of an emulated job: measured per-rank device times on one GPU).
+    std::string seconds_kind = "measured";
+    std::string seconds_note = "seconds are measured (wall clock of the slowest rank per step)";
+    std::string trace_timing = "measured, host timers"; ///< how the trace's times were taken
     runtime::layout job_layout{1, 1, 1, 1};
     std::string launcher; ///< runtime::launch_info::launcher
     runtime::decoder_config model;
@@ -62,8 +68,10 @@ struct run_step_row {
 
 /// The run's facts, printed once before the first step.
 [[nodiscard]] std::string run_header_text(const run_context& c);
-/// The line of one step; the column header comes with the first one.
-[[nodiscard]] std::string run_step_text(const run_step_row& row, bool first);
+/// The line of one step; the column header (seconds labelled `seconds_kind`) comes with the
+/// first one.
+[[nodiscard]] std::string run_step_text(const run_step_row& row, bool first,
+                                        std::string_view seconds_kind = "measured");
 /// Mean measured and predicted step time (steps after the first when there are several: the
 /// first warms allocations up) and the prediction's error.
 [[nodiscard]] std::string run_summary_text(const run_context& c,
@@ -71,6 +79,9 @@ struct run_step_row {
                                            std::int64_t trace_events);
 [[nodiscard]] nlohmann::json run_json(const run_context& c, const std::vector<run_step_row>& rows,
                                       std::int64_t trace_events);
+
+/// One line on the CUPTI capture written beside a cuda run's trace.
+[[nodiscard]] std::string run_capture_text(const profiler::run_capture_summary& c);
 
 /// The steps the summary averages over: all but the first when there are at least two.
 [[nodiscard]] std::size_t run_summary_first_step(std::size_t steps) noexcept;

@@ -7,7 +7,8 @@
 #
 # What the archive holds (wlbtune-gpu/):
 #   bin/           wlb_gpu_tests, wlb_gpu_probe, bench_cuda_attention, bench_cuda_capture,
-#                  bench_cuda_cp_emulation and wlbtune, stripped; cudart linked static; MPI off
+#                  bench_cuda_cp_emulation, bench_cuda_run and wlbtune, stripped; cudart linked
+#                  static; MPI off
 #                  (the GPU machine has no MPI and the GPU tests do not need it)
 #   lib/           the non-CUDA shared libraries they load (found with ldd: fmt, simdjson,
 #                  xxHash, zlib, OpenBLAS and its Fortran runtime, ...), under their sonames
@@ -32,7 +33,7 @@ archive=$build/wlbtune-gpu-bundle.tar.gz
 stage_root=$build/bundle
 stage=$stage_root/wlbtune-gpu
 targets=(wlb_gpu_tests wlb_gpu_probe bench_cuda_attention bench_cuda_capture
-  bench_cuda_cp_emulation wlbtune)
+  bench_cuda_cp_emulation bench_cuda_run wlbtune)
 
 say() { printf '== %s\n' "$*" >&2; }
 die() {

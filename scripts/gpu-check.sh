@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The GPU check (docs/cuda-runtime.md, "GPU check"): every GPU test, compute-sanitizer on two
-# attention cases, the GPU benchmarks in a quick mode and PyTorch's attention on the same shapes,
-# in one command that fits a short GPU window.
+# The GPU check (docs/cuda-runtime.md, "GPU check"): every GPU test, the cuda backend's run
+# (`wlbtune run --backend cuda --emulate`, analyze on its trace, bench_cuda_run's loss, sharding,
+# packing, analyze and capture-overhead tables), compute-sanitizer on two attention cases, the GPU
+# benchmarks in a quick mode and PyTorch's attention on the same shapes, in one command that fits
+# a short GPU window.
 #
 #   scripts/gpu-check.sh --bundle FILE [--results DIR]   no build: FILE from scripts/gpu-bundle.sh
 #   scripts/gpu-check.sh [--results DIR | DIR]           build the bundle here first (this machine
@@ -13,11 +15,14 @@
 # found an error and no benchmark failed; 1 otherwise; 2 for bad arguments or a missing library.
 #
 # Environment (seconds):
-#   WLB_GPU_BUDGET          the whole run (290): a step that would start past it is not run
+#   WLB_GPU_BUDGET          the whole run (330): a step that would start past it is not run
 #   WLB_GPU_TEST_TIMEOUT    one GPU test (60); WLB_GPU_TEST_BUDGET all GPU tests (120)
 #   WLB_GPU_SANITIZER_TIMEOUT   one compute-sanitizer run (45)
 #   WLB_GPU_BENCH_TIMEOUT   one benchmark (60); WLB_GPU_PEER_TIMEOUT the PyTorch peer (90)
-#   WLB_GPU_FULL            1: the benchmarks' full shape lists instead of the quick ones
+#   WLB_GPU_RUN_TIMEOUT     the run items together: wlbtune run + analyze, bench_cuda_run (120)
+#   WLB_GPU_FULL            1: the benchmarks' full shape lists instead of the quick ones, and
+#                           bench_cuda_cp_emulation (the per-layer emulation on random buffers,
+#                           which the cuda backend's --emulate replaces in the default check)
 #   WLB_CUDA_LIB_DIRS       colon-separated folders searched first for the CUDA libraries
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,12 +41,13 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 results=${results:-${OUT:-$PWD/gpu-check-results}}
-budget=${WLB_GPU_BUDGET:-290}
+budget=${WLB_GPU_BUDGET:-330}
 test_timeout=${WLB_GPU_TEST_TIMEOUT:-60}
 test_budget=${WLB_GPU_TEST_BUDGET:-120}
 sanitizer_timeout=${WLB_GPU_SANITIZER_TIMEOUT:-45}
 bench_timeout=${WLB_GPU_BENCH_TIMEOUT:-60}
 peer_timeout=${WLB_GPU_PEER_TIMEOUT:-90}
+run_timeout=${WLB_GPU_RUN_TIMEOUT:-120}
 
 say() { printf '== %s\n' "$*"; }
 elapsed() { echo $(($(date +%s) - started)); }
@@ -312,6 +318,53 @@ else
   sed -n 's/^# /pytorch: /p' "$logs/bench/sdpa_peer.md" | head -1 >>"$results/machine.txt"
 fi
 
+# ---- the cuda backend: wlbtune run --emulate, analyze, bench_cuda_run ------------------------
+# The command a user types, on the small model at tp=2,cp=2,pp=2 (bf16 against the CPU backend's
+# float loss is bench_cuda_run's section 1), then analyze on the trace it wrote.
+run_start=$(date +%s)
+run_dir=$work/run-trace
+hardware=h200
+[[ $gpu == *H100* ]] && hardware=h100-sxm
+run_cli() { # NAME TIMEOUT ARGS...: wlbtune under the timeout, output in logs/bench/NAME.md
+  local name=$1 t=$2
+  shift 2
+  local out=$logs/bench/$name.md t0 status
+  if [[ -z $gpu ]]; then
+    row "$name" skip 0 "$(note_of "no CUDA device: $no_device")"
+    return 1
+  fi
+  if ((t < 5)); then
+    row "$name" "NOT RUN" 0 "the run's budget (${budget}s) is spent"
+    return 1
+  fi
+  say "wlbtune $* (${t}s)"
+  t0=$(date +%s)
+  timeout -k 5 "$t" "$bin/wlbtune" "$@" >"$out" 2>&1
+  status=$?
+  cat "$out"
+  if [[ $status -eq 0 ]]; then
+    row "$name" ok $(($(date +%s) - t0)) "$(note_of "$(grep -m1 -E "^mean step|^loss|dominant|cause" "$out")")"
+    return 0
+  fi
+  row "$name" "FAIL (exit $status)" $(($(date +%s) - t0)) "$(note_of "$(tail -1 "$out")")"
+  failed=1
+  return 1
+}
+if run_cli wlbtune_run_emulate "$(left 45)" run --backend cuda --emulate --layout tp=2,cp=2,pp=2,dp=1 \
+  --model small --context 2k --steps 6 --learning-rate 1 --hardware "$hardware" \
+  --trace-dir "$run_dir" --json "$logs/bench/wlbtune_run_emulate.json"; then
+  run_cli wlbtune_analyze "$(left 30)" analyze "$run_dir" --steps 1: \
+    --json "$logs/bench/wlbtune_analyze.json" || true
+fi
+t=$(left $((run_timeout - ($(date +%s) - run_start))))
+run_bench_args=(--quick --hardware "$hardware" --budget-seconds $((t > 25 ? t - 20 : 5)))
+[[ ${WLB_GPU_FULL:-0} == 1 ]] && run_bench_args=(--hardware "$hardware" --budget-seconds $((t > 25 ? t - 20 : 5)))
+[[ -f $b/share/wlbllm_doc_lengths.json ]] && run_bench_args+=(--data "json:$b/share/wlbllm_doc_lengths.json")
+bench_timeout_saved=$bench_timeout
+bench_timeout=$t
+run_bench bench_cuda_run "${run_bench_args[@]}"
+bench_timeout=$bench_timeout_saved
+
 # ---- compute-sanitizer on two attention cases ------------------------------------------------
 sanitizer=$(command -v compute-sanitizer 2>/dev/null)
 for d in "${CUDA_HOME:-}" /usr/local/cuda $(ls -d /usr/local/cuda-* 2>/dev/null | sort -rV); do
@@ -366,8 +419,6 @@ data=()
 [[ -f $b/share/wlbllm_doc_lengths.json ]] && data=(--data "$b/share/wlbllm_doc_lengths.json")
 if [[ ${WLB_GPU_FULL:-0} == 1 ]]; then
   run_bench bench_cuda_cp_emulation --micro-batches 2 --repeats 3 "${data[@]}"
-else
-  run_bench bench_cuda_cp_emulation --micro-batches 1 --repeats 2 "${data[@]}"
 fi
 
 # ---- summary ----------------------------------------------------------------------------------
@@ -418,7 +469,7 @@ attention_table() {
   printf '%s\n' "${summary[@]}"
   echo
   attention_table
-  for name in bench_cuda_capture bench_cuda_cp_emulation; do
+  for name in bench_cuda_run bench_cuda_capture bench_cuda_cp_emulation; do
     if [[ -s $logs/bench/$name.md ]] && ! grep -q "^$name: skipped:" "$logs/bench/$name.md"; then
       echo "## $name"
       echo

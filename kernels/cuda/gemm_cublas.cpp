@@ -46,7 +46,7 @@ void check_shape(bool ta, bool tb, index m, index n, index k, index lda, index l
 
 void gemm_ex(blas_handle& blas, bool ta, bool tb, index m, index n, index k, float alpha,
              const void* a, index lda, const void* b, index ldb, float beta, void* c, index ldc,
-             cudaDataType_t type, stream_t stream) {
+             cudaDataType_t type, stream_t stream, cudaDataType_t c_type) {
     check_shape(ta, tb, m, n, k, lda, ldb, ldc);
     if (m == 0 || n == 0)
         return;
@@ -55,7 +55,7 @@ void gemm_ex(blas_handle& blas, bool ta, bool tb, index m, index n, index k, flo
     WLB_CUBLAS_CHECK(cublasGemmEx(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
                                   static_cast<int>(n), static_cast<int>(m), static_cast<int>(k),
                                   &alpha, b, type, static_cast<int>(ldb), a, type,
-                                  static_cast<int>(lda), &beta, c, type, static_cast<int>(ldc),
+                                  static_cast<int>(lda), &beta, c, c_type, static_cast<int>(ldc),
                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
@@ -64,13 +64,23 @@ void gemm_ex(blas_handle& blas, bool ta, bool tb, index m, index n, index k, flo
 void gemm(blas_handle& blas, bool ta, bool tb, index m, index n, index k, float alpha,
           const bf16* a, index lda, const bf16* b, index ldb, float beta, bf16* c, index ldc,
           stream_t stream) {
-    gemm_ex(blas, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, CUDA_R_16BF, stream);
+    gemm_ex(blas, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, CUDA_R_16BF, stream,
+            CUDA_R_16BF);
+}
+
+void gemm(blas_handle& blas, bool ta, bool tb, index m, index n, index k, float alpha,
+          const bf16* a, index lda, const bf16* b, index ldb, float beta, float* c, index ldc,
+          stream_t stream) {
+    // cublasGemmEx supports A/B in bf16 with C in fp32 under CUBLAS_COMPUTE_32F.
+    gemm_ex(blas, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, CUDA_R_16BF, stream,
+            CUDA_R_32F);
 }
 
 void gemm(blas_handle& blas, bool ta, bool tb, index m, index n, index k, float alpha,
           const float* a, index lda, const float* b, index ldb, float beta, float* c, index ldc,
           stream_t stream) {
-    gemm_ex(blas, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, CUDA_R_32F, stream);
+    gemm_ex(blas, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, CUDA_R_32F, stream,
+            CUDA_R_32F);
 }
 
 } // namespace wlb::kernels::cuda

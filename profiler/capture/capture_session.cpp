@@ -15,7 +15,7 @@ scoped_range::~scoped_range() {
 
 capture_session::capture_session(int rank, std::unique_ptr<activity_source> source,
                                  std::unique_ptr<range_marker> marker,
-                                 std::string unavailable_reason)
+                                 std::string unavailable_reason, bool print_unavailable)
     : m_rank(rank), m_source(std::move(source)), m_marker(std::move(marker)) {
     if (m_source != nullptr) {
         m_source_name = std::string(m_source->name());
@@ -24,8 +24,9 @@ capture_session::capture_session(int rank, std::unique_ptr<activity_source> sour
     const std::string message =
         "device capture unavailable: " +
         (unavailable_reason.empty() ? std::string("no capture backend") : unavailable_reason);
-    std::fprintf(stderr, "wlbtune: warning: rank %d: %s; the run continues without it\n", m_rank,
-                 message.c_str());
+    if (print_unavailable)
+        std::fprintf(stderr, "wlbtune: warning: rank %d: %s; the run continues without it\n",
+                     m_rank, message.c_str());
     m_collected.losses.warnings.push_back(message);
 }
 

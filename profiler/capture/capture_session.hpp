@@ -56,9 +56,11 @@ private:
 class capture_session {
 public:
     /// `source` may be null: capture is off and `unavailable_reason` becomes the report's
-    /// warning. `marker` may be null (no NVTX).
+    /// warning, printed on stderr unless `print_unavailable` is false (the other ranks of a
+    /// process whose first rank already said it). `marker` may be null (no NVTX).
     capture_session(int rank, std::unique_ptr<activity_source> source,
-                    std::unique_ptr<range_marker> marker, std::string unavailable_reason = {});
+                    std::unique_ptr<range_marker> marker, std::string unavailable_reason = {},
+                    bool print_unavailable = true);
     ~capture_session();
     capture_session(const capture_session&) = delete;
     capture_session& operator=(const capture_session&) = delete;

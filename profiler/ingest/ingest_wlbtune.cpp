@@ -1,11 +1,13 @@
 // wlbtune's own trace directories (wlbtune.trace/1, runtime/trace/trace.hpp), read one rank at a
 // time through runtime::trace_reader. Event names of the simulator and the captures say what the
 // work is: "attention fwd/bwd" (attention); "linear fwd/bwd" (the simulator) and the CPU
-// runtime's GEMM ops "qkv proj", "out proj", "mlp" (linear); anything else on the compute lane
-// (norms, output layer, optimizer step) is other compute.
+// runtime's GEMM ops "qkv proj", "out proj", "mlp" (linear); a CUPTI capture's kernel names
+// (`run --backend cuda`'s cupti/ trace) by their kernel (profiler/ingest/kernel_names.hpp);
+// anything else on the compute lane (norms, output layer, optimizer step) is other compute.
 #include "base/error.hpp"
 #include "profiler/ingest/chrome_json.hpp"
 #include "profiler/ingest/ingest.hpp"
+#include "profiler/ingest/kernel_names.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -21,6 +23,15 @@ work_class wlbtune_work_of(std::string_view name) {
     for (const std::string_view gemm : {"linear", "qkv proj", "out proj", "mlp fwd", "mlp bwd"})
         if (name.starts_with(gemm))
             return work_class::linear;
+    switch (classify_kernel(name).kind) {
+    case kernel_kind::attention:
+        return work_class::attention;
+    case kernel_kind::linear:
+        return work_class::linear;
+    case kernel_kind::other:
+    case kernel_kind::nccl:
+        break;
+    }
     return work_class::other;
 }
 

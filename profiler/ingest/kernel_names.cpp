@@ -59,6 +59,12 @@ kernel_info classify_kernel(std::string_view name) {
     const std::string l = lower(name);
     if (starts(l, "nccl"))
         return {kernel_kind::nccl, nccl_op_of(l)};
+    // wlbtune's own attention kernels (kernels/attention_{fwd,bwd,simt}.cu).
+    if (has(l, "wlb::kernels"))
+        for (std::string_view a :
+             {"fwd_mma", "bwd_mma", "bwd_delta", "dq_to_bf16", "fwd_simt", "dkdv_simt", "dq_simt"})
+            if (has(l, a))
+                return {kernel_kind::attention, nccl_op::none};
     // Attention before GEMMs: attention kernels are often CUTLASS or cuDNN generated kernels
     // whose names also say "gemm" or "cutlass".
     for (std::string_view a : {"flash", "fmha", "sdpa", "flex_attention", "flex_decoding",

@@ -6,7 +6,8 @@
 //   attention   FlashAttention 2/3 (flash_fwd*, flash_bwd*, flash::*), cuDNN SDPA
 //               (cudnn_generated_fort_native_sdpa*, *sdpa*), FlexAttention (flex_attention,
 //               flex_decoding Triton templates), Transformer Engine fused_attn, CUTLASS fmha,
-//               xformers (efficient_attention / mem_eff)
+//               xformers (efficient_attention / mem_eff), wlbtune's own (wlb::kernels::...
+//               fwd_mma, bwd_mma, bwd_delta, dq_to_bf16, fwd_simt, dkdv_simt, dq_simt)
 //   linear      GEMMs: cuBLAS / cuBLASLt (*gemm*, sm90_xmma*, nvjet*, ampere_* / volta_*
 //               s16816 / h16816 kernels), CUTLASS (cutlass* that is not fmha), Triton matmul
 //               templates (triton_tem_fused_mm*, *_mm_* / *addmm*), ROCm Cijk_*

@@ -39,6 +39,19 @@ void communicator::check_peer(int peer, int tag, std::string_view op) const {
     WLB_EXPECTS(tag >= 0 && tag <= max_tag, "{}: tag {} outside [0, {}]", op, tag, max_tag);
 }
 
+std::vector<std::int64_t> all_gather_int64(communicator& c, std::int64_t value) {
+    WLB_EXPECTS(value >= 0, "all_gather_int64 of a negative value {}", value);
+    const std::vector<double> mine = {static_cast<double>(value >> 32),
+                                      static_cast<double>(value & 0xffffffff)};
+    std::vector<double> all(2 * static_cast<std::size_t>(c.size()));
+    c.all_gather(std::span<const double>(mine), std::span<double>(all));
+    std::vector<std::int64_t> out;
+    for (std::size_t r = 0; r < static_cast<std::size_t>(c.size()); ++r)
+        out.push_back((static_cast<std::int64_t>(all[2 * r]) << 32) +
+                      static_cast<std::int64_t>(all[2 * r + 1]));
+    return out;
+}
+
 communicator& group_communicators::of(int axis_index) const {
     const std::unique_ptr<communicator>* all[] = {&tp, &cp, &pp, &dp};
     WLB_EXPECTS(axis_index >= 0 && axis_index < 4 && *all[axis_index], "no communicator {}",

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -134,6 +135,10 @@ private:
     void check_gather(std::size_t block, std::size_t whole, std::string_view op) const;
     void check_peer(int peer, int tag, std::string_view op) const;
 };
+
+/// Collective over `c`: every member's non-negative 64-bit value (clock times, counts), exact
+/// (the seam moves floating point: each value travels as two doubles of 32 bits).
+[[nodiscard]] std::vector<std::int64_t> all_gather_int64(communicator& c, std::int64_t value);
 
 /// A rank's communicators for its four groups of a layout.
 struct group_communicators {

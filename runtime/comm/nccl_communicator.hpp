@@ -72,6 +72,11 @@ public:
     virtual void reduce_scatter_async(const void* send, void* recv, std::size_t count,
                                       device_element type) = 0;
     virtual void all_reduce_async(void* data, std::size_t count, device_element type) = 0;
+    /// send() and recv() of `count` elements of any device type (bf16 activations between
+    /// pipeline stages), with the base interface's buffering and ordering.
+    virtual void send_device(const void* data, std::size_t count, device_element type,
+                             int peer) = 0;
+    virtual void recv_device(void* data, std::size_t count, device_element type, int peer) = 0;
     /// Makes `compute` wait for everything queued on this communicator so far (no host block).
     virtual void join(stream_t compute) = 0;
     /// Blocks the host until everything queued on this communicator has completed, under the

@@ -6,12 +6,14 @@
 //   cpu   kernels/ops.hpp on the host (OpenBLAS GEMMs), the decoder step of
 //         runtime/train/decoder_step.hpp, collectives through the world communicator's groups (MPI
 //         under mpirun, one rank without it): runtime/train/cpu_trainer.hpp
-//   cuda  not built yet (issue [cuda-runtime]): the same interface over CUDA kernels and NCCL,
-//         bootstrapped from the same host world communicator. make_backend refuses it with a
-//         clear error until then.
+//   cuda  the device decoder step (runtime/train/device_decoder.hpp) on CUDA kernels and NCCL,
+//         bootstrapped from the same host world communicator, one GPU per rank
+//         (runtime/train/cuda_backend.hpp; its --emulate form runs every rank of a layout on one
+//         GPU in one process: runtime/train/device_backend.hpp's emulated_job).
 #pragma once
 
 #include "runtime/comm/communicator.hpp"
+#include "runtime/device/attention_choice.hpp"
 #include "runtime/parallel/batch.hpp"
 #include "runtime/parallel/layout.hpp"
 #include "runtime/parallel/pipeline_schedule.hpp"
@@ -45,11 +47,22 @@ struct trainer_options {
     schedule_options schedule; ///< pipeline_order's options (1F1B when vpp = 1)
 };
 
+/// What the cuda backend runs on.
+struct device_options {
+    /// Every rank of the layout in this process on one device (runtime/comm/emulated_world.hpp).
+    bool emulate = false;
+    attention_choice attention = attention_choice::automatic;
+    /// CUDA ordinal; -1: the launcher's node-local rank modulo the visible devices (emulated: 0).
+    int device = -1;
+    double watchdog_seconds = default_watchdog_seconds; ///< every NCCL wait
+};
+
 struct backend_options {
     decoder_config model;
     layout job_layout{1, 1, 1, 1};
-    precision numbers = precision::f32;
+    precision numbers = precision::f32; ///< cpu; the cuda backend computes in bf16 and fp32
     trainer_options trainer;
+    device_options device; ///< cuda
 };
 
 /// What one step reports to the run loop (the same number on every rank).

@@ -13,6 +13,10 @@ cpu_trainer<T>::cpu_trainer(communicator& world, const decoder_config& config, c
     // Refuses another world size before any communication.
     m_groups = make_group_communicators(world, l);
     config.validate(l.tp());
+    if (config.kv_head_count() != config.heads)
+        throw input_error(fmt::format("model {}: the CPU backend trains multi-head attention "
+                                      "(kv_heads = heads), this model has {} KV heads for {} heads",
+                                      config.name, config.kv_head_count(), config.heads));
     if (config.layers < static_cast<std::int64_t>(l.pp()) * l.vpp())
         throw input_error(fmt::format("model {}: {} layers cannot fill pp={} x vpp={} model chunks",
                                       config.name, config.layers, l.pp(), l.vpp()));

@@ -20,8 +20,15 @@ void decoder_config::validate(int tp) const {
         bad(fmt::format("hidden {} must be heads {} x an even head_dim", hidden, heads));
     if (vocab > (std::int64_t{1} << 30))
         bad(fmt::format("vocab {} too large", vocab));
+    if (kv_heads < 0 || heads % kv_head_count() != 0)
+        bad(fmt::format("heads {} must be a multiple of kv_heads {}", heads, kv_head_count()));
     if (tp < 1 || heads % tp != 0 || ffn % tp != 0)
         bad(fmt::format("heads {} and ffn {} must be divisible by tp={}", heads, ffn, tp));
+    if (kv_head_count() % tp != 0)
+        bad(fmt::format(
+            "kv_heads {} must be divisible by tp={} (each TP rank holds whole key/value "
+            "heads)",
+            kv_head_count(), tp));
 }
 
 template <typename T>
@@ -81,7 +88,7 @@ decoder_params<T> init_decoder_params(const decoder_config& c, std::uint64_t see
     for (std::int64_t l = 0; l < c.layers; ++l) {
         decoder_layer_params<T> layer;
         layer.norm1 = norm(c.hidden);
-        layer.wqkv = normal(c.hidden, 3 * c.hidden);
+        layer.wqkv = normal(c.hidden, c.qkv_width());
         layer.wo = normal(c.hidden, c.hidden);
         layer.norm2 = norm(c.hidden);
         layer.w_gate = normal(c.hidden, c.ffn);
@@ -123,12 +130,24 @@ std::vector<T> take_rows(const std::vector<T>& m, std::int64_t width, std::int64
     return {m.begin() + row_begin * width, m.begin() + (row_begin + rows) * width};
 }
 
-// The three column ranges of QKV kept by TP rank t, as (begin, count) in the full matrix.
+// The three column ranges of QKV kept by TP rank t: part `which` (0 Q, 1 K, 2 V) has width(which)
+// columns on one TP rank, starting at begin(which, t) in the full matrix and at local(which) in
+// the rank's shard.
 struct qkv_split {
-    std::int64_t part; // columns per Q/K/V part on one TP rank
-    std::int64_t begin(int which, int t) const { return which * part * tp + t * part; }
+    std::int64_t q_part;  // Q columns on one TP rank
+    std::int64_t kv_part; // K (and V) columns on one TP rank
     int tp;
+    std::int64_t width(int which) const { return which == 0 ? q_part : kv_part; }
+    std::int64_t begin(int which, int t) const {
+        return which == 0 ? t * q_part : q_part * tp + (which - 1) * kv_part * tp + t * kv_part;
+    }
+    std::int64_t local(int which) const { return which == 0 ? 0 : q_part + (which - 1) * kv_part; }
+    std::int64_t local_width() const { return q_part + 2 * kv_part; }
 };
+
+qkv_split split_of(const decoder_config& c, int tp) {
+    return {c.heads * c.head_dim() / tp, c.kv_head_count() * c.head_dim() / tp, tp};
+}
 
 } // namespace
 
@@ -138,7 +157,7 @@ decoder_params<T> shard_decoder_params(const decoder_config& c, const decoder_pa
     c.validate(tp);
     WLB_EXPECTS(t >= 0 && t < tp, "TP rank {} of {}", t, tp);
     const std::int64_t h = c.hidden, part = h / tp, f = c.ffn / tp;
-    const qkv_split qs{part, tp};
+    const qkv_split qs = split_of(c, tp);
     decoder_params<T> s;
     s.embed = full.embed;
     s.final_norm = full.final_norm;
@@ -147,10 +166,11 @@ decoder_params<T> shard_decoder_params(const decoder_config& c, const decoder_pa
         decoder_layer_params<T> l;
         l.norm1 = fl.norm1;
         l.norm2 = fl.norm2;
-        l.wqkv.resize(static_cast<std::size_t>(h * 3 * part));
+        l.wqkv.resize(static_cast<std::size_t>(h * qs.local_width()));
         for (int which = 0; which < 3; ++which)
-            put_columns(l.wqkv, h, 3 * part, which * part, part,
-                        take_columns(fl.wqkv, h, 3 * h, qs.begin(which, t), part));
+            put_columns(
+                l.wqkv, h, qs.local_width(), qs.local(which), qs.width(which),
+                take_columns(fl.wqkv, h, c.qkv_width(), qs.begin(which, t), qs.width(which)));
         l.wo = take_rows(fl.wo, h, t * part, part);
         l.w_gate = take_columns(fl.w_gate, h, c.ffn, t * f, f);
         l.w_up = take_columns(fl.w_up, h, c.ffn, t * f, f);
@@ -165,8 +185,8 @@ decoder_params<T> unshard_decoder_params(const decoder_config& c,
                                          const std::vector<decoder_params<T>>& shards) {
     const int tp = static_cast<int>(shards.size());
     c.validate(tp);
-    const std::int64_t h = c.hidden, part = h / tp, f = c.ffn / tp;
-    const qkv_split qs{part, tp};
+    const std::int64_t h = c.hidden, f = c.ffn / tp;
+    const qkv_split qs = split_of(c, tp);
     decoder_params<T> full;
     full.embed = shards[0].embed;
     full.final_norm = shards[0].final_norm;
@@ -175,14 +195,15 @@ decoder_params<T> unshard_decoder_params(const decoder_config& c,
         decoder_layer_params<T> l;
         l.norm1 = shards[0].layers[li].norm1;
         l.norm2 = shards[0].layers[li].norm2;
-        l.wqkv.resize(static_cast<std::size_t>(h * 3 * h));
+        l.wqkv.resize(static_cast<std::size_t>(h * c.qkv_width()));
         l.w_gate.resize(static_cast<std::size_t>(h * c.ffn));
         l.w_up.resize(static_cast<std::size_t>(h * c.ffn));
         for (int t = 0; t < tp; ++t) {
             const auto& s = shards[static_cast<std::size_t>(t)].layers[li];
             for (int which = 0; which < 3; ++which)
-                put_columns(l.wqkv, h, 3 * h, qs.begin(which, t), part,
-                            take_columns(s.wqkv, h, 3 * part, which * part, part));
+                put_columns(
+                    l.wqkv, h, c.qkv_width(), qs.begin(which, t), qs.width(which),
+                    take_columns(s.wqkv, h, qs.local_width(), qs.local(which), qs.width(which)));
             l.wo.insert(l.wo.end(), s.wo.begin(), s.wo.end());
             put_columns(l.w_gate, h, c.ffn, t * f, f, s.w_gate);
             put_columns(l.w_up, h, c.ffn, t * f, f, s.w_up);
@@ -265,11 +286,19 @@ decoder_config decoder_config_of(const model_spec& m) {
         throw input_error(fmt::format("model {}: the CPU decoder trains a SwiGLU MLP "
                                       "(gated_mlp true)",
                                       m.name));
+    return device_decoder_config_of(m);
+}
+
+decoder_config device_decoder_config_of(const model_spec& m) {
+    if (!m.gated_mlp)
+        throw input_error(
+            fmt::format("model {}: the decoder trains a SwiGLU MLP (gated_mlp true)", m.name));
     decoder_config c;
     c.name = m.name;
     c.vocab = m.vocab;
     c.hidden = m.hidden;
     c.heads = m.heads;
+    c.kv_heads = m.kv_heads == m.heads ? 0 : m.kv_heads;
     c.ffn = m.ffn;
     c.layers = m.layers;
     c.norm_eps = m.norm_eps;
@@ -284,7 +313,7 @@ model_spec model_spec_of(const decoder_config& d) {
     m.layers = static_cast<int>(d.layers);
     m.hidden = static_cast<int>(d.hidden);
     m.heads = static_cast<int>(d.heads);
-    m.kv_heads = static_cast<int>(d.heads);
+    m.kv_heads = static_cast<int>(d.kv_head_count());
     m.ffn = static_cast<int>(d.ffn);
     m.vocab = static_cast<int>(d.vocab);
     m.norm_eps = d.norm_eps;
@@ -294,20 +323,23 @@ model_spec model_spec_of(const decoder_config& d) {
 }
 
 nlohmann::json to_json(const decoder_config& c) {
-    return {{"name", c.name},
-            {"vocab", c.vocab},
-            {"hidden", c.hidden},
-            {"heads", c.heads},
-            {"ffn", c.ffn},
-            {"layers", c.layers},
-            {"norm_eps", c.norm_eps},
-            {"rope_base", c.rope_base},
-            {"parameters", decoder_parameter_count(c)}};
+    nlohmann::json j = {{"name", c.name},
+                        {"vocab", c.vocab},
+                        {"hidden", c.hidden},
+                        {"heads", c.heads},
+                        {"ffn", c.ffn},
+                        {"layers", c.layers},
+                        {"norm_eps", c.norm_eps},
+                        {"rope_base", c.rope_base},
+                        {"parameters", decoder_parameter_count(c)}};
+    if (c.kv_head_count() != c.heads)
+        j["kv_heads"] = c.kv_head_count();
+    return j;
 }
 
 std::int64_t decoder_parameter_count(const decoder_config& c) {
     const std::int64_t h = c.hidden;
-    const std::int64_t layer = 2 * h + 4 * h * h + 3 * h * c.ffn;
+    const std::int64_t layer = 2 * h + h * c.qkv_width() + h * h + 3 * h * c.ffn;
     return 2 * c.vocab * h + h + c.layers * layer;
 }
 

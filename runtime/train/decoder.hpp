@@ -8,7 +8,10 @@
 //   norm1/2    [hidden]                     replicated
 //   wqkv       [hidden x 3*hidden]          column-parallel: Q, K and V each keep the columns of
 //                                           heads [t*H/TP, (t+1)*H/TP); local [hidden x
-//                                           3*hidden/TP]
+//                                           3*hidden/TP]. With KV < H key/value heads (grouped-
+//                                           query attention, device step only) it is [hidden x
+//                                           (H + 2 KV) * head_dim]: Q keeps heads [t*H/TP, ..),
+//                                           K and V heads [t*KV/TP, (t+1)*KV/TP)
 //   wo         [hidden x hidden]            row-parallel: the rows of the same heads
 //   w_gate/up  [hidden x ffn]               column-parallel: columns [t*ffn/TP, (t+1)*ffn/TP)
 //   w_down     [ffn x hidden]               row-parallel: the same rows
@@ -32,13 +35,25 @@ struct decoder_config {
     std::int64_t vocab = 32;
     std::int64_t hidden = 16;
     std::int64_t heads = 4;
+    /// Key/value heads (grouped-query attention: query head h reads key/value head h / (heads /
+    /// kv_heads)); 0: heads (multi-head attention). The CPU step trains multi-head attention
+    /// only; the device step (runtime/train/device_decoder.hpp) trains both.
+    std::int64_t kv_heads = 0;
     std::int64_t ffn = 32;
     std::int64_t layers = 2;
     double norm_eps = 1e-5;
     double rope_base = 10000.0;
 
     [[nodiscard]] std::int64_t head_dim() const noexcept { return hidden / heads; }
-    /// Throws wlb::input_error when the shape is inconsistent or does not split over `tp`.
+    [[nodiscard]] std::int64_t kv_head_count() const noexcept {
+        return kv_heads == 0 ? heads : kv_heads;
+    }
+    /// Columns of the fused QKV projection: (heads + 2 kv heads) x head_dim.
+    [[nodiscard]] std::int64_t qkv_width() const noexcept {
+        return (heads + 2 * kv_head_count()) * head_dim();
+    }
+    /// Throws wlb::input_error when the shape is inconsistent or does not split over `tp`
+    /// (heads, key/value heads and ffn each divisible by tp).
     void validate(int tp) const;
 };
 
@@ -47,7 +62,10 @@ struct decoder_config {
 /// grouped-query attention (kv_heads < heads) or a plain MLP is wlb::input_error saying so, as is
 /// a shape validate(1) refuses.
 [[nodiscard]] decoder_config decoder_config_of(const model_spec& m);
-/// The registry's view of a decoder built by hand (tests, benchmarks): kv_heads = heads, SwiGLU.
+/// The decoder of a model from the registry for the device step, which also trains
+/// grouped-query attention (kv_heads < heads); a plain MLP is wlb::input_error.
+[[nodiscard]] decoder_config device_decoder_config_of(const model_spec& m);
+/// The registry's view of a decoder built by hand (tests, benchmarks): its kv heads, SwiGLU.
 [[nodiscard]] model_spec model_spec_of(const decoder_config& d);
 [[nodiscard]] nlohmann::json to_json(const decoder_config& c);
 /// Parameters of the full model (every tensor of decoder_params).

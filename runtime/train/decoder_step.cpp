@@ -698,6 +698,11 @@ step_gradients<T> compute_step_gradients(const decoder_config& config,
                                          const batch_shards& shards, const parallel_groups& groups,
                                          const std::vector<stage_op>& order) {
     config.validate(groups.tp.size());
+    if (config.kv_head_count() != config.heads)
+        throw input_error(fmt::format("model {}: the CPU decoder step trains multi-head attention "
+                                      "(kv_heads = heads); {} KV heads for {} heads needs the "
+                                      "device step",
+                                      config.name, config.kv_head_count(), config.heads));
     const int pp = groups.pp == nullptr ? 1 : groups.pp->size();
     if (groups.virtual_stages < 1 || (groups.virtual_stages > 1 && pp < 2))
         throw input_error(fmt::format("vpp={} needs pp >= 2 (pp={})", groups.virtual_stages, pp));

@@ -41,16 +41,13 @@ private:
 
 } // namespace
 
-void check_backend_available(backend_kind kind) {
-    if (kind == backend_kind::cuda)
-        throw input_error("--backend cuda: the CUDA backend (CUDA kernels and NCCL behind the "
-                          "same step interface) is not built yet; it arrives with the "
-                          "[cuda-runtime] issue. Use --backend cpu");
-}
+void check_backend_available(backend_kind /*kind*/) {}
 
 std::unique_ptr<training_backend> make_backend(backend_kind kind, communicator& world,
                                                const backend_options& options) {
-    check_backend_available(kind);
+    WLB_EXPECTS(kind == backend_kind::cpu,
+                "make_backend makes the CPU backend; the cuda backend is "
+                "runtime::make_cuda_backend's (runtime/train/cuda_backend.hpp)");
     cpu_backend<float>::prepare_process();
     if (options.numbers == precision::f64)
         return std::make_unique<cpu_backend<double>>(world, options);

@@ -1,5 +1,6 @@
-// The training backends this build has, chosen by kind: the one place that knows every
-// implementation of runtime/train/backend.hpp (the CPU trainer; CUDA once it is built).
+// The host core's training backend: the CPU trainer. The cuda backend sits at the CUDA edge
+// (runtime/train/cuda_backend.hpp: make_cuda_backend, check_cuda_backend), which the host
+// core's tests do not link; tuner/job/run_execute.hpp chooses between the two.
 #pragma once
 
 #include "runtime/comm/communicator.hpp"
@@ -9,14 +10,14 @@
 
 namespace wlb::runtime {
 
-/// Throws wlb::input_error when this build cannot run `kind` (cuda, until the [cuda-runtime]
-/// issue lands), so a run can refuse before any work.
+/// The host core's part of the check that `kind` can run: nothing for cpu; for cuda, call
+/// check_cuda_backend (runtime/train/cuda_backend.hpp) as well, which knows the devices.
 void check_backend_available(backend_kind kind);
 
-/// The backend of `kind` over the job's world communicator (which must outlive it). Collective
-/// over `world`: splits it into the layout's groups, throwing wlb::input_error before any
-/// communication when the world size differs from the layout's (or the model does not split
-/// over the layout).
+/// The CPU backend over the job's world communicator (which must outlive it); `kind` cuda is
+/// wlb::internal_error (make_cuda_backend makes it). Collective over `world`: splits it into
+/// the layout's groups, throwing wlb::input_error before any communication when the world size
+/// differs from the layout's (or the model does not split over the layout).
 [[nodiscard]] std::unique_ptr<training_backend> make_backend(backend_kind kind, communicator& world,
                                                              const backend_options& options);
 

@@ -2,11 +2,13 @@
 
 #include "base/error.hpp"
 #include "runtime/trace/trace_capture.hpp"
+#include "runtime/train/device_backend.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <fmt/ranges.h>
 #include <limits>
+#include <memory>
 #include <optional>
 
 namespace wlb::runtime {
@@ -93,6 +95,55 @@ void write_trace(communicator& world, const layout& l, trace_capture& capture,
 }
 
 } // namespace
+
+run_result run_emulated_training(emulated_job& job, const std::vector<training_step>& steps,
+                                 const run_options& options,
+                                 const std::function<void(const step_record&)>& on_step) {
+    const auto& l = job.job_layout();
+    std::vector<std::unique_ptr<trace_capture>> captures;
+    std::vector<step_observer*> observers;
+    if (!options.trace_dir.empty())
+        for (int r = 0; r < l.world_size(); ++r) {
+            captures.push_back(std::make_unique<trace_capture>(l, r));
+            observers.push_back(captures.back().get());
+        }
+    run_result out;
+    for (const auto& s : steps) {
+        for (auto& c : captures)
+            c->begin_step(s.batch.step);
+        const auto r = job.step(s.batch, s.shards, observers);
+        step_record rec{s.batch.step, r.seconds, r.loss, r.labelled_tokens};
+        out.steps.push_back(rec);
+        if (on_step)
+            on_step(rec);
+    }
+    if (captures.empty())
+        return out;
+    std::int64_t origin = std::numeric_limits<std::int64_t>::max();
+    for (const auto& c : captures)
+        origin = std::min(origin, c->first_start_ns().value_or(origin));
+    if (origin == std::numeric_limits<std::int64_t>::max())
+        origin = 0;
+    std::vector<std::int64_t> per_rank;
+    for (int r = 0; r < l.world_size(); ++r) {
+        auto& c = *captures[static_cast<std::size_t>(r)];
+        c.rebase(origin);
+        write_trace_rank_file(options.trace_dir, r, c.events());
+        per_rank.push_back(static_cast<std::int64_t>(c.events().size()));
+        out.trace_events += per_rank.back();
+    }
+    std::vector<sharded_step> batches;
+    for (const auto& s : steps)
+        batches.push_back({s.batch.step, s.shards});
+    write_trace_batches(options.trace_dir, batches);
+    trace_meta meta = options.trace_info;
+    meta.job_layout = l;
+    meta.steps = static_cast<std::int64_t>(steps.size());
+    meta.tp_replicated = false;
+    meta.batches = std::string(trace_batches_file);
+    write_trace_manifest(options.trace_dir, meta, per_rank, &options.trace_manifest_extra);
+    return out;
+}
 
 run_result run_training(training_backend& backend, communicator& world, const layout& l,
                         const std::vector<training_step>& steps, const run_options& options,

@@ -52,4 +52,14 @@ run_result run_training(training_backend& backend, communicator& world, const la
                         const std::vector<training_step>& steps, const run_options& options,
                         const std::function<void(const step_record&)>& on_step = {});
 
+class emulated_job;
+
+/// The run loop of an emulated job (runtime/train/device_backend.hpp: every rank of the layout in
+/// this process): each step on every rank; a step's seconds are the virtual clocks' (from the
+/// barrier that starts it to the last rank's end of the update). With options.trace_dir, this
+/// process writes every rank's events (on the virtual clocks), the batches and the manifest.
+run_result run_emulated_training(emulated_job& job, const std::vector<training_step>& steps,
+                                 const run_options& options,
+                                 const std::function<void(const step_record&)>& on_step = {});
+
 } // namespace wlb::runtime

@@ -64,11 +64,28 @@ TEST(CliRun, ALayoutOfAnotherWorldSizeIsRefusedBeforeAnyWork) {
     EXPECT_FALSE(std::filesystem::exists(trace));
 }
 
-TEST(CliRun, TheCudaBackendAndBadTunedConfigsAreClearErrors) {
-    auto cuda = run_wlbtune("run " + data + " --backend cuda");
-    EXPECT_EQ(cuda.exit_code, 3);
-    EXPECT_NE(cuda.err.find("--backend cuda: the CUDA backend"), std::string::npos) << cuda.err;
-    EXPECT_NE(cuda.err.find("Use --backend cpu"), std::string::npos) << cuda.err;
+TEST(CliRun, TheCudaBackendWithoutADeviceIsARuntimeFailureNamingIt) {
+    temp_dir tmp;
+    const auto trace = tmp / "trace";
+    for (const std::string extra : {"", " --emulate --layout tp=2,cp=2,pp=2"}) {
+        auto cuda = run_wlbtune("run " + data + " --backend cuda --trace-dir '" + trace.string() +
+                                "'" + extra);
+        if (cuda.exit_code == 0)
+            GTEST_SKIP() << "a CUDA device is visible here: the cuda backend ran";
+        EXPECT_EQ(cuda.exit_code, 4) << cuda.err;
+        EXPECT_NE(cuda.err.find("--backend cuda: "), std::string::npos) << cuda.err;
+        // A CUDA build names the device it lacks; a build without CUDA says so.
+        EXPECT_TRUE(cuda.err.find("no CUDA device") != std::string::npos ||
+                    cuda.err.find("without CUDA") != std::string::npos)
+            << cuda.err;
+        EXPECT_FALSE(std::filesystem::exists(trace)) << "refused before any work";
+    }
+    auto cpu = run_wlbtune("run " + data + " --emulate");
+    EXPECT_EQ(cpu.exit_code, 3);
+    EXPECT_NE(cpu.err.find("--emulate"), std::string::npos) << cpu.err;
+}
+
+TEST(CliRun, BadBackendsAndTunedConfigsAreClearErrors) {
     auto config = run_wlbtune("run --config missing-tuned.json");
     EXPECT_EQ(config.exit_code, 3);
     EXPECT_NE(config.err.find("missing-tuned.json"), std::string::npos) << config.err;

@@ -2,7 +2,6 @@
 
 #include "base/error.hpp"
 #include "runtime/parallel/pipeline_schedule.hpp"
-#include "runtime/train/make_backend.hpp"
 #include "tuner/search/simulate_job.hpp"
 #include "tuner/sharding/make_sharder.hpp"
 
@@ -88,7 +87,9 @@ prepared_run prepare_run(const job_spec& job, const run_request& request) {
     if (!(request.learning_rate > 0.0) || !std::isfinite(request.learning_rate))
         throw input_error(fmt::format("--learning-rate must be a positive number, found {}",
                                       request.learning_rate));
-    auto decoder = runtime::decoder_config_of(job.model);
+    const bool device = request.backend == runtime::backend_kind::cuda;
+    auto decoder = device ? runtime::device_decoder_config_of(job.model)
+                          : runtime::decoder_config_of(job.model);
     decoder.validate(l.tp());
     if (decoder.layers < static_cast<std::int64_t>(l.pp()) * l.vpp())
         throw input_error(fmt::format("model {}: {} layers cannot fill pp={} x vpp={} model "
@@ -101,7 +102,8 @@ prepared_run prepare_run(const job_spec& job, const run_request& request) {
                                       "simulator",
                                       job.partition));
     const auto schedule = runtime::parse_schedule(job.schedule, l.vpp());
-    auto costs = run_cost_model(job.model, job.hardware, l, request.numbers);
+    auto costs = device ? cost_model(job.model, job.hardware, l)
+                        : run_cost_model(job.model, job.hardware, l, request.numbers);
     const auto sharding = job.sharding.value_or(sharding_spec{});
     const auto inputs = job.inputs();
     auto stream = job.open_stream();
@@ -111,36 +113,6 @@ prepared_run prepare_run(const job_spec& job, const run_request& request) {
     auto predicted = predict_run_seconds(costs, decoder, batches.steps, schedule);
     return {std::move(decoder),   std::move(costs),  schedule, std::move(batches),
             std::move(predicted), stream.describe(), inputs};
-}
-
-std::unique_ptr<runtime::training_backend>
-make_run_backend(runtime::backend_kind kind, runtime::communicator& world, const job_spec& job,
-                 const prepared_run& run, const run_request& request) {
-    runtime::backend_options bo;
-    bo.model = run.decoder;
-    bo.job_layout = job.layout;
-    bo.numbers = request.numbers;
-    bo.trainer.seed = request.seed;
-    bo.trainer.learning_rate = request.learning_rate;
-    bo.trainer.schedule = run.schedule;
-    return runtime::make_backend(kind, world, bo);
-}
-
-runtime::run_result
-execute_run(runtime::training_backend& backend, runtime::communicator& world, const job_spec& job,
-            const prepared_run& run, const run_request& request,
-            const std::function<void(std::size_t, const runtime::step_record&)>& on_step) {
-    runtime::run_options ro;
-    ro.trace_dir = request.trace_dir;
-    ro.trace_info.source = std::string(backend.name());
-    ro.trace_info.note =
-        fmt::format("measured by wlbtune run --backend {} ({}): host timers "
-                    "(steady_clock) around every operation; model {}",
-                    backend.name(), runtime::to_string(request.numbers), run.decoder.name);
-    ro.trace_manifest_extra = wlb::report_header(runtime::trace_schema, run.inputs);
-    std::size_t i = 0;
-    return runtime::run_training(backend, world, job.layout, run.batches.steps, ro,
-                                 [&](const runtime::step_record& r) { on_step(i++, r); });
 }
 
 } // namespace wlb::tuner

@@ -62,9 +62,18 @@ predict_run_seconds(const cost_model& costs, const runtime::decoder_config& d,
 /// mpirun command that would); returns what the launcher said.
 runtime::launch_info check_launch(const runtime::layout& l);
 
+/// How an emulated run (`--backend cuda --emulate`) times its transfers.
+enum class emulated_comm : std::uint8_t {
+    measured, ///< the device copies that carry them, measured
+    modelled  ///< the cost model's collective and point-to-point times
+};
+
 struct run_request {
     std::int64_t steps = 3;
-    runtime::precision numbers = runtime::precision::f32;
+    runtime::backend_kind backend = runtime::backend_kind::cpu;
+    runtime::device_options device; ///< cuda: emulate, attention, device, watchdog
+    emulated_comm comm = emulated_comm::measured;
+    runtime::precision numbers = runtime::precision::f32; ///< cpu (cuda: bf16 and fp32)
     std::uint64_t seed = 1;      ///< of the initial parameters
     double learning_rate = 1e-2; ///< SGD
     std::string trace_dir;       ///< capture the job's trace here; empty: none
@@ -82,21 +91,11 @@ struct prepared_run {
     std::vector<wlb::input_identity> inputs;
 };
 
-/// Checks the model against the executor (runtime::decoder_config_of, the layout's tp, pp x vpp
-/// model chunks), then packs and shards request.steps steps of the job's documents and predicts
-/// them. Throws wlb::input_error naming what does not fit.
+/// Checks the model against the executor (runtime::decoder_config_of for the CPU backend,
+/// device_decoder_config_of, which also takes grouped-query attention, for cuda; the layout's
+/// tp, pp x vpp model chunks), then packs and shards request.steps steps of the job's documents
+/// and predicts them (the cuda backend's activations and collectives in bf16). Throws
+/// wlb::input_error naming what does not fit. Running it: tuner/job/run_execute.hpp.
 prepared_run prepare_run(const job_spec& job, const run_request& request);
-
-/// The training backend of `kind` for the prepared run over the job's world (collective).
-std::unique_ptr<runtime::training_backend>
-make_run_backend(runtime::backend_kind kind, runtime::communicator& world, const job_spec& job,
-                 const prepared_run& run, const run_request& request);
-
-/// Runs the prepared steps on `backend` (collective), capturing the trace when
-/// request.trace_dir is set; `on_step(i, record)` is called on every rank after step i.
-runtime::run_result
-execute_run(runtime::training_backend& backend, runtime::communicator& world, const job_spec& job,
-            const prepared_run& run, const run_request& request,
-            const std::function<void(std::size_t, const runtime::step_record&)>& on_step);
 
 } // namespace wlb::tuner

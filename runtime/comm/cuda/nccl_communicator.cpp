@@ -273,12 +273,21 @@ protected:
 
     void do_send(const void* data, std::size_t count, element_type type, int peer,
                  int /*tag*/) override {
+        send_device(data, count, device_element_of(type), peer);
+    }
+
+    void do_recv(void* data, std::size_t count, element_type type, int peer, int /*tag*/) override {
+        recv_device(data, count, device_element_of(type), peer);
+    }
+
+public:
+    void send_device(const void* data, std::size_t count, device_element type, int peer) override {
         m_session->check_live();
-        const std::size_t bytes = count * element_bytes(type);
+        const std::size_t bytes = count * device_element_bytes(type);
         after_compute();
         pending_send s;
         s.count = count;
-        s.type = device_element_of(type);
+        s.type = type;
         s.peer = peer;
         WLB_CUDA_CHECK(cudaMallocAsync(&s.staging, bytes > 0 ? bytes : 1, m_stream));
         WLB_CUDA_CHECK(cudaMemcpyAsync(s.staging, data, bytes, cudaMemcpyDeviceToDevice, m_stream));
@@ -286,7 +295,7 @@ protected:
         join(m_compute); // later compute may overwrite `data` only after the copy
     }
 
-    void do_recv(void* data, std::size_t count, element_type type, int peer, int /*tag*/) override {
+    void recv_device(void* data, std::size_t count, device_element type, int peer) override {
         enqueue("recv", [&] {
             ncclResult_t r = ncclGroupStart();
             if (r != ncclSuccess)
@@ -296,8 +305,7 @@ protected:
                 if (r != ncclSuccess && r != ncclInProgress)
                     break;
             }
-            const ncclResult_t rr =
-                ncclRecv(data, count, nccl_type(device_element_of(type)), peer, m_comm, m_stream);
+            const ncclResult_t rr = ncclRecv(data, count, nccl_type(type), peer, m_comm, m_stream);
             const ncclResult_t end = ncclGroupEnd();
             if (r != ncclSuccess && r != ncclInProgress)
                 return r;
