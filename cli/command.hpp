@@ -15,6 +15,9 @@ namespace wlb::cli {
 struct registered_command {
     CLI::App* sub = nullptr;
     std::function<void()> run;
+    /// The process's exit status once run() returned (unset: 0). `wlbtune profile` passes its
+    /// command's status through.
+    std::function<int()> status = {};
 };
 
 /// Every register_<name> takes the app and the command's output: where its JSON report goes is
@@ -29,6 +32,8 @@ registered_command register_shard(CLI::App& app, command_output& out);
 registered_command register_run(CLI::App& app, command_output& out);
 registered_command register_tune(CLI::App& app, command_output& out);
 registered_command register_analyze(CLI::App& app, command_output& out);
+registered_command register_profile(CLI::App& app, command_output& out);
+registered_command register_trigger(CLI::App& app, command_output& out);
 
 /// Adds --json FILE|- for the command's report (`schema`).
 CLI::Option* add_json_option(CLI::App& sub, std::string& path, const std::string& schema);
