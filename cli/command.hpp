@@ -15,6 +15,9 @@ namespace wlb::cli {
 struct registered_command {
     CLI::App* sub = nullptr;
     std::function<void()> run;
+    /// The process's exit status once run() returned (unset: 0). `wlbtune profile` passes its
+    /// command's status through.
+    std::function<int()> status = {};
 };
 
 /// Every register_<name> takes the app and the command's output: where its JSON report goes is
@@ -29,6 +32,8 @@ registered_command register_shard(CLI::App& app, command_output& out);
 registered_command register_run(CLI::App& app, command_output& out);
 registered_command register_tune(CLI::App& app, command_output& out);
 registered_command register_analyze(CLI::App& app, command_output& out);
+registered_command register_profile(CLI::App& app, command_output& out);
+registered_command register_trigger(CLI::App& app, command_output& out);
 
 /// Checks of a number option with plain messages ("--steps: must be >= 0, found -1"): finite,
 /// and >= 0 or > 0. A value they refuse is bad input (exit 3, cli/main.cpp), not usage.

@@ -56,12 +56,15 @@ int main(int argc, char** argv) {
     app.option_defaults()->always_capture_default(); // every option's help shows its default
 
     wlb::cli::command_output out; // where the chosen command's reports, and its error, go
-    const std::vector<wlb::cli::registered_command> commands = {
+    std::vector<wlb::cli::registered_command> commands = {
         wlb::cli::register_layout(app, out), wlb::cli::register_data(app, out),
         wlb::cli::register_pack(app, out),   wlb::cli::register_simulate(app, out),
         wlb::cli::register_shard(app, out),  wlb::cli::register_run(app, out),
         wlb::cli::register_tune(app, out),   wlb::cli::register_analyze(app, out),
     };
+    // A user's own job, and capture on demand (docs/profile.md).
+    commands.push_back(wlb::cli::register_profile(app, out));
+    commands.push_back(wlb::cli::register_trigger(app, out));
 
     try {
         app.parse(argc, argv);
@@ -86,7 +89,7 @@ int main(int argc, char** argv) {
         for (const auto& command : commands) {
             if (command.sub->parsed()) {
                 command.run();
-                return 0;
+                return command.status ? command.status() : 0;
             }
         }
         fmt::print("{}", app.help());

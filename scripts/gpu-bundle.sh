@@ -14,7 +14,10 @@
 #                  xxHash, zlib, OpenBLAS and its Fortran runtime, ...), under their sonames
 #   lib/fallback/  libstdc++ and libgcc_s, used only where the machine's own are too old
 #   share/         wlbllm_doc_lengths.json (bench_cuda_cp_emulation's data), when present
-#   gpu/           sdpa_peer.py (PyTorch's attention on the same shapes)
+#   bin/libwlbtune_inject.so   the injection library `wlbtune profile` loads into a job (beside
+#                  wlbtune, where wlbtune looks for it; self-contained: it needs libc only)
+#   gpu/           sdpa_peer.py (PyTorch's attention on the same shapes); profile_check.sh and
+#                  profile_train.py (wlbtune profile on a PyTorch job, docs/profile.md)
 #   MANIFEST       commit, date, toolkit, architectures, the CUDA libraries the binaries need
 #                  (not carried: the GPU machine's toolkit or PyTorch's wheels provide them)
 #
@@ -60,7 +63,7 @@ cmake "${configure[@]}" >"$build/configure.log" 2>&1 ||
     die "configure failed (log: $build/configure.log)"
   }
 say "build ${targets[*]} ($jobs jobs)"
-cmake --build "$build" -j "$jobs" --target "${targets[@]}" >&2 || die "build failed"
+cmake --build "$build" -j "$jobs" --target "${targets[@]}" wlbtune_inject >&2 || die "build failed"
 
 # ---- stage ----------------------------------------------------------------------------------
 rm -rf "$stage_root"
@@ -104,7 +107,14 @@ if [[ -f $data ]]; then
 else
   say "warning: $data not found: bench_cuda_cp_emulation will run its synthetic micro-batch only"
 fi
-cp "$root/scripts/gpu/sdpa_peer.py" "$stage/gpu/"
+cp "$root/scripts/gpu/sdpa_peer.py" "$root/scripts/gpu/profile_check.sh" \
+  "$root/scripts/gpu/profile_train.py" "$stage/gpu/"
+# The injection library beside wlbtune; it must need nothing but the C library.
+strip --strip-unneeded -o "$stage/bin/libwlbtune_inject.so" "$build/libwlbtune_inject.so" ||
+  die "libwlbtune_inject.so not built"
+inject_needs=$(objdump -p "$stage/bin/libwlbtune_inject.so" | awk '/NEEDED/ { print $2 }' |
+  grep -vE '^(libc|libm|libdl|libpthread)\.so|^ld-linux' || true)
+[[ -z $inject_needs ]] || die "libwlbtune_inject.so needs $inject_needs"
 {
   echo "wlbtune GPU bundle"
   echo "commit: $(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)$(

@@ -2,8 +2,8 @@
 # The GPU check (docs/cuda-runtime.md, "GPU check"): every GPU test, the cuda backend's run
 # (`wlbtune run --backend cuda --emulate`, analyze on its trace, bench_cuda_run's loss, sharding,
 # packing, analyze and capture-overhead tables), compute-sanitizer on two attention cases, the GPU
-# benchmarks in a quick mode and PyTorch's attention on the same shapes, in one command that fits
-# a short GPU window.
+# benchmarks in a quick mode and PyTorch's attention on the same shapes, and `wlbtune profile` on
+# a small PyTorch job (docs/profile.md), in one command that fits a short GPU window.
 #
 #   scripts/gpu-check.sh --bundle FILE [--results DIR]   no build: FILE from scripts/gpu-bundle.sh
 #   scripts/gpu-check.sh [--results DIR | DIR]           build the bundle here first (this machine
@@ -15,11 +15,12 @@
 # found an error and no benchmark failed; 1 otherwise; 2 for bad arguments or a missing library.
 #
 # Environment (seconds):
-#   WLB_GPU_BUDGET          the whole run (330): a step that would start past it is not run
+#   WLB_GPU_BUDGET          the whole run (400): a step that would start past it is not run
 #   WLB_GPU_TEST_TIMEOUT    one GPU test (60); WLB_GPU_TEST_BUDGET all GPU tests (120)
 #   WLB_GPU_SANITIZER_TIMEOUT   one compute-sanitizer run (45)
 #   WLB_GPU_BENCH_TIMEOUT   one benchmark (60); WLB_GPU_PEER_TIMEOUT the PyTorch peer (90)
 #   WLB_GPU_RUN_TIMEOUT     the run items together: wlbtune run + analyze, bench_cuda_run (120)
+#   WLB_GPU_PROFILE_TIMEOUT wlbtune profile on the PyTorch job, all of it (110)
 #   WLB_GPU_FULL            1: the benchmarks' full shape lists instead of the quick ones, and
 #                           bench_cuda_cp_emulation (the per-layer emulation on random buffers,
 #                           which the cuda backend's --emulate replaces in the default check)
@@ -41,13 +42,14 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 results=${results:-${OUT:-$PWD/gpu-check-results}}
-budget=${WLB_GPU_BUDGET:-330}
+budget=${WLB_GPU_BUDGET:-400}
 test_timeout=${WLB_GPU_TEST_TIMEOUT:-60}
 test_budget=${WLB_GPU_TEST_BUDGET:-120}
 sanitizer_timeout=${WLB_GPU_SANITIZER_TIMEOUT:-45}
 bench_timeout=${WLB_GPU_BENCH_TIMEOUT:-60}
 peer_timeout=${WLB_GPU_PEER_TIMEOUT:-90}
 run_timeout=${WLB_GPU_RUN_TIMEOUT:-120}
+profile_timeout=${WLB_GPU_PROFILE_TIMEOUT:-110}
 
 say() { printf '== %s\n' "$*"; }
 elapsed() { echo $(($(date +%s) - started)); }
@@ -421,6 +423,37 @@ if [[ ${WLB_GPU_FULL:-0} == 1 ]]; then
   run_bench bench_cuda_cp_emulation --micro-batches 2 --repeats 3 "${data[@]}"
 fi
 
+# ---- wlbtune profile on a PyTorch job (docs/profile.md, "GPU check") -------------------------------
+# The job keeps the machine's environment (its LD_LIBRARY_PATH, PyTorch's CUPTI); wlbtune runs
+# with the bundle's. profile_check.sh prints the rows and writes profile.md.
+profile_md=""
+if [[ -f $b/gpu/profile_check.sh && -f $bin/libwlbtune_inject.so ]]; then
+  t=$(left "$profile_timeout")
+  if ! command -v python3 >/dev/null; then
+    row "profile: PyTorch job" skip 0 "python3 not found"
+  elif [[ -z $gpu ]]; then
+    row "profile: PyTorch job" skip 0 "$(note_of "no CUDA device: $no_device")"
+  elif ((t < 30)); then
+    row "profile: PyTorch job" "NOT RUN" 0 "the run's budget (${budget}s) is spent"
+  else
+    say "wlbtune profile on a PyTorch job (${t}s)"
+    mkdir -p "$logs/profile"
+    cupti_lib=$(sed -n 's/^libcupti\.so\.[0-9]*: //p' "$logs/libraries.txt" | head -1)
+    timeout -k 5 "$t" bash "$b/gpu/profile_check.sh" --wlbtune "$bin/wlbtune" \
+      --out "$logs/profile" ${cupti_lib:+--cupti "$cupti_lib"} \
+      --job-ld-path "${machine_ld_path:--}" --budget $((t - 10)) >"$logs/profile/check.out" 2>&1
+    status=$?
+    while IFS=$'\t' read -r tag item st secs note; do
+      [[ $tag == ROW ]] && row "$item" "$st" "$secs" "$(note_of "$note")"
+    done <"$logs/profile/check.out"
+    if ((status != 0)); then
+      failed=1
+      ((status == 124 || status == 137)) && row "profile: PyTorch job" TIMEOUT "$t" "killed after ${t}s"
+    fi
+    profile_md=$logs/profile/profile.md
+  fi
+fi
+
 # ---- summary ----------------------------------------------------------------------------------
 # Ours beside PyTorch's, shape by shape (TFLOP/s, design.md's FLOP convention for both).
 attention_table() {
@@ -477,6 +510,7 @@ attention_table() {
       echo
     fi
   done
+  [[ -n $profile_md && -s $profile_md ]] && cat "$profile_md"
 } >"$results/summary.md"
 cp "$results/summary.md" "$results/machine.txt" "$logs/"
 tar -czf "$results/logs.tar.gz" -C "$work" logs

@@ -598,6 +598,8 @@ job_trace ingest(const std::vector<std::string>& paths, const ingest_options& o)
             tasks.push_back({in.format, in.path, dirs.back().get(), r});
     }
     read_all(tasks, job, map, o.keep_events, ingest_threads(o.threads));
+    for (const auto& d : dirs)
+        d->finish(job);
     finish(job, o);
     return job;
 }

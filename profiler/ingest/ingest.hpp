@@ -100,6 +100,9 @@ public:
     [[nodiscard]] const std::vector<int>& ranks() const noexcept { return m_reader.ranks(); }
     /// Reads `rank`'s file into `part`. Throws wlb::input_error naming the file and line.
     void read_rank(int rank, trace_part& part) const;
+    /// After every rank is read: what a capture of a user's job (source "profile") lets the
+    /// analysis attribute, said once.
+    void finish(job_trace& job) const;
 
 private:
     std::string m_dir;

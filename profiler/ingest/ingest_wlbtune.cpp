@@ -3,7 +3,10 @@
 // work is: "attention fwd/bwd" (attention); "linear fwd/bwd" (the simulator) and the CPU
 // runtime's GEMM ops "qkv proj", "out proj", "mlp" (linear); a CUPTI capture's kernel names
 // (`run --backend cuda`'s cupti/ trace) by their kernel (profiler/ingest/kernel_names.hpp);
-// anything else on the compute lane (norms, output layer, optimizer step) is other compute.
+// anything else on the compute lane (norms, output layer, optimizer step) is other compute. A
+// capture of a user's job (`wlbtune profile`, source "profile") holds the job's own kernels:
+// they are told apart by their names the same way (FlashAttention, cuDNN, FlexAttention vs
+// cuBLAS, CUTLASS).
 #include "base/error.hpp"
 #include "profiler/ingest/chrome_json.hpp"
 #include "profiler/ingest/ingest.hpp"
@@ -37,6 +40,20 @@ work_class wlbtune_work_of(std::string_view name) {
 
 namespace {
 
+/// The work class of a captured kernel, by its name.
+work_class kernel_work_of(std::string_view name) {
+    switch (classify_kernel(name).kind) {
+    case kernel_kind::attention:
+        return work_class::attention;
+    case kernel_kind::linear:
+        return work_class::linear;
+    case kernel_kind::other:
+    case kernel_kind::nccl:
+        break;
+    }
+    return work_class::other;
+}
+
 std::int16_t narrow16(int v) {
     return static_cast<std::int16_t>(std::clamp(v, -1, 32767));
 }
@@ -60,7 +77,10 @@ public:
         if (t.kind == runtime::event_kind::compute) {
             auto it = m_work.find(e.name);
             if (it == m_work.end())
-                it = m_work.emplace(e.name, wlbtune_work_of(t.name)).first;
+                it = m_work
+                         .emplace(e.name, m_job.source == "profile" ? kernel_work_of(t.name)
+                                                                    : wlbtune_work_of(t.name))
+                         .first;
             e.work = it->second;
         }
         e.stream = static_cast<std::int32_t>(t.where);
@@ -303,6 +323,26 @@ std::vector<std::string> manifest_command_line(const std::string& dir) {
     return args;
 }
 
+/// A job's capture holds kernels, one after another, not one slice per layer; and what the
+/// analysis can attribute depends on the job's own NVTX ranges: say which.
+void note_profile_scope(job_trace& job, const std::string& dir) {
+    job.per_layer_events = false;
+    bool passes = false;
+    for (const auto& rt : job.ranks)
+        for (const auto& e : rt.events)
+            if (e.kind == runtime::event_kind::compute && e.micro_batch >= 0 &&
+                (e.ph == runtime::phase::fwd || e.ph == runtime::phase::bwd)) {
+                passes = true;
+                break;
+            }
+    if (!passes)
+        job.warn(dir, "the captured job has no NVTX ranges for micro-batches and passes "
+                      "(forward, backward, microbatch N): the breakdown (attention, GEMM and "
+                      "other kernels, communication, idle) and the stragglers are measured, but "
+                      "the seconds each cause costs (the what-if) need kernels tied to a "
+                      "micro-batch and a pass; wrap them in NVTX ranges (docs/profile.md)");
+}
+
 } // namespace
 
 wlbtune_dir::wlbtune_dir(std::string dir)
@@ -327,6 +367,11 @@ void wlbtune_dir::read_meta(job_trace& job) const {
                                  e.what()));
         }
     }
+}
+
+void wlbtune_dir::finish(job_trace& job) const {
+    if (job.source == "profile")
+        note_profile_scope(job, m_dir);
 }
 
 void wlbtune_dir::read_rank(int rank, trace_part& part) const {
