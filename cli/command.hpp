@@ -29,6 +29,7 @@ registered_command register_shard(CLI::App& app, command_output& out);
 registered_command register_run(CLI::App& app, command_output& out);
 registered_command register_tune(CLI::App& app, command_output& out);
 registered_command register_analyze(CLI::App& app, command_output& out);
+registered_command register_calibrate(CLI::App& app, command_output& out);
 
 /// Adds --json FILE|- for the command's report (`schema`).
 CLI::Option* add_json_option(CLI::App& sub, std::string& path, const std::string& schema);

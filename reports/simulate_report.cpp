@@ -5,6 +5,7 @@
 #include "reports/shard_report.hpp"
 #include "reports/table.hpp"
 #include "runtime/trace/trace.hpp"
+#include "tuner/cost/cost_model.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -242,8 +243,11 @@ std::string compare_text(const tuner::cost_model& costs, const simulate_context&
                    pct(mean_bubble(e.steps))});
     }
     out += t.render();
-    out += "speedup = baseline mean step time / candidate mean step time (both simulated); pack "
-           "imb. = mean over steps of max / mean predicted micro-batch forward time; delay in "
+    out += "speedup = baseline mean step time / candidate mean step time (both simulated); "
+           "baseline plain: Megatron's fixed-length packing, documents cut at sequence "
+           "boundaries; plain-whole: the same with documents kept whole (WLB-LLM's original "
+           "packing); pack imb. = mean over steps of max / mean predicted micro-batch forward "
+           "time; delay in "
            "iterations per token; CP attn imb. = mean over micro-batches of max / mean CP-rank "
            "attention time\n";
     for (const auto& k : comparison)
@@ -277,11 +281,16 @@ std::vector<compared> comparison_of(const tuner::simulate_data_outcome& outcome,
 
 void write_simulated_traces(const runtime::trace& t, const std::string& perfetto,
                             const std::string& trace_dir,
-                            const std::vector<wlb::input_identity>& inputs) {
+                            const std::vector<wlb::input_identity>& inputs,
+                            const runtime::model_spec* model) {
     if (!perfetto.empty())
         write_perfetto(t, perfetto, "simulated");
     if (!trace_dir.empty()) {
         auto header = wlb::report_header(runtime::trace_schema, inputs);
+        if (model != nullptr) {
+            header["model"] = runtime::to_json(*model);
+            header["bytes_per_element"] = tuner::cost_options{}.bytes_per_element;
+        }
         runtime::write_trace_dir(trace_dir, t, &header);
     }
 }

@@ -134,6 +134,9 @@ execute_run(runtime::training_backend& backend, runtime::communicator& world, co
                     "(steady_clock) around every operation; model {}",
                     backend.name(), runtime::to_string(request.numbers), run.decoder.name);
     ro.trace_manifest_extra = wlb::report_header(runtime::trace_schema, run.inputs);
+    // What ran, for `wlbtune calibrate --from-trace`: the model and the run's element size.
+    ro.trace_manifest_extra["model"] = runtime::to_json(job.model);
+    ro.trace_manifest_extra["bytes_per_element"] = run.costs.options().bytes_per_element;
     std::size_t i = 0;
     return runtime::run_training(backend, world, job.layout, run.batches.steps, ro,
                                  [&](const runtime::step_record& r) { on_step(i++, r); });
