@@ -19,12 +19,13 @@ struct policy_name {
     packing_policy policy;
     std::string_view name;
 };
-constexpr std::array<policy_name, 5> policy_names = {{
+constexpr std::array<policy_name, 6> policy_names = {{
     {packing_policy::plain, "plain"},
     {packing_policy::fixed_greedy, "fixed-greedy"},
     {packing_policy::varlen, "varlen"},
     {packing_policy::wlb, "wlb"},
     {packing_policy::ffd, "ffd"},
+    {packing_policy::plain_whole, "plain-whole"},
 }};
 
 bool variable_length(packing_policy p) {
@@ -76,6 +77,13 @@ void validate(const packing_config& c) {
                                       c.smax_tokens, c.context_tokens));
     if (c.window < 1)
         throw input_error(fmt::format("packing: window must be >= 1, found {}", c.window));
+    if (c.max_delay_steps < 0)
+        throw input_error(
+            fmt::format("packing: max_delay_steps must be >= 0, found {}", c.max_delay_steps));
+    if (c.max_delay_steps > 0 && c.policy != packing_policy::wlb)
+        throw input_error(fmt::format("packing: max_delay_steps bounds the wlb queues' wait; "
+                                      "policy {} has none",
+                                      to_string(c.policy)));
     if (c.budget_tokens < 0)
         throw input_error(
             fmt::format("packing: step_tokens must be positive, found {}", c.budget_tokens));
@@ -121,6 +129,8 @@ nlohmann::json to_json(const packing_config& c) {
         j["window"] = c.window;
     if (c.budget_tokens > 0)
         j["step_tokens"] = c.budget_tokens;
+    if (c.max_delay_steps > 0)
+        j["max_delay_steps"] = c.max_delay_steps;
     return j;
 }
 
@@ -154,6 +164,7 @@ packing_config packing_config_from_json(const nlohmann::json& j, std::string_vie
     c.smax_tokens = integer("smax_tokens", false, 0);
     c.window = static_cast<int>(integer("window", false, 1));
     c.budget_tokens = integer("step_tokens", false, 0);
+    c.max_delay_steps = integer("max_delay_steps", false, 0);
     if (auto t = j.find("thresholds"); t != j.end()) {
         if (!t->is_array())
             throw input_error(where, "packing.thresholds must be an array of integers");
@@ -252,6 +263,8 @@ std::unique_ptr<packer> make_packer(const packing_config& config, const cost_mod
         return make_wlb_packer(config, costs);
     case packing_policy::ffd:
         return make_ffd_packer(config);
+    case packing_policy::plain_whole:
+        return make_plain_whole_packer(config);
     }
     throw internal_error("make_packer: unknown policy");
 }

@@ -16,6 +16,12 @@
 //   4. place the new short documents longest first by the least-work rule
 //   (tuner/packing/packer_varlen.cpp); whatever does not fit S_max or the budget is carried over to
 //   the next step.
+//
+// With a delay bound K (packing_config::max_delay_steps), a document that has waited K steps
+// (queued or carried) is due: it leaves its queue whatever the queue holds, counts toward the
+// step's intake, and is placed before anything else, oldest first, each on the micro-batch that
+// fits it and holds the fewest due documents (then the least work), so that due outliers spread
+// as a released group would. Without a bound the steps are exactly those above.
 #include "tuner/cost/cost_model.hpp"
 #include "tuner/packing/packing_common.hpp"
 
@@ -33,8 +39,9 @@ public:
                                               const document_pull& pull) override {
         const auto n = static_cast<std::size_t>(m_config.step_micro_batches());
         std::vector<weighed_doc> fresh;
+        std::vector<weighed_doc> due = take_due(step);
         if (!m_ended) {
-            std::int64_t have = tokens_of(m_carried);
+            std::int64_t have = tokens_of(m_carried) + tokens_of(due);
             for (const auto& q : m_queues)
                 if (q.size() >= n)
                     have += release_tokens(q, n);
@@ -61,11 +68,13 @@ public:
                 q.erase(q.begin(), q.begin() + static_cast<std::ptrdiff_t>(take));
             }
         }
-        if (m_ended && fresh.empty() && m_carried.empty() && groups.empty() && queued() == 0)
+        if (m_ended && fresh.empty() && m_carried.empty() && groups.empty() && due.empty() &&
+            queued() == 0)
             return std::nullopt;
 
         step_builder b(static_cast<int>(n), m_config.micro_batch_limit(), m_config.step_tokens());
         std::vector<weighed_doc> left;
+        place_due(b, due, left);
         sort_carried(m_carried);
         place_least_work(b, m_carried, left);
         std::vector<char> taken(n);
@@ -101,6 +110,59 @@ public:
     }
 
 private:
+    /// Without a bound, nothing. With one: the carried and queued documents that have waited
+    /// max_delay_steps steps at `step`, taken out of the carry and the queues.
+    std::vector<weighed_doc> take_due(std::int64_t step) {
+        std::vector<weighed_doc> due;
+        const auto k = m_config.max_delay_steps;
+        if (k <= 0)
+            return due;
+        auto is_due = [&](const weighed_doc& d) {
+            return step - d.doc.drawn_step >= k;
+        };
+        for (auto it = m_carried.begin(); it != m_carried.end();)
+            if (is_due(*it)) {
+                due.push_back(*it);
+                it = m_carried.erase(it);
+            } else {
+                ++it;
+            }
+        for (auto& q : m_queues)
+            for (auto it = q.begin(); it != q.end();)
+                if (is_due(*it)) {
+                    due.push_back(*it);
+                    it = q.erase(it);
+                } else {
+                    ++it;
+                }
+        sort_carried(due); // oldest first, then longest
+        return due;
+    }
+
+    /// Due documents first into the step: each on the micro-batch that fits it and holds the
+    /// fewest due documents so far, then the least work (lowest index on ties).
+    static void place_due(step_builder& b, const std::vector<weighed_doc>& due,
+                          std::vector<weighed_doc>& left) {
+        std::vector<int> held(static_cast<std::size_t>(b.size()), 0);
+        for (const auto& d : due) {
+            int best = -1;
+            for (int i = 0; i < b.size(); ++i) {
+                if (!b.fits(i, d.doc.tokens))
+                    continue;
+                const auto hi = held[static_cast<std::size_t>(i)];
+                if (best < 0 || hi < held[static_cast<std::size_t>(best)] ||
+                    (hi == held[static_cast<std::size_t>(best)] && b.work(i) < b.work(best)))
+                    best = i;
+            }
+            if (best < 0) {
+                left.push_back(d); // the due documents exceed the step: the bound slips
+                continue;
+            }
+            ++held[static_cast<std::size_t>(best)];
+            b.place(best, d);
+        }
+    }
+
     [[nodiscard]] int queue_of(std::int64_t tokens) const noexcept {
         int qi = -1;
         for (std::size_t i = 0; i < m_config.thresholds.size(); ++i)
