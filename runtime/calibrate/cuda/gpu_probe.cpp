@@ -247,14 +247,14 @@ rate_samples measure_gpu(const model_spec& model, communicator& world, const gpu
                 c.label = fmt::format("NCCL {} of {} bytes", to_string(op), b);
                 out.samples.push_back(std::move(c));
             };
-            auto host_timed = [&](auto&& f) {
+            auto host_timed = [&](auto&& op) {
                 std::vector<double> ts;
-                f();
+                op();
                 nccl->wait();
                 for (int r = 0; r < o.repeats; ++r) {
                     world.barrier();
                     const auto t0 = std::chrono::steady_clock::now();
-                    f();
+                    op();
                     nccl->wait();
                     ts.push_back(
                         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
