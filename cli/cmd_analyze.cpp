@@ -1,6 +1,7 @@
 // wlbtune analyze: read a job's traces (wlbtune trace directories and Perfetto exports, PyTorch
-// profiler / Kineto JSON, Megatron-style timer timelines, Nsight Systems SQLite exports), find the stragglers and attribute the lost step time
-// to its causes by what-if replays on the simulator (profiler/analysis/analysis.hpp).
+// profiler / Kineto JSON, Megatron-style timer timelines, Nsight Systems SQLite exports), find the
+// stragglers and attribute the lost step time to its causes by what-if replays on the simulator
+// (profiler/analysis/analysis.hpp).
 #include "base/atomic_file.hpp"
 #include "cli/command.hpp"
 #include "profiler/analysis/analysis.hpp"

@@ -29,7 +29,8 @@ void run_simulate(simulate_options& o, const command_output& out) {
     r.keep_trace = !o.trace.empty() || !o.trace_dir.empty();
     if (!o.batch.empty()) {
         const auto result = tuner::simulate_batch_job(job, o.batch, r);
-        reports::write_simulated_traces(result.result.trace, o.trace, o.trace_dir, result.inputs);
+        reports::write_simulated_traces(result.result.trace, o.trace, o.trace_dir, result.inputs,
+                                        &job.model);
         out.json(reports::simulate_batch_json(job, result));
         out.text(reports::simulate_batch_text(job, result, o.trace, o.trace_dir));
         return;
@@ -41,7 +42,7 @@ void run_simulate(simulate_options& o, const command_output& out) {
     const auto result = tuner::simulate_data_job(job, r);
     progress.clear();
     reports::write_simulated_traces(result.results[result.chosen].trace, o.trace, o.trace_dir,
-                                    result.inputs);
+                                    result.inputs, &job.model);
     out.json(reports::simulate_data_json(job, result, r.compare));
     if (!o.html.empty())
         reports::write_html_report(reports::html_kind::simulate,

@@ -63,6 +63,11 @@ registered_command register_tune(CLI::App& app, command_output& out) {
     sub->add_option("--max-delay-steps", c.max_delay_steps,
                     "Constraint: largest delay of any document in steps (0: no limit)")
         ->check(non_negative());
+    sub->add_option("--max-delay", o->request.options.max_delay,
+                    "Bound the longest wait: wlb candidates' queues release a document that "
+                    "waited K steps (spread over the micro-batches), and no candidate may "
+                    "delay one longer (0: no bound)")
+        ->check(non_negative());
     sub->add_option("--memory-gb", c.memory_gbytes,
                     "Constraint: memory per rank in GB (0: the hardware's; 10% is reserved)")
         ->check(non_negative());

@@ -32,6 +32,7 @@ registered_command register_shard(CLI::App& app, command_output& out);
 registered_command register_run(CLI::App& app, command_output& out);
 registered_command register_tune(CLI::App& app, command_output& out);
 registered_command register_analyze(CLI::App& app, command_output& out);
+registered_command register_calibrate(CLI::App& app, command_output& out);
 registered_command register_profile(CLI::App& app, command_output& out);
 registered_command register_trigger(CLI::App& app, command_output& out);
 

@@ -57,9 +57,10 @@ void job_option_set::add(CLI::App& sub, unsigned groups, const std::string& pack
         auto& k = v.packing;
         away(sub.add_option(packing_names, k.policy,
                             "Packing policy: plain (Megatron fixed-length, documents cut at "
-                            "boundaries), fixed-greedy (fixed-length, balanced over --window "
-                            "steps), varlen (WLB-LLM Algorithm 1 without queues), wlb (with "
-                            "outlier-delay queues), ffd (first-fit-decreasing, NeMo)"));
+                            "boundaries), plain-whole (fixed-length, documents kept whole), "
+                            "fixed-greedy (fixed-length, balanced over --window steps), varlen "
+                            "(WLB-LLM Algorithm 1 without queues), wlb (with outlier-delay "
+                            "queues), ffd (first-fit-decreasing, NeMo)"));
         away(sub.add_option("--queues", k.queues,
                             "wlb: number of outlier queues, thresholds placed by default at C/4 "
                             "(1), 3C/16,C/2 (2) or C/8,C/4,C/2 (3); ignored with --thresholds"));
@@ -74,6 +75,9 @@ void job_option_set::add(CLI::App& sub, unsigned groups, const std::string& pack
         away(sub.add_option("--micro-batches", k.micro_batches,
                             "Micro-batches per DP replica per step (0: the layout's pp, as "
                             "WLB-LLM)"));
+        away(sub.add_option("--max-delay", k.max_delay,
+                            "wlb: the longest a document may wait, in steps; a queued document "
+                            "that waited this long is released and spread (0: no bound)"));
     }
     if (groups & (job_group::sharding | job_group::sharding_optional)) {
         const bool optional = (groups & job_group::sharding_optional) != 0;

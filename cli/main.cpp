@@ -57,10 +57,11 @@ int main(int argc, char** argv) {
 
     wlb::cli::command_output out; // where the chosen command's reports, and its error, go
     std::vector<wlb::cli::registered_command> commands = {
-        wlb::cli::register_layout(app, out), wlb::cli::register_data(app, out),
-        wlb::cli::register_pack(app, out),   wlb::cli::register_simulate(app, out),
-        wlb::cli::register_shard(app, out),  wlb::cli::register_run(app, out),
-        wlb::cli::register_tune(app, out),   wlb::cli::register_analyze(app, out),
+        wlb::cli::register_layout(app, out),    wlb::cli::register_data(app, out),
+        wlb::cli::register_pack(app, out),      wlb::cli::register_simulate(app, out),
+        wlb::cli::register_shard(app, out),     wlb::cli::register_run(app, out),
+        wlb::cli::register_tune(app, out),      wlb::cli::register_analyze(app, out),
+        wlb::cli::register_calibrate(app, out),
     };
     // A user's own job, and capture on demand (docs/profile.md).
     commands.push_back(wlb::cli::register_profile(app, out));

@@ -5,6 +5,7 @@
 #include "reports/shard_report.hpp"
 #include "reports/table.hpp"
 #include "runtime/trace/trace.hpp"
+#include "tuner/cost/cost_model.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -246,16 +247,20 @@ std::string compare_text(const tuner::cost_model& costs, const simulate_context&
     out += fmt::format("\npredicted step time and speedup over {} (simulated with the cost "
                        "model on the same documents, {} steps each; not measured):\n",
                        base.name, base.steps.size());
-    table t({"candidate", "role", "step (ms)", "speedup", "pack imb.", "delay mean", "delay max",
-             "CP attn imb.", "bubble"},
+    table t({"candidate", "role", "step (ms)", "speedup", "tokens", "pack imb.", "delay mean",
+             "delay max", "CP attn imb.", "bubble"},
             {table::align::left, table::align::left, table::align::right, table::align::right,
              table::align::right, table::align::right, table::align::right, table::align::right,
-             table::align::right});
+             table::align::right, table::align::right});
     for (const auto& k : comparison) {
         const auto& e = *k.result;
         t.add_row({e.name, k.role, ms(e.mean_step_seconds),
                    e.mean_step_seconds > 0
                        ? fmt::format("{:.3f}x", base.mean_step_seconds / e.mean_step_seconds)
+                       : "-",
+                   e.packing.step_budget_tokens > 0
+                       ? pct(e.packing.mean_step_tokens /
+                             static_cast<double>(e.packing.step_budget_tokens))
                        : "-",
                    fmt::format("{:.3f}", e.packing.imbalance.mean),
                    fmt::format("{:.3f}", e.packing.delay_iterations.mean),
@@ -264,10 +269,13 @@ std::string compare_text(const tuner::cost_model& costs, const simulate_context&
                    pct(mean_bubble(e.steps))});
     }
     out += t.render();
-    out += "speedup = baseline mean step time / candidate mean step time (both simulated); pack "
-           "imb. = mean over steps of max / mean predicted micro-batch forward time; delay in "
-           "iterations per token; CP attn imb. = mean over micro-batches of max / mean CP-rank "
-           "attention time\n";
+    out += "speedup = baseline mean step time / candidate mean step time (both simulated); "
+           "tokens = mean tokens per step / the step's budget (a candidate that pads trains "
+           "fewer tokens a step, so its step time is not the same work); baseline plain: "
+           "Megatron's fixed-length packing, documents cut at sequence boundaries; plain-whole: "
+           "the same with documents kept whole (WLB-LLM's original packing); pack imb. = mean "
+           "over steps of max / mean predicted micro-batch forward time; delay in iterations per "
+           "token; CP attn imb. = mean over micro-batches of max / mean CP-rank attention time\n";
     for (const auto& k : comparison)
         out += exhausted_note(*k.result);
     return out;
@@ -299,11 +307,16 @@ std::vector<compared> comparison_of(const tuner::simulate_data_outcome& outcome,
 
 void write_simulated_traces(const runtime::trace& t, const std::string& perfetto,
                             const std::string& trace_dir,
-                            const std::vector<wlb::input_identity>& inputs) {
+                            const std::vector<wlb::input_identity>& inputs,
+                            const runtime::model_spec* model) {
     if (!perfetto.empty())
         write_perfetto(t, perfetto, "simulated");
     if (!trace_dir.empty()) {
         auto header = wlb::report_header(runtime::trace_schema, inputs);
+        if (model != nullptr) {
+            header["model"] = runtime::to_json(*model);
+            header["bytes_per_element"] = tuner::cost_options{}.bytes_per_element;
+        }
         runtime::write_trace_dir(trace_dir, t, &header);
     }
 }

@@ -70,10 +70,12 @@ simulate_context simulate_context_of(const tuner::job_spec& job,
 std::vector<compared> comparison_of(const tuner::simulate_data_outcome& outcome, bool compare);
 
 /// Writes a simulated trace as a Perfetto file (`perfetto`, when not empty) and as a
-/// wlbtune.trace/1 directory (`trace_dir`, when not empty) whose manifest names `inputs`.
+/// wlbtune.trace/1 directory (`trace_dir`, when not empty) whose manifest names `inputs` and,
+/// when given, the model the cost model simulated (so `calibrate --from-trace` can read it).
 void write_simulated_traces(const runtime::trace& t, const std::string& perfetto,
                             const std::string& trace_dir,
-                            const std::vector<wlb::input_identity>& inputs);
+                            const std::vector<wlb::input_identity>& inputs,
+                            const runtime::model_spec* model = nullptr);
 /// The lines naming the traces written ("" when none).
 std::string simulated_trace_notes(const std::string& perfetto, const std::string& trace_dir);
 

@@ -65,9 +65,10 @@ std::string tune_text(const tune_context& c, const tuner::tune_result& r) {
     add_row(t, "fixed-greedy", r.fixed_greedy, r.plain);
     add_row(t, "plain", r.plain, r.plain);
     out += t.render();
-    out += "imbalance: max / mean predicted forward work over a step's micro-batches; CP imb.: "
-           "max / mean attention over CP ranks (weighted); bubble: idle share of the step; "
-           "delay in iterations per token (mean) and steps (max)\n";
+    out += "vs plain: speedup over plain + per-seq (Megatron's fixed-length packing, documents "
+           "cut at sequence boundaries); imbalance: max / mean predicted forward work over a "
+           "step's micro-batches; CP imb.: max / mean attention over CP ranks (weighted); bubble: "
+           "idle share of the step; delay in iterations per token (mean) and steps (max)\n";
 
     if (!r.knobs.empty()) {
         out += "\nwhat each knob bought (the tuned configuration with that knob alone set back):\n";

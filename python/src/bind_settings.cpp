@@ -83,7 +83,7 @@ A packing policy and its parameters (docs/formats.md, "packing"): what `wlbtune 
 takes and a tuned config's "packing" object holds. Immutable; validated on construction
 (ValueError with the library's message).
 
-  policy          plain | fixed-greedy | varlen | wlb | ffd
+  policy          plain | fixed-greedy | varlen | wlb | ffd | plain-whole
   context_tokens  the fixed sequence length C
   replicas        DP replicas per step (the layout's dp)
   micro_batches   micro-batches per replica per step
@@ -91,11 +91,12 @@ takes and a tuned config's "packing" object holds. Immutable; validated on const
   thresholds      wlb: outlier queue lower bounds L1 < ... < Ln, in tokens
   window          fixed-greedy: global batches per packing window
   step_tokens     varlen, wlb: the step's token budget; 0 = replicas x micro_batches x C
+  max_delay_steps wlb: a document that waited this many steps is placed first (0: no bound)
 )doc")
         .def(py::init([](const std::string& policy, std::int64_t context_tokens, int replicas,
                          int micro_batches, std::int64_t smax_tokens,
                          std::vector<std::int64_t> thresholds, int window,
-                         std::int64_t step_tokens) {
+                         std::int64_t step_tokens, std::int64_t max_delay_steps) {
                  packing_config c;
                  c.policy = tuner::parse_packing_policy(policy);
                  c.context_tokens = context_tokens;
@@ -105,18 +106,19 @@ takes and a tuned config's "packing" object holds. Immutable; validated on const
                  c.thresholds = std::move(thresholds);
                  c.window = window;
                  c.budget_tokens = step_tokens;
+                 c.max_delay_steps = max_delay_steps;
                  tuner::validate(c);
                  return c;
              }),
              py::kw_only(), py::arg("policy") = "wlb", py::arg("context_tokens") = 131072,
              py::arg("replicas") = 1, py::arg("micro_batches") = 4, py::arg("smax_tokens") = 0,
              py::arg("thresholds") = std::vector<std::int64_t>{}, py::arg("window") = 1,
-             py::arg("step_tokens") = 0)
+             py::arg("step_tokens") = 0, py::arg("max_delay_steps") = 0)
         .def_static(
             "for_layout",
             [](const std::string& layout, const std::string& policy, const token_count& context,
                int queues, const std::string& thresholds, const std::string& smax, int window,
-               int micro_batches, const std::string& order) {
+               int micro_batches, const std::string& order, std::int64_t max_delay) {
                 // The CLI's packing options (wlbtune pack --policy ... --queues ...).
                 const auto l = runtime::layout::parse(layout, order);
                 return tuner::make_packing_config(
@@ -126,7 +128,8 @@ takes and a tuned config's "packing" object holds. Immutable; validated on const
                      .thresholds = thresholds,
                      .smax = smax,
                      .window = window,
-                     .micro_batches = micro_batches},
+                     .micro_batches = micro_batches,
+                     .max_delay = max_delay},
                     l);
             },
             py::arg("layout"), py::kw_only(), py::arg("policy") = "wlb",
@@ -134,10 +137,11 @@ takes and a tuned config's "packing" object holds. Immutable; validated on const
             py::arg("thresholds") = "", py::arg("smax") = "1.5x", py::arg("window") = 1,
             py::arg("micro_batches") = 0,
             py::arg("order") = std::string(runtime::layout::default_order),
-            R"doc(
+            py::arg("max_delay") = 0, R"doc(
 The configuration `wlbtune pack` builds from its options for a layout ("tp=8,cp=2,pp=4,dp=1"):
 replicas = dp, micro_batches = pp unless given, wlb thresholds "24k,64k" or the defaults for
-`queues` queues, smax "1.5x" or a token count. Errors name the CLI option (--smax, ...).
+`queues` queues, smax "1.5x" or a token count, max_delay as --max-delay (wlb). Errors name the
+CLI option (--smax, ...).
 )doc")
         .def_static(
             "from_dict",
@@ -158,6 +162,8 @@ replicas = dp, micro_batches = pp unless given, wlb thresholds "24k,64k" or the 
         .def_property_readonly(
             "thresholds", [](const packing_config& c) { return py::tuple(py::cast(c.thresholds)); })
         .def_readonly("window", &packing_config::window)
+        .def_readonly("max_delay_steps", &packing_config::max_delay_steps,
+                      "wlb: the longest wait in steps (0: no bound).")
         .def_property_readonly("step_tokens", &packing_config::step_tokens,
                                "The step's token budget (all replicas).")
         .def_property_readonly("micro_batch_limit", &packing_config::micro_batch_limit,

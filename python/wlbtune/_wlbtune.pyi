@@ -23,6 +23,7 @@ class PackingConfig:
         thresholds: Sequence[int] = (),
         window: int = 1,
         step_tokens: int = 0,
+        max_delay_steps: int = 0,
     ) -> None: ...
     @staticmethod
     def for_layout(
@@ -36,6 +37,7 @@ class PackingConfig:
         window: int = 1,
         micro_batches: int = 0,
         order: str = "tp-cp-pp-dp",
+        max_delay: int = 0,
     ) -> PackingConfig: ...
     @staticmethod
     def from_dict(d: dict[str, Any]) -> PackingConfig: ...
@@ -54,6 +56,8 @@ class PackingConfig:
     def thresholds(self) -> tuple[int, ...]: ...
     @property
     def window(self) -> int: ...
+    @property
+    def max_delay_steps(self) -> int: ...
     @property
     def step_tokens(self) -> int: ...
     @property

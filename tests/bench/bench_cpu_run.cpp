@@ -12,17 +12,20 @@
 // median resists the load spikes of a shared machine). Predictions (simulated;
 // tuner::predict_run_seconds, the executor's own schedule and layer cut): with the hardware
 // calibrated in this job just before and just after the part's measurements (the mean of the
-// two; cpu_calibration.hpp), and with the cpu-dev-vm preset. Error = predicted / measured - 1; the
+// two; `wlbtune calibrate`'s library: runtime/calibrate/cpu_probe.hpp, tuner/cost/rate_fit.hpp),
+// and with the cpu-dev-vm preset. Error = predicted / measured - 1; the
 // "vs" columns are the median over steps of a variant's step time divided by the first variant's in
 // the same step (measured by measured, predicted by predicted), which cancels most of the machine's
 // speed and load drift and leaves what the tuner decides on. Usage: mpirun -np 2 bench_cpu_run
 // [--steps K] [--quick]
 #include "base/error.hpp"
-#include "cpu_calibration.hpp"
+#include "kernels/ops.hpp"
+#include "runtime/calibrate/cpu_probe.hpp"
 #include "runtime/comm/communicator.hpp"
 #include "runtime/train/decoder.hpp"
 #include "runtime/train/make_backend.hpp"
 #include "runtime/train/train_run.hpp"
+#include "tuner/cost/rate_fit.hpp"
 #include "tuner/data/document_stream.hpp"
 #include "tuner/data/open_document_source.hpp"
 #include "tuner/job/run_job.hpp"
@@ -162,19 +165,29 @@ std::string applied_text(const std::array<int, 4>& a) {
 tuner::hardware_config calibrate_now(communicator& world, const decoder_config& model,
                                      const char* when);
 
-/// The mean of two calibrations (same attention table lengths).
+/// The mean of two calibrations (the same probe design, so the same attention table lengths).
 tuner::hardware_config mean_of(const tuner::hardware_config& a, const tuner::hardware_config& b) {
     auto h = a;
     h.name = "cpu-calibrated-in-run";
-    h.gemm_tflops = 0.5 * (a.gemm_tflops + b.gemm_tflops);
+    auto mean = [](double x, double y) {
+        return 0.5 * (x + y);
+    };
+    h.gemm_tflops = mean(a.gemm_tflops, b.gemm_tflops);
     h.peak_bf16_tflops = h.gemm_tflops;
-    for (std::size_t i = 0; i < h.attention_fwd.size(); ++i)
-        h.attention_fwd[i].tflops = 0.5 * (a.attention_fwd[i].tflops + b.attention_fwd[i].tflops);
-    h.attention_bwd_rate_ratio = 0.5 * (a.attention_bwd_rate_ratio + b.attention_bwd_rate_ratio);
-    h.hbm_gbytes_per_s = 0.5 * (a.hbm_gbytes_per_s + b.hbm_gbytes_per_s);
+    h.output_layer_tflops = mean(a.output_layer_tflops, b.output_layer_tflops);
+    auto tables = [&](std::vector<tuner::rate_point>& t, const std::vector<tuner::rate_point>& u) {
+        for (std::size_t i = 0; i < t.size() && i < u.size(); ++i)
+            t[i].tflops = mean(t[i].tflops, u[i].tflops);
+    };
+    tables(h.attention_fwd, b.attention_fwd);
+    tables(h.attention_bwd, b.attention_bwd);
+    h.attention_fwd_token_pairs = mean(a.attention_fwd_token_pairs, b.attention_fwd_token_pairs);
+    h.attention_bwd_token_pairs = mean(a.attention_bwd_token_pairs, b.attention_bwd_token_pairs);
+    h.attention_bwd_rate_ratio = mean(a.attention_bwd_rate_ratio, b.attention_bwd_rate_ratio);
+    h.hbm_gbytes_per_s = mean(a.hbm_gbytes_per_s, b.hbm_gbytes_per_s);
     h.nvlink_gbytes_per_s = h.network_gbytes_per_s =
-        0.5 * (a.nvlink_gbytes_per_s + b.nvlink_gbytes_per_s);
-    h.nvlink_latency_us = h.network_latency_us = 0.5 * (a.nvlink_latency_us + b.nvlink_latency_us);
+        mean(a.nvlink_gbytes_per_s, b.nvlink_gbytes_per_s);
+    h.nvlink_latency_us = h.network_latency_us = mean(a.nvlink_latency_us, b.nvlink_latency_us);
     return h;
 }
 
@@ -227,7 +240,11 @@ void run_part(communicator& world, const part& p, const decoder_config& model,
 
 tuner::hardware_config calibrate_now(communicator& world, const decoder_config& model,
                                      const char* when) {
-    const auto h = bench::calibrate_cpu<float>(model, &world);
+    runtime::cpu_probe_options o;
+    const auto samples = runtime::measure_cpu(runtime::model_spec_of(model), world, o);
+    const auto h = tuner::fit_hardware(samples, tuner::hardware_preset("cpu-dev-vm"),
+                                       {.attention_tile = 1, .name = "cpu-calibrated"})
+                       .hardware;
     if (world.rank() == 0)
         fmt::print("calibrated {}: GEMM {:.1f} GFLOP/s, attention fwd {:.1f} GFLOP/s at 64-token "
                    "and {:.1f} at 1K-token chunks, backward rate ratio {:.2f}, element-wise "

@@ -6,26 +6,23 @@
 //      holds, and per rank the captured seconds in attention and in CP collectives. Started by
 //      mpirun with 2 ranks, the ranks are MPI processes (wlb::mpi); otherwise
 //      two threads of this process over the in-process communicator.
-//   4. --calibrate [MODEL] [float|double]: the CPU hardware description for the cost model
-//      (tuner/cost/hardware.hpp), measured at the decoder's own shapes (default: small, float) and
-//      printed as JSON: GEMM rate over a layer's forward and backward GEMMs, the attention
-//      kernel's forward rate by query-chunk length and its backward's rate ratio, an effective
-//      element-wise bandwidth (the element-wise kernels of a layer against the cost model's
-//      24 hidden-sized passes per token), and under mpirun the collective latency and
-//      bandwidth. Every rank measures at once, as in a run; the figures are the ranks' means.
-//      The cpu-dev-vm preset holds its output on the dev VM.
+//   4. --calibrate [MODEL] [float|double]: the CPU hardware description for the cost model,
+//      now `wlbtune calibrate --backend cpu` (runtime/calibrate/cpu_probe.hpp measures,
+//      tuner/cost/rate_fit.hpp fits); this option calls the same library and prints the hardware
+//      JSON, for scripts that used it.
 // Usage: [mpirun -np 2] bench_cpu_runtime [--quick|--full] [--default-malloc]
 //        [mpirun -np 2] bench_cpu_runtime --calibrate [tiny|small|FILE] [float|double]
 //   --quick: smaller sizes, for a smoke run; --default-malloc: skip retain_freed_memory()
 #include "base/host_memory.hpp"
-#include "cpu_calibration.hpp"
 #include "kernels/ops.hpp"
+#include "runtime/calibrate/cpu_probe.hpp"
 #include "runtime/comm/communicator.hpp"
 #include "runtime/comm/fake_communicator.hpp"
 #include "runtime/parallel/batch.hpp"
 #include "runtime/train/decoder.hpp"
 #include "runtime/train/decoder_step.hpp"
 #include "tuner/cost/hardware.hpp"
+#include "tuner/cost/rate_fit.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -247,12 +244,19 @@ int main(int argc, char** argv) {
     }
     for (int i = 1; i < argc; ++i)
         if (std::strcmp(argv[i], "--calibrate") == 0) {
-            const decoder_config m =
-                decoder_config_of(load_model(i + 1 < argc ? argv[i + 1] : "small"));
-            const bool dbl = i + 2 < argc && std::strcmp(argv[i + 2], "double") == 0;
-            const auto hw = dbl ? wlb::bench::calibrate_cpu<double>(m, mpi_world.get())
-                                : wlb::bench::calibrate_cpu<float>(m, mpi_world.get());
-            if (mpi_world == nullptr || mpi_world->rank() == 0)
+            const auto m = load_model(i + 1 < argc ? argv[i + 1] : "small");
+            cpu_probe_options o;
+            o.numbers = i + 2 < argc && std::strcmp(argv[i + 2], "double") == 0 ? precision::f64
+                                                                                : precision::f32;
+            fake_world solo(1);
+            auto self = solo.communicator_for(0);
+            communicator& world = mpi_world ? *mpi_world : *self;
+            const auto samples = measure_cpu(m, world, o);
+            const auto hw =
+                wlb::tuner::fit_hardware(samples, wlb::tuner::hardware_preset("cpu-dev-vm"),
+                                         {.attention_tile = 1, .name = "cpu-calibrated"})
+                    .hardware;
+            if (world.rank() == 0)
                 fmt::print("{}\n", wlb::tuner::to_json(hw).dump(2));
             return 0;
         }

@@ -4,11 +4,17 @@
 // steps, as the paper's Table 2), per-token delay and the measured packing time per global batch.
 //
 //   bench_packing [--steps N] [--smax TOKENS] [--thresholds T1,T2,...] [--data PATH]
-//                 [--repeat R] [--hardware h100-sxm]
+//                 [--source SPEC] [--repeat R] [--hardware h100-sxm]
 //
 // --thresholds replaces the wlb rows with one row using these thresholds (for exploring).
+// --source reads any document source (docs/data.md: a synthetic heavy tail, ...) instead of the
+// JSON lengths file. Rows: plain (Megatron's cut) and plain-whole (documents kept whole), the
+// fixed-length and variable-length policies, and wlb 2 queues under delay bounds K = 1, 2, 4, 8
+// (packing_config::max_delay_steps): the balance the bound costs.
 // Skips with a message (exit 0) when the data file is absent.
 #include "tuner/cost/cost_model.hpp"
+#include "tuner/data/document_stream.hpp"
+#include "tuner/data/open_document_source.hpp"
 #include "tuner/packing/pack_run.hpp"
 #include "tuner/packing/packer.hpp"
 #include "tuner/packing/packing_measures.hpp"
@@ -61,6 +67,7 @@ int main(int argc, char** argv) {
     std::vector<std::int64_t> thresholds;
     int repeat = 3;
     std::string hardware = "h100-sxm";
+    std::string source;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!std::strcmp(argv[i], "--steps"))
             steps = std::stoll(argv[i + 1]);
@@ -74,18 +81,27 @@ int main(int argc, char** argv) {
             repeat = std::stoi(argv[i + 1]);
         else if (!std::strcmp(argv[i], "--hardware"))
             hardware = argv[i + 1];
+        else if (!std::strcmp(argv[i], "--source"))
+            source = argv[i + 1];
     }
-    if (!std::filesystem::exists(data)) {
+    constexpr std::int64_t context = 131072;
+    std::vector<std::int64_t> lengths;
+    if (!source.empty()) {
+        tuner::stream_options so;
+        so.context_tokens = context;
+        tuner::document_stream stream(tuner::open_document_source(source), so);
+        while (const auto d = stream.next(0))
+            lengths.push_back(d->tokens);
+        data = source;
+    } else if (!std::filesystem::exists(data)) {
         fmt::print("bench_packing: skipped: {} is absent (the shared WLB-LLM length sample)\n",
                    data);
         return 0;
     }
-    std::vector<std::int64_t> lengths;
-    {
+    if (source.empty()) {
         std::ifstream in(data);
         lengths = nlohmann::json::parse(in).get<std::vector<std::int64_t>>();
     }
-    constexpr std::int64_t context = 131072;
     for (auto& l : lengths)
         l = std::min(l, context); // the stream's truncate policy (none is longer in this sample)
 
@@ -114,6 +130,7 @@ int main(int argc, char** argv) {
     };
     const std::int64_t default_smax = smax > 0 ? smax : tuner::default_smax(context);
     add("plain", tuner::packing_policy::plain, none);
+    add("plain-whole", tuner::packing_policy::plain_whole, none);
     for (int w : {1, 2, 4, 8})
         add(fmt::format("fixed-greedy W={}", w), tuner::packing_policy::fixed_greedy,
             [w](tuner::packing_config& c) { c.window = w; });
@@ -136,6 +153,15 @@ int main(int argc, char** argv) {
                 c.thresholds = t;
             });
     }
+
+    if (thresholds.empty())
+        for (const std::int64_t k : {1, 2, 4, 8})
+            add(fmt::format("wlb 2 queues, max delay {}", k), tuner::packing_policy::wlb,
+                [&](tuner::packing_config& c) {
+                    c.smax_tokens = default_smax;
+                    c.thresholds = tuner::default_thresholds(2, context);
+                    c.max_delay_steps = k;
+                });
 
     fmt::print(
         "| policy | imbalance mean | p99 | max | attention imb. mean | delay mean | p50 | p99 "

@@ -162,9 +162,11 @@ TEST(CliSimulateData, CompareRunsEveryCandidateOnTheSameDocuments) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
     const auto& cmp = j.at("compare");
-    ASSERT_EQ(cmp.size(), 7u);
+    ASSERT_EQ(cmp.size(), 8u);
     EXPECT_EQ(cmp.at(0).at("name"), "plain + per-seq");
     EXPECT_EQ(cmp.at(0).at("role"), "baseline");
+    EXPECT_EQ(cmp.at(1).at("name"), "plain-whole + per-seq"); // the named second baseline
+    EXPECT_EQ(cmp.at(1).at("role"), "whole documents");
     EXPECT_EQ(j.at("compare_baseline"), "plain + per-seq");
     const double base = cmp.at(0).at("mean_step_seconds").get<double>();
     int chosen = 0;

@@ -68,7 +68,7 @@ class StubsAndNames(unittest.TestCase):
 
     def test_lists_and_version(self):
         self.assertEqual(wlbtune.packing_policies(),
-                         ["plain", "fixed-greedy", "varlen", "wlb", "ffd"])
+                         ["plain", "fixed-greedy", "varlen", "wlb", "ffd", "plain-whole"])
         self.assertEqual(wlbtune.sharding_policies(), ["per-seq", "per-doc", "adaptive", "hybrid"])
         self.assertIn("7b", wlbtune.model_presets())
         self.assertIn("h100-sxm", wlbtune.hardware_presets())

@@ -30,6 +30,8 @@ def policies():
         ("wlb", {"queues": 2}),
         ("wlb", {"thresholds": "1k,3k,6k", "micro_batches": 4}),
         ("ffd", {}),
+        ("plain-whole", {}),
+        ("wlb", {"queues": 2, "max_delay": 2}),
     ]:
         out.append(wlbtune.PackingConfig.for_layout(LAYOUT, policy=policy, context=CONTEXT,
                                                     **extra))

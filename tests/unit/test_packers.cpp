@@ -199,7 +199,7 @@ TEST_P(PackerProperties, DocumentLongerThanTheContextIsRejected) {
 INSTANTIATE_TEST_SUITE_P(AllPolicies, PackerProperties,
                          ::testing::Values(packing_policy::plain, packing_policy::fixed_greedy,
                                            packing_policy::varlen, packing_policy::wlb,
-                                           packing_policy::ffd),
+                                           packing_policy::ffd, packing_policy::plain_whole),
                          [](const auto& param_info) {
                              std::string n(to_string(param_info.param));
                              std::replace(n.begin(), n.end(), '-', '_');

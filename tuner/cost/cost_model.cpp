@@ -35,12 +35,29 @@ double cost_model::attention_fwd_seconds(std::int64_t q_tokens, std::int64_t q_o
     const double p = static_cast<double>(q_offset);
     const double pairs = n * p + n * (n + 1.0) / 2.0;
     const double flops = 4.0 * pairs * m_model.hidden / m_layout.tp();
-    return flops / (m_hardware.attention_fwd_tflops(n) * 1e12);
+    const double seconds = flops / (m_hardware.attention_fwd_tflops(n) * 1e12);
+    if (m_hardware.attention_fwd_token_pairs <= 0.0)
+        return seconds;
+    return seconds + 4.0 * m_hardware.attention_fwd_token_pairs * n * m_model.hidden /
+                         m_layout.tp() / (m_hardware.attention_fwd.back().tflops * 1e12);
 }
 
 double cost_model::attention_bwd_seconds(std::int64_t q_tokens, std::int64_t q_offset) const {
-    return attention_fwd_seconds(q_tokens, q_offset) * m_options.attention_bwd_flop_ratio /
-           m_hardware.attention_bwd_rate_ratio;
+    if (!m_hardware.has_attention_terms())
+        return attention_fwd_seconds(q_tokens, q_offset) * m_options.attention_bwd_flop_ratio /
+               m_hardware.attention_bwd_rate_ratio;
+    if (q_tokens <= 0)
+        return 0.0;
+    // Calibrated form: the backward's own rate by chunk length and its own per-token term.
+    const double n = padded_tokens(q_tokens);
+    const double p = static_cast<double>(q_offset);
+    const double pairs = n * p + n * (n + 1.0) / 2.0;
+    const double scale = m_options.attention_bwd_flop_ratio * 4.0 * m_model.hidden / m_layout.tp();
+    const double long_rate = m_hardware.attention_bwd_tflops(
+        m_hardware.attention_bwd.empty() ? m_hardware.attention_fwd.back().query_tokens
+                                         : m_hardware.attention_bwd.back().query_tokens);
+    return scale * pairs / (m_hardware.attention_bwd_tflops(n) * 1e12) +
+           scale * m_hardware.attention_bwd_token_pairs * n / (long_rate * 1e12);
 }
 
 double cost_model::attention_fwd_seconds(const runtime::cp_shard& shard) const {
@@ -51,8 +68,13 @@ double cost_model::attention_fwd_seconds(const runtime::cp_shard& shard) const {
 }
 
 double cost_model::attention_bwd_seconds(const runtime::cp_shard& shard) const {
-    return attention_fwd_seconds(shard) * m_options.attention_bwd_flop_ratio /
-           m_hardware.attention_bwd_rate_ratio;
+    if (!m_hardware.has_attention_terms())
+        return attention_fwd_seconds(shard) * m_options.attention_bwd_flop_ratio /
+               m_hardware.attention_bwd_rate_ratio;
+    double s = 0.0;
+    for (const auto& c : shard.chunks)
+        s += attention_bwd_seconds(c.q_tokens, c.q_offset);
+    return s;
 }
 
 double cost_model::linear_fwd_seconds(std::int64_t tokens) const {
@@ -76,7 +98,9 @@ double cost_model::linear_bwd_seconds(std::int64_t tokens) const {
 double cost_model::output_layer_fwd_seconds(std::int64_t tokens) const {
     const double flops =
         2.0 * static_cast<double>(tokens) * m_model.hidden * m_model.vocab / m_layout.tp();
-    return flops / (m_hardware.gemm_tflops * 1e12);
+    const double rate = m_hardware.output_layer_tflops > 0.0 ? m_hardware.output_layer_tflops
+                                                             : m_hardware.gemm_tflops;
+    return flops / (rate * 1e12);
 }
 
 double cost_model::tp_comm_fwd_seconds(std::int64_t tokens) const {

@@ -17,7 +17,10 @@
 //   GEMM forward       = 2 * tokens * layer weights    (QKV, output, MLP)
 //   GEMM backward      = 2 x forward                   (data and weight gradients)
 // Attention time pads each chunk's query length up to the kernel tile (128) and divides by the
-// achieved rate for that padded length (hardware_config::attention_fwd_tflops).
+// achieved rate for that padded length (hardware_config::attention_fwd_tflops). Calibrated
+// hardware adds a per-token term (hardware_config::attention_fwd_token_pairs: per padded query
+// token, that many pairs' FLOPs at the table's long-chunk rate) and its own backward table; the
+// measured fit that chose this form is in docs/benchmarks.md ("Calibration").
 #pragma once
 
 #include "runtime/model/model_spec.hpp"

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 namespace wlb::tuner {
 namespace {
@@ -108,11 +109,31 @@ hardware_config cpu_dev_vm() {
     return h;
 }
 
+void validate_table(const std::vector<rate_point>& table, const char* field,
+                    std::string_view where) {
+    for (std::size_t i = 0; i < table.size(); ++i) {
+        const auto& p = table[i];
+        if (p.query_tokens < 1 || !(p.tflops > 0.0) || !std::isfinite(p.tflops))
+            throw input_error(where, fmt::format("hardware field \"{}\"[{}]: query_tokens and "
+                                                 "tflops must be positive",
+                                                 field, i));
+        if (i > 0 && p.query_tokens <= table[i - 1].query_tokens)
+            throw input_error(where, fmt::format("hardware field \"{}\"[{}]: query_tokens must "
+                                                 "ascend",
+                                                 field, i));
+    }
+}
+
 void validate(const hardware_config& h, std::string_view where) {
     auto positive = [&](double v, const char* field) {
         if (!(v > 0.0) || !std::isfinite(v))
             throw input_error(
                 where, fmt::format("hardware field \"{}\" must be positive, got {}", field, v));
+    };
+    auto non_negative = [&](double v, const char* field) {
+        if (!(v >= 0.0) || !std::isfinite(v))
+            throw input_error(
+                where, fmt::format("hardware field \"{}\" must not be negative, got {}", field, v));
     };
     positive(h.peak_bf16_tflops, "peak_bf16_tflops");
     positive(h.gemm_tflops, "gemm_tflops");
@@ -121,30 +142,65 @@ void validate(const hardware_config& h, std::string_view where) {
     positive(h.nvlink_gbytes_per_s, "nvlink_gbytes_per_s");
     positive(h.network_gbytes_per_s, "network_gbytes_per_s");
     positive(h.memory_gbytes, "memory_gbytes");
-    if (h.nvlink_latency_us < 0 || h.network_latency_us < 0)
-        throw input_error(where, "hardware latencies must not be negative");
+    non_negative(h.nvlink_latency_us, "nvlink_latency_us");
+    non_negative(h.network_latency_us, "network_latency_us");
+    non_negative(h.attention_fwd_token_pairs, "attention_fwd_token_pairs");
+    non_negative(h.attention_bwd_token_pairs, "attention_bwd_token_pairs");
+    non_negative(h.output_layer_tflops, "output_layer_tflops");
     if (h.attention_tile < 1)
         throw input_error(where, "hardware field \"attention_tile\" must be at least 1");
     if (h.gpus_per_node < 1)
         throw input_error(where, "hardware field \"gpus_per_node\" must be at least 1");
     if (h.attention_fwd.empty())
         throw input_error(where, "hardware field \"attention_fwd\" needs at least one point");
-    for (std::size_t i = 0; i < h.attention_fwd.size(); ++i) {
-        const auto& p = h.attention_fwd[i];
-        if (p.query_tokens < 1 || !(p.tflops > 0.0))
-            throw input_error(where, fmt::format("attention_fwd[{}]: query_tokens and tflops "
-                                                 "must be positive",
-                                                 i));
-        if (i > 0 && p.query_tokens <= h.attention_fwd[i - 1].query_tokens)
-            throw input_error(where, fmt::format("attention_fwd[{}]: query_tokens must ascend", i));
+    validate_table(h.attention_fwd, "attention_fwd", where);
+    validate_table(h.attention_bwd, "attention_bwd", where);
+    for (const auto& [field, v] : h.spread)
+        non_negative(v, ("spread." + field).c_str());
+}
+
+/// A rate table from JSON: [{"query_tokens": N, "tflops": X}, ...].
+std::vector<rate_point> table_from_json(const nlohmann::json& j, const char* field,
+                                        std::string_view where) {
+    if (!j.is_array())
+        throw input_error(where, fmt::format("hardware field \"{}\" must be an array of "
+                                             "{{\"query_tokens\": N, \"tflops\": X}}",
+                                             field));
+    std::vector<rate_point> out;
+    for (std::size_t i = 0; i < j.size(); ++i) {
+        const auto& p = j[i];
+        if (!p.is_object() || !p.contains("query_tokens") || !p.contains("tflops") ||
+            !p["query_tokens"].is_number_integer() || !p["tflops"].is_number() || p.size() != 2)
+            throw input_error(where, fmt::format("hardware field \"{}\"[{}] must be "
+                                                 "{{\"query_tokens\": N, \"tflops\": X}}",
+                                                 field, i));
+        out.push_back({p["query_tokens"].get<int>(), p["tflops"].get<double>()});
     }
+    return out;
+}
+
+nlohmann::json table_json(const std::vector<rate_point>& table) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& p : table)
+        out.push_back({{"query_tokens", p.query_tokens}, {"tflops", p.tflops}});
+    return out;
 }
 
 } // namespace
 
 double hardware_config::attention_fwd_tflops(double query_tokens) const {
     WLB_EXPECTS(!attention_fwd.empty(), "hardware {} has no attention table", name);
-    const auto& t = attention_fwd;
+    return interpolate_rate(attention_fwd, query_tokens);
+}
+
+double hardware_config::attention_bwd_tflops(double query_tokens) const {
+    if (attention_bwd.empty())
+        return attention_fwd_tflops(query_tokens) * attention_bwd_rate_ratio;
+    return interpolate_rate(attention_bwd, query_tokens);
+}
+
+double interpolate_rate(const std::vector<rate_point>& t, double query_tokens) {
+    WLB_EXPECTS(!t.empty(), "an empty attention rate table");
     if (query_tokens <= t.front().query_tokens)
         return t.front().tflops * std::max(query_tokens, 1.0) / t.front().query_tokens;
     if (query_tokens >= t.back().query_tokens)
@@ -178,10 +234,55 @@ hardware_config hardware_preset(std::string_view name) {
 hardware_config hardware_from_json(const nlohmann::json& j, std::string_view where) {
     if (!j.is_object())
         throw input_error(where, "hardware must be a JSON object");
+    static const std::set<std::string, std::less<>> known = {
+        "schema",
+        "base",
+        "name",
+        "peak_bf16_tflops",
+        "gemm_tflops",
+        "attention_fwd",
+        "attention_bwd",
+        "attention_bwd_rate_ratio",
+        "attention_fwd_token_pairs",
+        "attention_bwd_token_pairs",
+        "attention_tile",
+        "output_layer_tflops",
+        "hbm_gbytes_per_s",
+        "nvlink_gbytes_per_s",
+        "nvlink_latency_us",
+        "network_gbytes_per_s",
+        "network_latency_us",
+        "gpus_per_node",
+        "memory_gbytes",
+        "sources",
+        "spread",
+        "provenance",
+    };
+    for (const auto& [key, _] : j.items())
+        if (!known.contains(key))
+            throw input_error(where, fmt::format("unknown hardware field \"{}\"", key));
+    if (auto it = j.find("schema"); it != j.end() && *it != hardware_schema)
+        throw input_error(where, fmt::format("hardware field \"schema\" must be \"{}\", found {}",
+                                             hardware_schema, it->dump()));
     hardware_config h;
     // A custom file may start from a preset and override fields: {"base": "h100-sxm", ...}.
-    if (auto it = j.find("base"); it != j.end() && it->is_string())
-        h = hardware_preset(it->get<std::string>());
+    // Without one, a file describes the whole machine and every field the cost model reads is
+    // required.
+    const auto base = j.find("base");
+    if (base != j.end()) {
+        if (!base->is_string())
+            throw input_error(where, "hardware field \"base\" must be a preset name");
+        h = hardware_preset(base->get<std::string>());
+    } else {
+        for (const char* key :
+             {"peak_bf16_tflops", "gemm_tflops", "attention_fwd", "attention_bwd_rate_ratio",
+              "attention_tile", "hbm_gbytes_per_s", "nvlink_gbytes_per_s", "nvlink_latency_us",
+              "network_gbytes_per_s", "network_latency_us", "gpus_per_node", "memory_gbytes"})
+            if (!j.contains(key))
+                throw input_error(where, fmt::format("hardware field \"{}\" is missing (a file "
+                                                     "without \"base\" describes every field)",
+                                                     key));
+    }
     auto field = [&](const char* key, auto& out) {
         auto it = j.find(key);
         if (it == j.end())
@@ -197,7 +298,10 @@ hardware_config hardware_from_json(const nlohmann::json& j, std::string_view whe
     field("peak_bf16_tflops", h.peak_bf16_tflops);
     field("gemm_tflops", h.gemm_tflops);
     field("attention_bwd_rate_ratio", h.attention_bwd_rate_ratio);
+    field("attention_fwd_token_pairs", h.attention_fwd_token_pairs);
+    field("attention_bwd_token_pairs", h.attention_bwd_token_pairs);
     field("attention_tile", h.attention_tile);
+    field("output_layer_tflops", h.output_layer_tflops);
     field("hbm_gbytes_per_s", h.hbm_gbytes_per_s);
     field("nvlink_gbytes_per_s", h.nvlink_gbytes_per_s);
     field("nvlink_latency_us", h.nvlink_latency_us);
@@ -206,21 +310,18 @@ hardware_config hardware_from_json(const nlohmann::json& j, std::string_view whe
     field("gpus_per_node", h.gpus_per_node);
     field("memory_gbytes", h.memory_gbytes);
     field("sources", h.sources);
-    if (auto it = j.find("attention_fwd"); it != j.end()) {
-        if (!it->is_array())
-            throw input_error(where, "hardware field \"attention_fwd\" must be an array of "
-                                     "{\"query_tokens\": N, \"tflops\": X}");
-        h.attention_fwd.clear();
-        for (std::size_t i = 0; i < it->size(); ++i) {
-            const auto& p = (*it)[i];
-            if (!p.is_object() || !p.contains("query_tokens") || !p.contains("tflops") ||
-                !p["query_tokens"].is_number_integer() || !p["tflops"].is_number())
-                throw input_error(where, fmt::format("attention_fwd[{}] must be "
-                                                     "{{\"query_tokens\": N, \"tflops\": X}}",
-                                                     i));
-            h.attention_fwd.push_back({p["query_tokens"].get<int>(), p["tflops"].get<double>()});
-        }
+    field("spread", h.spread);
+    if (auto it = j.find("provenance"); it != j.end()) {
+        if (!it->is_object())
+            throw input_error(where, "hardware field \"provenance\" must be an object");
+        h.provenance.clear();
+        for (const auto& [key, v] : it->items())
+            h.provenance[key] = v.is_string() ? v.get<std::string>() : v.dump();
     }
+    if (auto it = j.find("attention_fwd"); it != j.end())
+        h.attention_fwd = table_from_json(*it, "attention_fwd", where);
+    if (auto it = j.find("attention_bwd"); it != j.end())
+        h.attention_bwd = table_from_json(*it, "attention_bwd", where);
     if (h.name.empty())
         h.name = std::string(where);
     validate(h, where);
@@ -237,23 +338,33 @@ hardware_config load_hardware(const std::string& name_or_path) {
 }
 
 nlohmann::json to_json(const hardware_config& h) {
-    nlohmann::json table = nlohmann::json::array();
-    for (const auto& p : h.attention_fwd)
-        table.push_back({{"query_tokens", p.query_tokens}, {"tflops", p.tflops}});
-    return {{"name", h.name},
-            {"peak_bf16_tflops", h.peak_bf16_tflops},
-            {"gemm_tflops", h.gemm_tflops},
-            {"attention_fwd", table},
-            {"attention_bwd_rate_ratio", h.attention_bwd_rate_ratio},
-            {"attention_tile", h.attention_tile},
-            {"hbm_gbytes_per_s", h.hbm_gbytes_per_s},
-            {"nvlink_gbytes_per_s", h.nvlink_gbytes_per_s},
-            {"nvlink_latency_us", h.nvlink_latency_us},
-            {"network_gbytes_per_s", h.network_gbytes_per_s},
-            {"network_latency_us", h.network_latency_us},
-            {"gpus_per_node", h.gpus_per_node},
-            {"memory_gbytes", h.memory_gbytes},
-            {"sources", h.sources}};
+    nlohmann::json j = {{"name", h.name},
+                        {"peak_bf16_tflops", h.peak_bf16_tflops},
+                        {"gemm_tflops", h.gemm_tflops},
+                        {"attention_fwd", table_json(h.attention_fwd)},
+                        {"attention_bwd_rate_ratio", h.attention_bwd_rate_ratio},
+                        {"attention_tile", h.attention_tile},
+                        {"hbm_gbytes_per_s", h.hbm_gbytes_per_s},
+                        {"nvlink_gbytes_per_s", h.nvlink_gbytes_per_s},
+                        {"nvlink_latency_us", h.nvlink_latency_us},
+                        {"network_gbytes_per_s", h.network_gbytes_per_s},
+                        {"network_latency_us", h.network_latency_us},
+                        {"gpus_per_node", h.gpus_per_node},
+                        {"memory_gbytes", h.memory_gbytes},
+                        {"sources", h.sources}};
+    if (!h.attention_bwd.empty())
+        j["attention_bwd"] = table_json(h.attention_bwd);
+    if (h.attention_fwd_token_pairs > 0.0)
+        j["attention_fwd_token_pairs"] = h.attention_fwd_token_pairs;
+    if (h.attention_bwd_token_pairs > 0.0)
+        j["attention_bwd_token_pairs"] = h.attention_bwd_token_pairs;
+    if (h.output_layer_tflops > 0.0)
+        j["output_layer_tflops"] = h.output_layer_tflops;
+    if (!h.spread.empty())
+        j["spread"] = h.spread;
+    if (!h.provenance.empty())
+        j["provenance"] = h.provenance;
+    return j;
 }
 
 } // namespace wlb::tuner

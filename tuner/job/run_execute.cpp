@@ -8,6 +8,18 @@
 #include <fmt/format.h>
 
 namespace wlb::tuner {
+namespace {
+
+/// The trace manifest's extra fields: the report header, and what ran, for `wlbtune calibrate
+/// --from-trace`: the model and the run's element size.
+nlohmann::json manifest_extra(const job_spec& job, const prepared_run& run) {
+    auto extra = wlb::report_header(runtime::trace_schema, run.inputs);
+    extra["model"] = runtime::to_json(job.model);
+    extra["bytes_per_element"] = run.costs.options().bytes_per_element;
+    return extra;
+}
+
+} // namespace
 
 void check_run_backend(const run_request& request) {
     runtime::check_backend_available(request.backend);
@@ -76,7 +88,7 @@ execute_run(runtime::training_backend& backend, runtime::communicator& world, co
             fmt::format("measured by wlbtune run --backend {} ({}): host timers "
                         "(steady_clock) around every operation; model {}",
                         backend.name(), runtime::to_string(request.numbers), run.decoder.name);
-    ro.trace_manifest_extra = wlb::report_header(runtime::trace_schema, run.inputs);
+    ro.trace_manifest_extra = manifest_extra(job, run);
     std::size_t i = 0;
     return runtime::run_training(backend, world, job.layout, run.batches.steps, ro,
                                  [&](const runtime::step_record& r) { on_step(i++, r); });
@@ -129,7 +141,7 @@ execute_emulated_run(const job_spec& job, const prepared_run& run, const run_req
         modelled ? "modelled time (cost model, hardware " + job.hardware.name + ")"
                  : "measured device copies",
         modelled ? "modelled time" : "measured device copy", run.decoder.name);
-    ro.trace_manifest_extra = wlb::report_header(runtime::trace_schema, run.inputs);
+    ro.trace_manifest_extra = manifest_extra(job, run);
     ro.trace_manifest_extra["emulated"] = {{"comm", modelled ? "modelled" : "measured"},
                                            {"device", device_name}};
     std::size_t i = 0;

@@ -13,7 +13,11 @@ tune_outcome tune_job(const job_spec& job, tune_request request) {
     const auto costs = job.costs();
     const auto& layout = costs.layout();
     auto& options = request.options;
-    const auto& c = options.constraints;
+    auto& c = options.constraints;
+    if (options.max_delay < 0)
+        throw input_error(fmt::format("--max-delay must be >= 0, found {}", options.max_delay));
+    if (options.max_delay > 0 && (c.max_delay_steps == 0 || c.max_delay_steps > options.max_delay))
+        c.max_delay_steps = options.max_delay; // the bound wlb's queues keep holds for everyone
     if (!(c.max_mean_delay >= 0.0) || !std::isfinite(c.max_mean_delay))
         throw input_error(fmt::format("--max-mean-delay must be >= 0, found {}", c.max_mean_delay));
     if (!(c.min_step_tokens_fraction > 0.0 && c.min_step_tokens_fraction <= 1.0))

@@ -67,8 +67,10 @@ std::string describe(const packing_config& c) {
                 t += ',';
             t += tokens_text(x);
         }
-        return fmt::format("wlb {}q [{}] S_max={}{}", c.thresholds.size(), t,
-                           tokens_text(c.micro_batch_limit()), micro_batches_text(c));
+        return fmt::format("wlb {}q [{}] S_max={}{}{}", c.thresholds.size(), t,
+                           tokens_text(c.micro_batch_limit()), micro_batches_text(c),
+                           c.max_delay_steps > 0 ? fmt::format(" K={}", c.max_delay_steps)
+                                                 : std::string());
     }
     default:
         return std::string(to_string(c.policy));

@@ -19,12 +19,13 @@ struct policy_name {
     packing_policy policy;
     std::string_view name;
 };
-constexpr std::array<policy_name, 5> policy_names = {{
+constexpr std::array<policy_name, 6> policy_names = {{
     {packing_policy::plain, "plain"},
     {packing_policy::fixed_greedy, "fixed-greedy"},
     {packing_policy::varlen, "varlen"},
     {packing_policy::wlb, "wlb"},
     {packing_policy::ffd, "ffd"},
+    {packing_policy::plain_whole, "plain-whole"},
 }};
 
 [[noreturn]] void state_fail(const std::string& what) {
@@ -90,6 +91,13 @@ void validate(const packing_config& c) {
                                       c.smax_tokens, c.context_tokens));
     if (c.window < 1)
         throw input_error(fmt::format("packing: window must be >= 1, found {}", c.window));
+    if (c.max_delay_steps < 0)
+        throw input_error(
+            fmt::format("packing: max_delay_steps must be >= 0, found {}", c.max_delay_steps));
+    if (c.max_delay_steps > 0 && c.policy != packing_policy::wlb)
+        throw input_error(fmt::format("packing: max_delay_steps bounds the wlb queues' wait; "
+                                      "policy {} has none",
+                                      to_string(c.policy)));
     if (c.budget_tokens < 0)
         throw input_error(
             fmt::format("packing: step_tokens must be positive, found {}", c.budget_tokens));
@@ -135,6 +143,8 @@ nlohmann::json to_json(const packing_config& c) {
         j["window"] = c.window;
     if (c.budget_tokens > 0)
         j["step_tokens"] = c.budget_tokens;
+    if (c.max_delay_steps > 0)
+        j["max_delay_steps"] = c.max_delay_steps;
     return j;
 }
 
@@ -168,6 +178,7 @@ packing_config packing_config_from_json(const nlohmann::json& j, std::string_vie
     c.smax_tokens = integer("smax_tokens", false, 0);
     c.window = static_cast<int>(integer("window", false, 1));
     c.budget_tokens = integer("step_tokens", false, 0);
+    c.max_delay_steps = integer("max_delay_steps", false, 0);
     if (auto t = j.find("thresholds"); t != j.end()) {
         if (!t->is_array())
             throw input_error(where, "packing.thresholds must be an array of integers");
@@ -257,15 +268,17 @@ void check_packer_state(const packer_state& s, const packing_config& config) {
     const auto policy = config.policy;
     const auto name = to_string(policy);
     const auto limit = config.context_tokens;
-    const bool has_carried = policy != packing_policy::plain;
+    const bool keeps_pending =
+        policy == packing_policy::plain || policy == packing_policy::plain_whole;
+    const bool has_carried = !keeps_pending;
     const std::size_t queues = policy == packing_policy::wlb ? config.thresholds.size() : 0;
     if (!has_carried && !s.carried.empty())
         state_fail(fmt::format("{} carries no documents over, found {}", name, s.carried.size()));
     if (s.queues.size() != queues)
         state_fail(fmt::format("{} with {} thresholds has {} queues, found {}", name,
                                config.thresholds.size(), queues, s.queues.size()));
-    if (s.pending && policy != packing_policy::plain)
-        state_fail(fmt::format("only plain keeps a pending piece, not {}", name));
+    if (s.pending && !keeps_pending)
+        state_fail(fmt::format("only plain and plain-whole keep a pending document, not {}", name));
     if (!s.ready.empty() && policy != packing_policy::fixed_greedy)
         state_fail(fmt::format("only fixed-greedy keeps ready steps, not {}", name));
     if (s.ready.size() >= static_cast<std::size_t>(config.window))
@@ -323,6 +336,8 @@ std::unique_ptr<packer> make_packer(const packing_config& config, const cost_mod
         return make_wlb_packer(config, costs);
     case packing_policy::ffd:
         return make_ffd_packer(config);
+    case packing_policy::plain_whole:
+        return make_plain_whole_packer(config);
     }
     throw internal_error("make_packer: unknown policy");
 }

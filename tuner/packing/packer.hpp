@@ -3,7 +3,11 @@
 // documents). One interface, one file per policy:
 //
 //   plain         tuner/packing/packer_plain.cpp         Megatron-style fixed-length sequences in
-//                                                dataloader order (WLB-LLM's Plain-4D)
+//                                                dataloader order, documents cut at the
+//                                                boundaries (WLB-LLM's Plain-4D)
+//   plain-whole   tuner/packing/packer_plain_whole.cpp   fixed-length sequences in dataloader
+//                                                order, every document whole (the original
+//                                                packing behind the paper's 1.44 imbalance)
 //   fixed-greedy  tuner/packing/packer_fixed_greedy.cpp  fixed-length sequences, documents assigned
 //   to
 //                                                balance attention work over a window of W steps
@@ -56,9 +60,9 @@ namespace wlb::tuner {
 
 class cost_model;
 
-enum class packing_policy { plain, fixed_greedy, varlen, wlb, ffd };
+enum class packing_policy { plain, fixed_greedy, varlen, wlb, ffd, plain_whole };
 
-/// "plain", "fixed-greedy", "varlen", "wlb", "ffd".
+/// "plain", "fixed-greedy", "varlen", "wlb", "ffd", "plain-whole".
 std::string_view to_string(packing_policy p) noexcept;
 /// Parses a policy name; throws wlb::input_error listing the known names.
 packing_policy parse_packing_policy(std::string_view text);
@@ -81,6 +85,12 @@ struct packing_config {
     /// (8 micro-batches of 64K on average instead of 4 of 128K); 0 means the product. Must not
     /// exceed step_micro_batches() x S_max. The fixed-length policies always use the product.
     std::int64_t budget_tokens = 0;
+    /// wlb: the longest a document may wait, in steps (step packed - step drawn). A queued or
+    /// carried document that has waited this long is placed first in the step, spread over the
+    /// micro-batches that hold the fewest such documents (then the least work), whether or not
+    /// its queue is full. 0: no bound (only the mean delay the queues give). The bound holds
+    /// unless the documents due in one step exceed its budget.
+    std::int64_t max_delay_steps = 0;
 
     /// Micro-batches per step (all replicas): the N of Algorithm 1.
     [[nodiscard]] int step_micro_batches() const noexcept { return replicas * micro_batches; }
@@ -97,8 +107,9 @@ struct packing_config {
 /// Throws wlb::input_error naming the field when the configuration is inconsistent.
 void validate(const packing_config& c);
 /// {"policy", "context_tokens", "replicas", "micro_batches", "micro_batch_limit",
-///  "smax_tokens", "thresholds", "window", "step_tokens"} (the fields a policy does not use are
-///  omitted; "step_tokens" only when budget_tokens is set).
+///  "smax_tokens", "thresholds", "window", "step_tokens", "max_delay_steps"} (the fields a policy
+///  does not use are omitted; "step_tokens" only when budget_tokens is set, "max_delay_steps"
+///  only when a bound is set, so that configs without it read as before).
 nlohmann::json to_json(const packing_config& c);
 /// The inverse; `where` names the file and JSON path for errors.
 packing_config packing_config_from_json(const nlohmann::json& j, std::string_view where);
@@ -159,9 +170,9 @@ protected:
 
 /// Throws wlb::input_error "packer state: what" when `s` cannot be the state of a packer of
 /// `config`: a structure its policy does not have (queues of a policy without them, a pending
-/// piece outside plain, ready steps outside fixed-greedy), another number of queues than
-/// thresholds, a queued document outside its queue's length range, a document of no tokens or
-/// longer than the context, or a ready step of another shape than replicas x
+/// document outside plain and plain-whole, ready steps outside fixed-greedy), another number of
+/// queues than thresholds, a queued document outside its queue's length range, a document of no
+/// tokens or longer than the context, or a ready step of another shape than replicas x
 /// micro-batches.
 void check_packer_state(const packer_state& s, const packing_config& config);
 
@@ -176,5 +187,6 @@ std::unique_ptr<packer> make_fixed_greedy_packer(const packing_config& config,
 std::unique_ptr<packer> make_varlen_packer(const packing_config& config, const cost_model& costs);
 std::unique_ptr<packer> make_wlb_packer(const packing_config& config, const cost_model& costs);
 std::unique_ptr<packer> make_ffd_packer(const packing_config& config);
+std::unique_ptr<packer> make_plain_whole_packer(const packing_config& config);
 
 } // namespace wlb::tuner

@@ -16,6 +16,12 @@
 //   4. place the new short documents longest first by the least-work rule
 //   (tuner/packing/packer_varlen.cpp); whatever does not fit S_max or the budget is carried over to
 //   the next step.
+//
+// With a delay bound K (packing_config::max_delay_steps), a document that has waited K steps
+// (queued or carried) is due: it leaves its queue whatever the queue holds, counts toward the
+// step's intake, and is placed before anything else, oldest first, each on the micro-batch that
+// fits it and holds the fewest due documents (then the least work), so that due outliers spread
+// as a released group would. Without a bound the steps are exactly those above.
 #include "base/error.hpp"
 #include "tuner/cost/cost_model.hpp"
 #include "tuner/packing/packing_common.hpp"
@@ -35,7 +41,8 @@ public:
                                               const document_pull& pull) override {
         const auto n = static_cast<std::size_t>(m_config.step_micro_batches());
         if (!m_intake.active) {
-            std::int64_t have = tokens_of(m_carried);
+            m_due = take_due(step);
+            std::int64_t have = tokens_of(m_carried) + tokens_of(m_due);
             for (const auto& q : m_queues)
                 if (q.size() >= n)
                     have += release_tokens(q, n);
@@ -56,6 +63,8 @@ public:
                                       return q.size() == n ? release_tokens(q, n) : 0;
                                   });
         auto fresh = std::move(m_intake.fresh);
+        auto due = std::move(m_due);
+        m_due.clear();
         m_intake = {};
         // Release: full groups of N; after the stream's end, whatever a queue holds.
         std::vector<std::vector<weighed_doc>> groups;
@@ -67,11 +76,13 @@ public:
                 q.erase(q.begin(), q.begin() + static_cast<std::ptrdiff_t>(take));
             }
         }
-        if (m_ended && fresh.empty() && m_carried.empty() && groups.empty() && queued() == 0)
+        if (m_ended && fresh.empty() && m_carried.empty() && groups.empty() && due.empty() &&
+            queued() == 0)
             return std::nullopt;
 
         step_builder b(static_cast<int>(n), m_config.micro_batch_limit(), m_config.step_tokens());
         std::vector<weighed_doc> left;
+        place_due(b, due, left);
         sort_carried(m_carried);
         place_least_work(b, m_carried, left);
         std::vector<char> taken(n);
@@ -100,6 +111,8 @@ public:
 
     [[nodiscard]] std::vector<runtime::document> waiting() const override {
         auto out = documents_of(m_carried);
+        for (const auto& d : m_due)
+            out.push_back(d.doc);
         for (const auto& d : m_intake.fresh)
             out.push_back(d.doc);
         for (const auto& q : m_queues)
@@ -129,6 +142,7 @@ public:
         }
         m_ended = s.ended;
         m_intake = {};
+        m_due.clear();
     }
     [[nodiscard]] std::int64_t min_draw_tokens() const override {
         // A drawn document counts its own tokens toward the budget, or releases a queue that
@@ -143,7 +157,8 @@ public:
             if (q.size() < n)
                 counted += release_tokens(q, q.size());
             else if (!m_intake.active)
-                counted += release_tokens(q, n);
+                // With a delay bound, due documents past the first N may count too.
+                counted += release_tokens(q, m_config.max_delay_steps > 0 ? q.size() : n);
         }
         return std::max<std::int64_t>(0, m_config.step_tokens() - counted);
     }
@@ -152,6 +167,59 @@ public:
     }
 
 private:
+    /// Without a bound, nothing. With one: the carried and queued documents that have waited
+    /// max_delay_steps steps at `step`, taken out of the carry and the queues.
+    std::vector<weighed_doc> take_due(std::int64_t step) {
+        std::vector<weighed_doc> due;
+        const auto k = m_config.max_delay_steps;
+        if (k <= 0)
+            return due;
+        auto is_due = [&](const weighed_doc& d) {
+            return step - d.doc.drawn_step >= k;
+        };
+        for (auto it = m_carried.begin(); it != m_carried.end();)
+            if (is_due(*it)) {
+                due.push_back(*it);
+                it = m_carried.erase(it);
+            } else {
+                ++it;
+            }
+        for (auto& q : m_queues)
+            for (auto it = q.begin(); it != q.end();)
+                if (is_due(*it)) {
+                    due.push_back(*it);
+                    it = q.erase(it);
+                } else {
+                    ++it;
+                }
+        sort_carried(due); // oldest first, then longest
+        return due;
+    }
+
+    /// Due documents first into the step: each on the micro-batch that fits it and holds the
+    /// fewest due documents so far, then the least work (lowest index on ties).
+    static void place_due(step_builder& b, const std::vector<weighed_doc>& due,
+                          std::vector<weighed_doc>& left) {
+        std::vector<int> held(static_cast<std::size_t>(b.size()), 0);
+        for (const auto& d : due) {
+            int best = -1;
+            for (int i = 0; i < b.size(); ++i) {
+                if (!b.fits(i, d.doc.tokens))
+                    continue;
+                const auto hi = held[static_cast<std::size_t>(i)];
+                if (best < 0 || hi < held[static_cast<std::size_t>(best)] ||
+                    (hi == held[static_cast<std::size_t>(best)] && b.work(i) < b.work(best)))
+                    best = i;
+            }
+            if (best < 0) {
+                left.push_back(d); // the due documents exceed the step: the bound slips
+                continue;
+            }
+            ++held[static_cast<std::size_t>(best)];
+            b.place(best, d);
+        }
+    }
+
     [[nodiscard]] int queue_of(std::int64_t tokens) const noexcept {
         int qi = -1;
         for (std::size_t i = 0; i < m_config.thresholds.size(); ++i)
@@ -176,6 +244,7 @@ private:
     std::vector<std::deque<weighed_doc>> m_queues; // index i holds lengths in [Li, Li+1)
     std::vector<weighed_doc> m_carried;
     intake_state m_intake;
+    std::vector<weighed_doc> m_due; ///< past the delay bound: taken at the intake's start
     bool m_ended = false;
 };
 

@@ -23,6 +23,14 @@ packing_config make_packing_config(const packing_knobs& k, const runtime::layout
     if (k.window < 1)
         throw input_error(fmt::format("--window must be >= 1, found {}", k.window));
     c.window = k.window;
+    if (k.max_delay < 0)
+        throw input_error(
+            fmt::format("--max-delay must be >= 0 (0: no bound), found {}", k.max_delay));
+    if (k.max_delay > 0 && c.policy != packing_policy::wlb)
+        throw input_error(fmt::format("--max-delay bounds the wait in wlb's outlier queues; "
+                                      "policy {} has no queues",
+                                      k.policy));
+    c.max_delay_steps = k.max_delay;
     validate(c);
     return c;
 }

@@ -18,7 +18,8 @@ struct packing_knobs {
     std::string thresholds; ///< wlb: "24k,64k"; empty: default_thresholds(queues)
     std::string smax = "1.5x";
     int window = 1;
-    int micro_batches = 0; ///< per DP replica; 0: the layout's pp
+    int micro_batches = 0;      ///< per DP replica; 0: the layout's pp
+    std::int64_t max_delay = 0; ///< wlb: the longest wait in steps (0: no bound)
 };
 
 /// The packing_config the knobs describe for `l` (replicas = dp), validated. Throws

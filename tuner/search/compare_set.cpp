@@ -16,6 +16,8 @@ std::vector<candidate> comparison_candidates(const packing_knobs& knobs,
     auto with_policy = [&](const char* policy) {
         auto k = knobs;
         k.policy = policy;
+        if (k.policy != "wlb")
+            k.max_delay = 0; // the bound is wlb's
         return make_packing_config(k, l);
     };
     auto sharding = [&](sharding_policy p) {
@@ -29,6 +31,7 @@ std::vector<candidate> comparison_candidates(const packing_knobs& knobs,
     const auto wlb = with_policy("wlb");
     std::vector<candidate> out = {
         {plain, sharding(sharding_policy::per_seq), "baseline"},
+        {with_policy("plain-whole"), sharding(sharding_policy::per_seq), "whole documents"},
         {plain, sharding(sharding_policy::adaptive), "sharding only"},
         {wlb, sharding(sharding_policy::per_seq), "packing only"},
         {wlb, sharding(sharding_policy::adaptive), "both"},

@@ -17,7 +17,9 @@ struct candidate {
     bool chosen = false; ///< the configuration the command was asked for (its role says so too)
 };
 
-/// In order: plain + per-seq (baseline), plain + adaptive (sharding only), wlb + per-seq
+/// In order: plain + per-seq (baseline: Megatron's cut at the sequence boundary), plain-whole +
+/// per-seq (the same fixed-length packing with documents kept whole: the paper's original
+/// packing), plain + adaptive (sharding only), wlb + per-seq
 /// (packing only), wlb + adaptive (both), wlb + per-doc, wlb + hybrid (auto threshold), and
 /// fixed-greedy (--window) + adaptive. The wlb candidates take the knobs' queues, thresholds
 /// and S_max; all take the knobs' context and micro-batches. The knobs' own policy with

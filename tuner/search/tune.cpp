@@ -552,6 +552,7 @@ public:
         size_memory();
         m_out.space = make_search_space(m_l, m_context, sorted_lengths(), *m_memory,
                                         m_options.vary_micro_batches);
+        m_out.space.max_delay_steps = m_options.max_delay;
         choose_sample();
         m_search.emplace(m_costs, m_documents, m_options, *m_memory);
         m_search->set_full_steps(m_steps);

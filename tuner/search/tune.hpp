@@ -80,6 +80,10 @@ struct tune_options {
     std::int64_t sample_steps = 0;
     std::int64_t max_sample_steps = 1024;
     bool vary_micro_batches = true;
+    /// tune --max-delay: every wlb candidate's queues release a document that waited this many
+    /// steps (packing_config::max_delay_steps), and no candidate may delay one longer
+    /// (constraints.max_delay_steps is set to it by tune_job). 0: no bound.
+    std::int64_t max_delay = 0;
     int random_points = 8;
     int sharding_finalists = 4;
     int climbers = 3;

@@ -137,6 +137,8 @@ packing_config make_packing(const search_space& s, packing_policy policy, int mi
     c.smax_tokens = smax_tokens;
     c.thresholds = std::move(thresholds);
     c.window = window;
+    if (policy == packing_policy::wlb)
+        c.max_delay_steps = s.max_delay_steps;
     if (micro_batches != s.job_layout.pp())
         c.budget_tokens = s.step_tokens();
     validate(c);

@@ -54,6 +54,8 @@ quantile_thresholds(const std::vector<std::int64_t>& sorted_lengths,
 struct search_space {
     runtime::layout job_layout{1, 1, 1, 1};
     std::int64_t context_tokens = 131072;
+    /// wlb candidates' delay bound (packing_config::max_delay_steps; tune --max-delay); 0: none.
+    std::int64_t max_delay_steps = 0;
     /// Micro-batches per replica for varlen / wlb; the first is the layout's pp.
     std::vector<int> micro_batches;
     std::vector<double> coarse_smax_factors = {1.0, 1.5, 2.0};
