@@ -60,7 +60,8 @@ registered_command register_calibrate(CLI::App& app, command_output& out) {
                                   "Model whose layer shapes are measured: a preset or a JSON "
                                   "file (with --from-trace: the trace's own by default)");
     sub->add_option("--base", r.base,
-                    "Preset the result replaces (fields not measured are kept from it); "
+                    "Preset or hardware file the result replaces (fields not measured are kept "
+                    "from it; a file: e.g. an earlier calibration); "
                     "default: cpu-dev-vm for cpu, h200 or h100-sxm by the GPU's name for cuda");
     sub->add_option("-o,--output", o->output,
                     "Write the hardware file (wlbtune.hardware/1) here ('-' for stdout)");

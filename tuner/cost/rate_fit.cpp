@@ -299,21 +299,34 @@ std::vector<int> attention_knots(const std::vector<const rate_sample*>& ss, int 
     return k;
 }
 
-/// A knot no chunk length reaches between its neighbours keeps the nearest reached knot's rate.
+/// A knot the samples do not pin keeps the nearest pinned knot's rate. A knot is pinned when, in
+/// some sample, the chunks between its neighbours hold at least 5% of the sample's causal pairs:
+/// below that its rate barely moves any prediction, and the fit may leave it anywhere (a run's
+/// trace with a few short chunks beside long ones put it at 1e9 TFLOP/s).
 void flatten_unreached(std::vector<rate_point>& table, const std::vector<const rate_sample*>& ss,
                        int tile) {
+    constexpr double pinned_share = 0.05;
     const std::size_t m = table.size();
     std::vector<char> reached(m, 0);
-    for (const auto* s : ss)
+    std::vector<double> share(m);
+    for (const auto* s : ss) {
+        std::fill(share.begin(), share.end(), 0.0);
+        double total = 0.0;
         for (const auto& c : s->chunks) {
             const double n = static_cast<double>((c.q_tokens + tile - 1) / tile * tile);
+            const double pairs = n * static_cast<double>(c.q_offset) + n * (n + 1.0) / 2.0;
+            total += pairs;
             for (std::size_t k = 0; k < m; ++k) {
                 const double lo = k == 0 ? 0.0 : table[k - 1].query_tokens;
                 const double hi = k + 1 == m ? 1e300 : table[k + 1].query_tokens;
                 if (n > lo && n < hi)
-                    reached[k] = 1;
+                    share[k] += pairs;
             }
         }
+        for (std::size_t k = 0; k < m; ++k)
+            if (total > 0.0 && share[k] >= pinned_share * total)
+                reached[k] = 1;
+    }
     for (std::size_t k = 0; k < m; ++k) {
         if (reached[k])
             continue;

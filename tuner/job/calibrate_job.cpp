@@ -44,7 +44,7 @@ calibrate_outcome calibrate_job(const calibrate_request& r, runtime::communicato
     if (r.repeats < 1)
         throw input_error(fmt::format("--repeats must be at least 1, found {}", r.repeats));
     if (!r.base.empty())
-        (void)hardware_preset(r.base); // a bad name fails before any measurement
+        (void)load_hardware(r.base); // a bad name or file fails before any measurement
     calibrate_outcome out;
     const auto t0 = std::chrono::steady_clock::now();
     if (!r.from_trace.empty()) {
@@ -74,7 +74,7 @@ calibrate_outcome calibrate_job(const calibrate_request& r, runtime::communicato
     }
     out.measure_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    out.base = hardware_preset(default_base(r, out.samples));
+    out.base = load_hardware(default_base(r, out.samples));
     fit_options fo;
     // The CPU attention kernel runs a partial block of queries as it is (no padded rows); the
     // GPU kernels pad to their tile as the presets say.
