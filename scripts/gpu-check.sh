@@ -9,7 +9,8 @@
 #   scripts/gpu-check.sh [--results DIR | DIR]           build the bundle here first (this machine
 #                                                        needs the Debian packages), then check it
 #
-# DIR defaults to $OUT, else ./gpu-check-results. It receives three files: summary.md (the
+# DIR defaults to $OUT, else ./gpu-check-results. It receives three files (four with a GPU: the
+# calibrated hardware.json): summary.md (the
 # table, also printed last), machine.txt (GPU, driver, libraries used and their versions) and
 # logs.tar.gz (every log). Exit status 0 when every GPU test passed or skipped, no sanitizer run
 # found an error and no benchmark failed; 1 otherwise; 2 for bad arguments or a missing library.
@@ -21,6 +22,7 @@
 #   WLB_GPU_BENCH_TIMEOUT   one benchmark (60); WLB_GPU_PEER_TIMEOUT the PyTorch peer (90)
 #   WLB_GPU_RUN_TIMEOUT     the run items together: wlbtune run + analyze, bench_cuda_run (120)
 #   WLB_GPU_PROFILE_TIMEOUT wlbtune profile on the PyTorch job, all of it (110)
+#   WLB_GPU_CALIBRATE_TIMEOUT   wlbtune calibrate --backend cuda --quick (60)
 #   WLB_GPU_FULL            1: the benchmarks' full shape lists instead of the quick ones, and
 #                           bench_cuda_cp_emulation (the per-layer emulation on random buffers,
 #                           which the cuda backend's --emulate replaces in the default check)
@@ -49,6 +51,7 @@ sanitizer_timeout=${WLB_GPU_SANITIZER_TIMEOUT:-45}
 bench_timeout=${WLB_GPU_BENCH_TIMEOUT:-60}
 peer_timeout=${WLB_GPU_PEER_TIMEOUT:-90}
 run_timeout=${WLB_GPU_RUN_TIMEOUT:-120}
+calibrate_timeout=${WLB_GPU_CALIBRATE_TIMEOUT:-60}
 profile_timeout=${WLB_GPU_PROFILE_TIMEOUT:-110}
 
 say() { printf '== %s\n' "$*"; }
@@ -345,7 +348,7 @@ run_cli() { # NAME TIMEOUT ARGS...: wlbtune under the timeout, output in logs/be
   status=$?
   cat "$out"
   if [[ $status -eq 0 ]]; then
-    row "$name" ok $(($(date +%s) - t0)) "$(note_of "$(grep -m1 -E "^mean step|^loss|dominant|cause" "$out")")"
+    row "$name" ok $(($(date +%s) - t0)) "$(note_of "$(grep -m1 -E "^mean step|^loss|dominant|cause|^gemm_tflops" "$out")")"
     return 0
   fi
   row "$name" "FAIL (exit $status)" $(($(date +%s) - t0)) "$(note_of "$(tail -1 "$out")")"
@@ -366,6 +369,12 @@ bench_timeout_saved=$bench_timeout
 bench_timeout=$t
 run_bench bench_cuda_run "${run_bench_args[@]}"
 bench_timeout=$bench_timeout_saved
+
+# ---- wlbtune calibrate --backend cuda: this GPU's hardware file -----------------------------
+# The cost model's rates measured on this GPU (docs/cli.md, "calibrate"), written beside the
+# summary: simulate, tune and the benches take it with --hardware on any machine afterwards.
+run_cli wlbtune_calibrate "$(left "$calibrate_timeout")" calibrate --backend cuda --quick \
+  -o "$results/hardware.json" || true
 
 # ---- compute-sanitizer on two attention cases ------------------------------------------------
 sanitizer=$(command -v compute-sanitizer 2>/dev/null)
@@ -502,7 +511,7 @@ attention_table() {
   printf '%s\n' "${summary[@]}"
   echo
   attention_table
-  for name in bench_cuda_run bench_cuda_capture bench_cuda_cp_emulation; do
+  for name in bench_cuda_run wlbtune_calibrate bench_cuda_capture bench_cuda_cp_emulation; do
     if [[ -s $logs/bench/$name.md ]] && ! grep -q "^$name: skipped:" "$logs/bench/$name.md"; then
       echo "## $name"
       echo
@@ -516,5 +525,5 @@ cp "$results/summary.md" "$results/machine.txt" "$logs/"
 tar -czf "$results/logs.tar.gz" -C "$work" logs
 echo
 cat "$results/summary.md"
-echo "results: $results (summary.md, machine.txt, logs.tar.gz)"
+echo "results: $results (summary.md, machine.txt, logs.tar.gz$([[ -f $results/hardware.json ]] && echo ", hardware.json"))"
 exit $failed
