@@ -11,12 +11,8 @@
 #include <sstream>
 
 namespace wlb {
-namespace {
 
-/// What the first bytes say when they cannot start a JSON document, else empty.
-std::string not_json_because(std::string_view text) {
-    if (text.find_first_not_of(" \t\r\n") == std::string_view::npos)
-        return "the file is empty";
+std::string not_text_because(std::string_view text) {
     if (text.starts_with("\xEF\xBB\xBF"))
         return "it starts with a UTF-8 byte order mark (remove it)";
     if (text.size() >= 2 && static_cast<unsigned char>(text[0]) == 0x1f &&
@@ -25,6 +21,15 @@ std::string not_json_because(std::string_view text) {
     if (const auto nul = text.find('\0'); nul != std::string_view::npos)
         return fmt::format("it holds a NUL byte at byte {} (binary data?)", nul);
     return {};
+}
+
+namespace {
+
+/// What the first bytes say when they cannot start a JSON document, else empty.
+std::string not_json_because(std::string_view text) {
+    if (text.find_first_not_of(" \t\r\n") == std::string_view::npos)
+        return "the file is empty";
+    return not_text_because(text);
 }
 
 } // namespace

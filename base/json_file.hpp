@@ -11,6 +11,11 @@
 
 namespace wlb {
 
+/// Why `text` cannot be read as text (a UTF-8 byte order mark, gzip data, a NUL byte), in words
+/// for an error message; empty when it can. The readers of text formats (JSON, JSON Lines, CSV,
+/// plain lengths, plans) say this instead of the raw byte they stopped at.
+std::string not_text_because(std::string_view text);
+
 /// `text` parsed as one JSON document. Throws wlb::input_error "WHERE: not valid JSON at byte N:
 /// ..." naming what the bytes look like when they cannot be JSON at all (empty, a UTF-8 byte
 /// order mark, a NUL byte, gzip data) or that the document ends early ("truncated").

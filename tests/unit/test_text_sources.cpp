@@ -3,6 +3,7 @@
 #include "base/error.hpp"
 #include "support/cli_runner.hpp"
 #include "support/idx_writer.hpp"
+#include "tuner/data/document_stream.hpp"
 #include "tuner/data/text_sources.hpp"
 
 #include <gtest/gtest.h>
@@ -160,6 +161,38 @@ TEST(TextSources, CsvBadValuesNameTheLineAndColumn) {
     write_bytes(path, "id,length\n1,10\n");
     const auto message = error_of([&] { tuner::open_csv_lengths(path, "5"); });
     EXPECT_NE(message.find("column index 5 is out of range"), std::string::npos) << message;
+}
+
+TEST(TextSources, BinaryOrEmptyFilesSayWhatTheyAre) {
+    // Issue [hardening]: a BOM, gzip data or a NUL byte gave the raw byte as the message, and an
+    // empty array ran on no documents with success.
+    temp_dir dir;
+    const auto path = (dir / "lengths").string();
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"\xEF\xBB\xBF[1, 2]", "byte order mark"},
+        {std::string("\x1f\x8b\x08\x00", 4), "gzip-compressed"},
+        {std::string("[1, 2\0, 3]", 10), "NUL byte at byte 5"}};
+    for (const opener open : {opener(&tuner::open_json_lengths), opener(&tuner::open_text_lengths)})
+        for (const auto& [content, what] : cases) {
+            SCOPED_TRACE(content);
+            write_bytes(path, content);
+            const auto message = error_of([&] { open(path); });
+            EXPECT_NE(message.find(path), std::string::npos) << message;
+            EXPECT_NE(message.find(what), std::string::npos) << message;
+        }
+}
+
+TEST(TextSources, AStreamOverNoDocumentsIsAnError) {
+    // An empty dataset packed 0 steps and succeeded; the source itself may be empty (the module
+    // and tests build streams over what they hold), the stream refuses to start on nothing.
+    temp_dir dir;
+    const auto path = (dir / "a.json").string();
+    write_bytes(path, "[]");
+    tuner::stream_options o;
+    o.context_tokens = 4096;
+    tuner::document_stream stream(tuner::open_json_lengths(path), o);
+    const auto message = error_of([&] { (void)stream.next(0); });
+    EXPECT_NE(message.find("json:" + path + ": holds no documents"), std::string::npos) << message;
 }
 
 TEST(TextSources, MissingFileNamesThePath) {

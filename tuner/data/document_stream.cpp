@@ -71,8 +71,12 @@ std::optional<stream_item> document_stream::next_item(std::int64_t drawn_step) {
         std::optional<std::int64_t> length;
         for (;;) {
             length = next_source_length();
-            if (!length)
+            if (!length) {
+                // A run on no documents would pack 0 steps and report success.
+                if (m_stats.source_documents == 0)
+                    throw input_error(m_source->describe(), "holds no documents");
                 return std::nullopt;
+            }
             item.source_index = m_stats.source_documents++;
             m_stats.source_tokens += *length;
             if (*length > 0)

@@ -2,6 +2,7 @@
 
 #include "base/error.hpp"
 #include "base/input_file.hpp"
+#include "base/json_file.hpp"
 
 #include <cerrno>
 #include <charconv>
@@ -24,7 +25,15 @@ std::string read_whole_file(const std::string& path) {
     ss << in.rdbuf();
     if (in.bad())
         throw input_error(path, "read failed");
-    return std::move(ss).str();
+    auto text = std::move(ss).str();
+    if (const auto why = not_text_because(text); !why.empty())
+        throw input_error(path, fmt::format("cannot read document lengths: {}", why));
+    return text;
+}
+
+std::unique_ptr<document_source> lengths_source(std::vector<std::int64_t> lengths,
+                                                const std::string&, std::string name) {
+    return std::make_unique<vector_source>(std::move(lengths), std::move(name));
 }
 
 std::string_view trim(std::string_view s) {
@@ -163,7 +172,7 @@ std::unique_ptr<document_source> open_json_lengths(const std::string& path) {
     skip_ws();
     if (i != text.size())
         throw input_error(here(), fmt::format("unexpected {} after the array", at()));
-    return std::make_unique<vector_source>(std::move(lengths), "json:" + path);
+    return lengths_source(std::move(lengths), path, "json:" + path);
 }
 
 std::unique_ptr<document_source> open_text_lengths(const std::string& path) {
@@ -177,7 +186,7 @@ std::unique_ptr<document_source> open_text_lengths(const std::string& path) {
             return;
         lengths.push_back(parse_length(s, [&] { return fmt::format("{}:{}", path, line); }));
     });
-    return std::make_unique<vector_source>(std::move(lengths), "text:" + path);
+    return lengths_source(std::move(lengths), path, "text:" + path);
 }
 
 std::unique_ptr<document_source> open_jsonl_lengths(const std::string& path,
@@ -205,8 +214,7 @@ std::unique_ptr<document_source> open_jsonl_lengths(const std::string& path,
                                                  key));
         lengths.push_back(length_from_json(*it, fmt::format("{} (field \"{}\")", where, key)));
     });
-    return std::make_unique<vector_source>(std::move(lengths),
-                                           fmt::format("jsonl:{}#{}", path, key));
+    return lengths_source(std::move(lengths), path, fmt::format("jsonl:{}#{}", path, key));
 }
 
 namespace {
@@ -293,8 +301,7 @@ std::unique_ptr<document_source> open_csv_lengths(const std::string& path,
     });
     if (header.empty())
         throw input_error(path, "empty CSV file: expected a header row");
-    return std::make_unique<vector_source>(std::move(lengths),
-                                           fmt::format("csv:{}#{}", path, column_name));
+    return lengths_source(std::move(lengths), path, fmt::format("csv:{}#{}", path, column_name));
 }
 
 } // namespace wlb::tuner

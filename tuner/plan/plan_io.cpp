@@ -3,6 +3,7 @@
 #include "base/atomic_file.hpp"
 #include "base/error.hpp"
 #include "base/input_file.hpp"
+#include "base/json_file.hpp"
 #include "runtime/parallel/layout.hpp"
 
 #include <algorithm>
@@ -292,12 +293,7 @@ plan_reader::plan_reader(const std::string& path) : m_path(path) {
                                       "\"{}\"",
                                       m_path, plan_schema));
     const auto w = where();
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-        throw input_error(w, fmt::format("header is not valid JSON: {}", e.what()));
-    }
+    const nlohmann::json j = parse_json(line, w + " (header)");
     if (!j.is_object())
         throw input_error(w, "header must be a JSON object");
     auto schema = j.find("schema");
@@ -406,12 +402,8 @@ std::optional<runtime::global_batch> plan_reader::next() {
                             m_path, m_line + 1, m_steps));
     } while (line.find_first_not_of(" \t\r") == std::string::npos);
     const auto w = where();
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-        throw input_error(w, fmt::format("not valid JSON: {}", e.what()));
-    }
+    // A line cut short says "truncated" (the file ends inside it, or it was cut when written).
+    const nlohmann::json j = parse_json(line, w);
     if (!j.is_object())
         throw input_error(w, fmt::format("expected a step or end record (a JSON object), found {}",
                                          j.type_name()));
