@@ -7,6 +7,7 @@
 #include <fstream>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 using wlb::test::run_wlbtune;
 using wlb::test::temp_dir;
@@ -130,6 +131,118 @@ TEST_F(CliBoundsConfig, TpThatSplitsHeadsNamesTheConfig) {
     auto r = run_wlbtune("simulate --config '" + p + "'");
     expect_bad_input(r, "$.layout");
     EXPECT_NE(r.err.find(p), std::string::npos) << r.err;
+}
+
+// A Megatron-style timer timeline of one rank named `process` with `step` and `ts` in its events.
+std::string timeline(const std::string& process, const std::string& step = "0",
+                     const std::string& ts = "100") {
+    return fmt::format(
+        "{{\"traceEvents\":[\n"
+        "{{\"ph\":\"M\",\"pid\":10,\"name\":\"process_name\",\"args\":{{\"name\":\"{}\"}}}},\n"
+        "{{\"ph\":\"X\",\"pid\":10,\"tid\":1,\"name\":\"forward-compute\",\"ts\":0,\"dur\":100,"
+        "\"args\":{{\"step\":{},\"micro_batch\":0}}}},\n"
+        "{{\"ph\":\"X\",\"pid\":10,\"tid\":1,\"name\":\"backward-compute\",\"ts\":{},\"dur\":200,"
+        "\"args\":{{\"step\":{},\"micro_batch\":0}}}}\n]}}\n",
+        process, step, ts, step);
+}
+
+std::string kineto(const std::string& rank, const std::string& world) {
+    return fmt::format("{{\"distributedInfo\": {{\"rank\": {}, \"world_size\": {}}}, "
+                       "\"traceEvents\": [\n{{\"ph\": \"X\", \"cat\": \"kernel\", \"name\": "
+                       "\"ampere_sgemm\", \"pid\": 0, \"tid\": 7, \"ts\": 10, \"dur\": 5, "
+                       "\"args\": {{\"stream\": 7, \"correlation\": 1}}}}\n]}}\n",
+                       rank, world);
+}
+
+wlb::test::cli_result analyze_text(const temp_dir& dir, const std::string& name,
+                                   const std::string& text, const std::string& extra = "") {
+    const auto p = (dir / name).string();
+    std::ofstream(p) << text;
+    return run_wlbtune("analyze '" + p + "'" + extra);
+}
+
+// Rank numbers a file makes up cannot size the job's rank table: refused naming the file
+// (a 200-byte timeline naming rank 1000000 took 334 MB; 2^31-1 and 99999999999 exited 1).
+TEST(CliBoundsTrace, HugeRankNumbersAreRefusedNamingTheFile) {
+    temp_dir dir;
+    for (const char* rank : {"1000000", "2147483647", "99999999999"}) {
+        SCOPED_TRACE(rank);
+        auto r = analyze_text(dir, "timeline.json", timeline(std::string("rank ") + rank));
+        expect_bad_input(r, "timeline.json");
+        EXPECT_NE(r.err.find("ranks wlbtune reads"), std::string::npos) << r.err;
+    }
+    auto r = analyze_text(dir, "rank0.pt.trace.json", kineto("1099511627776", "8"));
+    expect_bad_input(r, "distributedInfo.rank");
+    EXPECT_NE(r.err.find("rank0.pt.trace.json"), std::string::npos) << r.err;
+    for (const char* world : {"0", "1099511627776"}) {
+        SCOPED_TRACE(world);
+        r = analyze_text(dir, "rank0.pt.trace.json", kineto("0", world));
+        expect_bad_input(r, "distributedInfo.world_size");
+    }
+}
+
+TEST(CliBoundsTrace, StepsAndTimesOutOfRangeAreRefusedWithFileLineAndField) {
+    temp_dir dir;
+    for (const char* step : {"-7", "4e9", "4000000000"}) {
+        SCOPED_TRACE(step);
+        expect_bad_input(analyze_text(dir, "t.json", timeline("rank 0", step)),
+                         "t.json:3: \"args.step\"");
+    }
+    expect_bad_input(analyze_text(dir, "t.json", timeline("rank 0", "0", "9223372036854775807")),
+                     "t.json:4: \"ts\"");
+}
+
+TEST(CliBoundsTrace, ManifestWithoutRanksAndALayoutTooSmallAreRefused) {
+    temp_dir dir;
+    const auto traces = (dir / "job").string();
+    ASSERT_EQ(run_wlbtune("simulate --layout tp=2,dp=32 --steps 1 --trace-dir '" + traces + "'")
+                  .exit_code,
+              0);
+    // 64 ranks read with a 2-rank layout: an error naming both, not 62 ranks dropped.
+    auto r = run_wlbtune("analyze '" + traces + "' --layout tp=2");
+    expect_bad_input(r, "outside layout tp=2");
+    EXPECT_NE(r.err.find("64 ranks"), std::string::npos) << r.err;
+    const auto manifest = traces + "/manifest.json";
+    auto j = nlohmann::json::parse(wlb::test::read_text(manifest));
+    j["ranks"] = nlohmann::json::array();
+    std::ofstream(manifest) << j.dump();
+    r = run_wlbtune("analyze '" + traces + "'");
+    expect_bad_input(r, "$.ranks");
+    EXPECT_NE(r.err.find("manifest.json"), std::string::npos) << r.err;
+    j["layout"]["spec"] = "tp=3,cp=x";
+    std::ofstream(manifest) << j.dump();
+    expect_bad_input(run_wlbtune("analyze '" + traces + "'"), "manifest.json: $.layout");
+}
+
+// Help examples with '?' or '&' in a value are quoted, so a copied example runs as shown.
+TEST(CliBounds, HelpExamplesQuoteShellCharacters) {
+    for (const char* command : {"layout", "data", "pack", "simulate", "shard", "run", "tune",
+                                "analyze", "calibrate", "profile", "trigger"}) {
+        SCOPED_TRACE(command);
+        const auto r = run_wlbtune(std::string(command) + " --help");
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+        const auto examples = r.out.find("Example");
+        if (examples == std::string::npos)
+            continue;
+        std::istringstream lines(r.out.substr(examples));
+        for (std::string line; std::getline(lines, line);) {
+            if (line.find("wlbtune ") == std::string::npos)
+                continue;
+            bool quoted = false;
+            for (std::size_t i = 0; i < line.size(); ++i) {
+                const char c = line[i];
+                if (c == '\'')
+                    quoted = !quoted;
+                else if (c == '#' && !quoted)
+                    break; // a comment
+                else if (!quoted && c == '?')
+                    ADD_FAILURE() << "unquoted '?': " << line;
+                else if (!quoted && c == '&' && line[i + 1] != '&' &&
+                         (i == 0 || line[i - 1] != '&'))
+                    ADD_FAILURE() << "unquoted '&': " << line;
+            }
+        }
+    }
 }
 
 } // namespace
