@@ -1,6 +1,7 @@
 #include "base/host_memory.hpp"
 
 #include <cstdlib> // defines __GLIBC__ on glibc
+#include <unistd.h>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -18,6 +19,14 @@ bool retain_freed_memory() noexcept {
 #else
     return false;
 #endif
+}
+
+std::uint64_t host_physical_bytes() noexcept {
+    const long pages = ::sysconf(_SC_PHYS_PAGES);
+    const long page_bytes = ::sysconf(_SC_PAGE_SIZE);
+    if (pages <= 0 || page_bytes <= 0)
+        return 0;
+    return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_bytes);
 }
 
 } // namespace wlb

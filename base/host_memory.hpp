@@ -6,9 +6,15 @@
 // library has no such knob.
 #pragma once
 
+#include <cstdint>
+
 namespace wlb {
 
 /// Returns true when the allocator was reconfigured.
 bool retain_freed_memory() noexcept;
+
+/// This host's physical memory in bytes (0 when the system does not say). Callers check an
+/// allocation a user's input asks for against it before making it.
+std::uint64_t host_physical_bytes() noexcept;
 
 } // namespace wlb

@@ -2,6 +2,8 @@
 
 #include "profiler/ingest/ingest.hpp"
 
+#include <cmath>
+#include <limits>
 #include <memory>
 
 namespace wlb::profiler::chrome {
@@ -32,8 +34,8 @@ bool micros_to_ns(std::string_view tok, std::int64_t& ns) {
     if (tok.find_first_of("eE") != std::string_view::npos) {
         double v = 0.0;
         auto [p, ec] = std::from_chars(tok.data(), tok.data() + tok.size(), v);
-        if (ec != std::errc{} || !std::isfinite(v))
-            return false;
+        if (ec != std::errc{} || !std::isfinite(v) || !(std::fabs(v) < 9.2e15))
+            return false; // not a number, or nanoseconds past int64
         ns = std::llround(v * 1000.0);
         return true;
     }
@@ -66,6 +68,8 @@ bool micros_to_ns(std::string_view tok, std::int64_t& ns) {
         for (; digits < 3; ++digits)
             frac *= 10;
     }
+    if (us > (std::numeric_limits<std::int64_t>::max() - 999) / 1000)
+        return false; // nanoseconds past int64
     ns = us * 1000 + frac;
     if (neg)
         ns = -ns;

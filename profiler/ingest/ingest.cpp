@@ -112,9 +112,14 @@ void settle_layout(job_trace& job, const ingest_options& o) {
         job.job_layout = *o.job_layout;
         job.layout_source = "--layout";
     } else if (!job.source_layout.empty()) {
-        job.job_layout = runtime::layout::parse(
-            job.source_layout,
-            job.source_order.empty() ? runtime::layout::default_order : job.source_order);
+        try {
+            job.job_layout = runtime::layout::parse(
+                job.source_layout,
+                job.source_order.empty() ? runtime::layout::default_order : job.source_order);
+        } catch (const input_error& e) {
+            throw input_error(job.files.empty() ? std::string("the trace") : job.files.front(),
+                              fmt::format("metadata layout: {}", e.what()));
+        }
         job.layout_source = job.format == "wlbtune" || job.format == "perfetto" ? "trace manifest"
                                                                                 : "trace metadata";
     } else if (!job.rank_coords.empty() || !job.pending.empty()) {
@@ -186,14 +191,20 @@ void settle_layout(job_trace& job, const ingest_options& o) {
     job.pending.clear();
     seen = static_cast<int>(job.ranks.size());
     const int world = l.world_size();
-    if (seen > world) {
-        for (int r = world; r < seen; ++r)
-            if (job.ranks[static_cast<std::size_t>(r)].present)
-                job.warn(job.ranks[static_cast<std::size_t>(r)].file,
-                         fmt::format("rank {} is outside layout {} ({} ranks); left out", r,
-                                     job.job_layout.spec(), world));
-        job.ranks.resize(static_cast<std::size_t>(world));
-    }
+    // Ranks beyond the layout are refused, not dropped: a layout too small for the traces
+    // would attribute the job's time to a fraction of its ranks.
+    for (int r = seen - 1; r >= world; --r)
+        if (job.ranks[static_cast<std::size_t>(r)].present) {
+            int present = 0;
+            for (const auto& rt : job.ranks)
+                present += rt.present ? 1 : 0;
+            throw input_error(job.ranks[static_cast<std::size_t>(r)].file,
+                              fmt::format("rank {} is outside layout {} (from {}; {} ranks): the "
+                                          "traces hold {} ranks up to rank {}; give a layout "
+                                          "with at least {} ranks",
+                                          r, job.job_layout.spec(), job.layout_source, world,
+                                          present, r, r + 1));
+        }
     job.ranks.resize(static_cast<std::size_t>(world));
     for (const auto& [r, c] : job.rank_coords)
         if (r < world && job.job_layout.coords_of(r) != c)
@@ -297,6 +308,15 @@ void finish(job_trace& job, const ingest_options& o) {
         }
         for (const auto& sm : rt.summaries)
             all_steps.insert(sm.step);
+    }
+    if (world > 0 && static_cast<int>(missing.size()) == world) {
+        // Nothing to analyze: an empty breakdown with exit 0 would read as "no problem".
+        std::string inputs;
+        for (const auto& f : job.files)
+            inputs += (inputs.empty() ? "" : ", ") + f;
+        throw input_error(inputs.empty() ? std::string("analyze") : inputs,
+                          fmt::format("no rank of the job has a trace{}",
+                                      job.note.empty() ? "" : " (" + job.note + ")"));
     }
     if (!missing.empty())
         warn_missing(job, missing);

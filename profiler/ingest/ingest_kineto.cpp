@@ -25,6 +25,7 @@
 #include "profiler/ingest/ingest.hpp"
 #include "profiler/ingest/kernel_names.hpp"
 #include "profiler/ingest/megatron_timers.hpp"
+#include "profiler/ingest/rank_names.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -187,9 +188,19 @@ private:
         for (auto f : info) {
             od::raw_json_string k = f.key();
             if (k == "rank") {
-                m_rank = static_cast<int>(f.value().get_int64().value());
+                const std::int64_t rank = f.value().get_int64().value();
+                if (rank < 0 || rank >= max_trace_ranks)
+                    throw input_error(m_path, fmt::format("distributedInfo.rank {} is outside 0 .. "
+                                                          "{}",
+                                                          rank, max_trace_ranks - 1));
+                m_rank = static_cast<int>(rank);
             } else if (k == "world_size") {
-                m_world = static_cast<int>(f.value().get_int64().value());
+                const std::int64_t world = f.value().get_int64().value();
+                if (world < 1 || world > max_trace_ranks)
+                    throw input_error(m_path, fmt::format("distributedInfo.world_size {} is "
+                                                          "outside 1 .. {}",
+                                                          world, max_trace_ranks));
+                m_world = static_cast<int>(world);
             } else if (k == "pg_config") {
                 od::value v = f.value();
                 if (v.type() != od::json_type::array)
@@ -385,7 +396,7 @@ private:
         std::smatch m;
         const std::string base = std::filesystem::path(m_path).filename().string();
         if (std::regex_search(base, m, re))
-            return std::stoi(m[1]);
+            return saturated_int(m[1].str());
         return -1;
     }
 

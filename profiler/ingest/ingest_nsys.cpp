@@ -31,6 +31,7 @@
 #include "profiler/ingest/ingest.hpp"
 #include "profiler/ingest/kernel_names.hpp"
 #include "profiler/ingest/megatron_timers.hpp"
+#include "profiler/ingest/rank_names.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -206,7 +207,7 @@ private:
                 text = string_of(sqlite3_column_int64(s, 4));
             std::smatch m;
             if (std::regex_match(text, m, rank_re)) {
-                m_rank = std::stoi(m[1]);
+                m_rank = saturated_int(m[1].str());
                 return;
             }
             if (text == "rank" || text == "Rank") {
@@ -228,7 +229,7 @@ private:
                 return;
             }
             if (std::regex_match(text, m, step_re)) {
-                m_steps.push_back({start, end, std::stoi(m[1])});
+                m_steps.push_back({start, end, saturated_int(m[1].str())});
                 return;
             }
             const auto meaning = megatron_timer(text);
@@ -327,7 +328,7 @@ private:
         static const std::regex re(R"(rank[_-]?(\d+))", std::regex::icase);
         std::smatch m;
         const std::string base = std::filesystem::path(m_path).filename().string();
-        return std::regex_search(base, m, re) ? std::stoi(m[1]) : -1;
+        return std::regex_search(base, m, re) ? saturated_int(m[1].str()) : -1;
     }
 
     void resolve() {

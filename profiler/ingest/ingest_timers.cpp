@@ -36,6 +36,7 @@
 #include <array>
 #include <filesystem>
 #include <fmt/ranges.h>
+#include <limits>
 #include <map>
 #include <regex>
 #include <set>
@@ -48,6 +49,7 @@ namespace od = simdjson::ondemand;
 using chrome::int_or;
 using chrome::micros_to_ns;
 using chrome::string_or_token;
+using chrome::trim;
 
 struct pending {
     std::int64_t ts_ns = 0;
@@ -96,6 +98,7 @@ public:
 
 private:
     void walk(od::document& doc, const char* begin, chrome::progress& p) {
+        m_begin = begin;
         if (doc.type() == od::json_type::array) {
             for (auto ev : doc.get_array()) {
                 od::object o = ev.get_object();
@@ -123,12 +126,56 @@ private:
                         m_job.source_order = std::string(f.value().get_string().value());
                     else if (k == "world_size") {
                         od::value v = f.value();
+                        const auto world = int_or(v, 0);
+                        if (world < 1 || world > max_trace_ranks)
+                            throw input_error(m_path, fmt::format("metadata world_size {} is "
+                                                                  "outside 1 .. {}",
+                                                                  world, max_trace_ranks));
                         m_job.source_world_size =
-                            std::max(m_job.source_world_size, static_cast<int>(int_or(v, 0)));
+                            std::max(m_job.source_world_size, static_cast<int>(world));
                     }
                 }
             }
         }
+    }
+
+    // "FILE:LINE" of the event being read: the line after the previous event's end.
+    [[nodiscard]] std::string event_where() const {
+        std::int64_t line = 1;
+        const char* c = m_begin;
+        for (const char* end = m_begin + m_progress.last_byte; c < end; ++c)
+            line += *c == '\n';
+        for (; *c == ' ' || *c == '\t' || *c == '\r' || *c == '\n' || *c == ','; ++c)
+            line += *c == '\n';
+        return fmt::format("{}:{}", m_path, line);
+    }
+
+    // A step number must be a whole number 0 .. 2^31-1: a negative step or one past int32 would
+    // be taken for "no step" or wrap, and move the event into another step.
+    std::int32_t step_arg(od::value& v, std::string_view field) const {
+        if (v.type() != od::json_type::number)
+            return -1; // not a number: the event names no step
+        std::int64_t step = 0;
+        if (v.get_int64().get(step) != simdjson::SUCCESS || step < 0 ||
+            step > std::numeric_limits<std::int32_t>::max())
+            throw input_error(event_where(),
+                              fmt::format("\"{}\" is {}: expected a step number 0 .. {}", field,
+                                          trim(v.raw_json_token()),
+                                          std::numeric_limits<std::int32_t>::max()));
+        return static_cast<std::int32_t>(step);
+    }
+
+    // Times beyond 2^62 ns (146 years) are refused: their ends and differences would overflow.
+    void check_time(bool parsed, std::int64_t ns, std::string_view field,
+                    std::string_view token) const {
+        constexpr std::int64_t most_ns = std::int64_t{1} << 62;
+        const auto t = trim(token);
+        const bool numeric =
+            !t.empty() && (t.front() == '-' || (t.front() >= '0' && t.front() <= '9'));
+        if ((parsed && (ns > most_ns || ns < -most_ns)) || (!parsed && numeric))
+            throw input_error(
+                event_where(),
+                fmt::format("\"{}\" is {}: expected microseconds within +-2^62 ns", field, t));
     }
 
     void event(od::object& obj) {
@@ -145,8 +192,10 @@ private:
                 name = f.value().get_string().value();
             } else if (k == "ts") {
                 have_ts = micros_to_ns(f.value().raw_json_token(), ts);
+                check_time(have_ts, ts, "ts", f.value().raw_json_token());
             } else if (k == "dur") {
-                micros_to_ns(f.value().raw_json_token(), dur);
+                check_time(micros_to_ns(f.value().raw_json_token(), dur), dur, "dur",
+                           f.value().raw_json_token());
             } else if (k == "pid") {
                 od::value v = f.value();
                 pid = int_or(v, 0);
@@ -159,7 +208,7 @@ private:
                     od::raw_json_string ak = af.key();
                     od::value v = af.value();
                     if (ak == "step" || ak == "iteration")
-                        args.step = static_cast<std::int32_t>(int_or(v, -1));
+                        args.step = step_arg(v, ak == "step" ? "args.step" : "args.iteration");
                     else if (ak == "micro_batch" || ak == "microbatch" || ak == "mb")
                         args.micro_batch = static_cast<std::int32_t>(int_or(v, -1));
                     else if (ak == "seq_id")
@@ -244,7 +293,7 @@ private:
         static const std::regex re(R"(rank[_-]?(\d+))", std::regex::icase);
         std::smatch m;
         const std::string base = std::filesystem::path(m_path).filename().string();
-        return std::regex_search(base, m, re) ? std::stoi(m[1]) : -1;
+        return std::regex_search(base, m, re) ? saturated_int(m[1].str()) : -1;
     }
 
     std::string track_text(const track_id& t) const {
@@ -500,6 +549,7 @@ private:
                    "combined exchanges");
     }
 
+    const char* m_begin = nullptr; ///< the text being walked (for event_where)
     std::string m_path;
     trace_part& m_job;
     const rank_map& m_map;

@@ -1,5 +1,7 @@
 #include "profiler/ingest/job_trace.hpp"
 
+#include "base/error.hpp"
+
 #include <algorithm>
 #include <array>
 #include <fmt/format.h>
@@ -133,7 +135,20 @@ void job_trace::absorb(trace_part&& part) {
     }
 }
 
+namespace {
+
+void check_rank_bound(int rank, const std::string& file) {
+    if (rank >= max_trace_ranks)
+        throw wlb::input_error(file,
+                               fmt::format("rank {} is beyond the {} ranks wlbtune reads (ranks "
+                                           "are numbered from 0)",
+                                           rank, max_trace_ranks));
+}
+
+} // namespace
+
 bool job_trace::place_rank(int rank, rank_trace&& trace, std::string_view what) {
+    check_rank_bound(rank, trace.file);
     if (static_cast<int>(ranks.size()) <= rank)
         ranks.resize(static_cast<std::size_t>(rank + 1));
     auto& rt = ranks[static_cast<std::size_t>(rank)];
@@ -190,6 +205,7 @@ std::int32_t job_trace::layout_group(runtime::lane where, int rank) {
 }
 
 rank_trace* job_trace::claim_rank(int rank, const std::string& file, std::string_view what) {
+    check_rank_bound(rank, file);
     if (static_cast<int>(ranks.size()) <= rank)
         ranks.resize(static_cast<std::size_t>(rank + 1));
     auto& rt = ranks[static_cast<std::size_t>(rank)];

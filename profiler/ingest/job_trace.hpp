@@ -32,6 +32,11 @@
 
 namespace wlb::profiler {
 
+/// The most ranks a job's traces may name (rank numbers 0 .. max_trace_ranks - 1, world sizes
+/// up to it): above the largest jobs run today, and low enough that a rank number a file makes
+/// up cannot size the job's rank table to gigabytes. Readers refuse more, naming the file.
+inline constexpr int max_trace_ranks = 1 << 18;
+
 /// What compute work an event is, for the compute breakdown. `mixed`: compute whose split into
 /// attention and linear work the source does not give (a Megatron forward-compute timer);
 /// `memory`: a memory copy or set (HTA's MEMORY kernels: busy, but not compute).

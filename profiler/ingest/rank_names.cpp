@@ -7,6 +7,7 @@
 #include <charconv>
 #include <fmt/format.h>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 namespace wlb::profiler {
@@ -55,6 +56,14 @@ bool parse_int(std::string_view s, int& out) {
 
 } // namespace
 
+int saturated_int(std::string_view digits) noexcept {
+    int out = 0;
+    const auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), out);
+    if (ec == std::errc::result_out_of_range)
+        return std::numeric_limits<int>::max();
+    return ec == std::errc{} ? out : -1;
+}
+
 void name_coords::fill_from(const name_coords& other) {
     if (rank < 0)
         rank = other.rank;
@@ -72,7 +81,7 @@ name_coords coords_in_name(std::string_view name) {
     // not take it for a global rank.
     static const std::regex spelled(R"((^|[^a-z])(tp|cp|pp|dp)[\s_\-]*rank[\s_\-:=#]*(\d+))");
     for (std::smatch m; std::regex_search(s, m, spelled);) {
-        coord(out.where, axis_index(m[2].str())) = std::stoi(m[3].str());
+        coord(out.where, axis_index(m[2].str())) = saturated_int(m[3].str());
         s = m.prefix().str() + m[1].str() + " " + m.suffix().str();
     }
     // "tp1 cp0 pp1 dp0", "tp=1", "pp_2".
@@ -80,12 +89,12 @@ name_coords coords_in_name(std::string_view name) {
     for (std::smatch m; std::regex_search(s, m, compact);) {
         auto& c = coord(out.where, axis_index(m[2].str()));
         if (c < 0)
-            c = std::stoi(m[3].str());
+            c = saturated_int(m[3].str());
         s = m.prefix().str() + m[1].str() + " " + m.suffix().str();
     }
     static const std::regex global(R"((^|[^a-z])rank[\s_\-:=#]*(\d+))");
     if (std::smatch m; std::regex_search(s, m, global))
-        out.rank = std::stoi(m[2].str());
+        out.rank = saturated_int(m[2].str());
     static const std::regex lane_re(
         R"((^|[^a-z])(compute|misc|(tp|cp|pp|dp)[\s_\-]comm)($|[^a-z]))");
     if (std::smatch m; std::regex_search(s, m, lane_re)) {

@@ -56,6 +56,10 @@ struct name_coords {
 /// The built-in conventions above, on one name.
 name_coords coords_in_name(std::string_view name);
 
+/// The decimal digits of a rank or coordinate found in a name, as an int; INT_MAX when the number
+/// does not fit (the caller's bounds then refuse it, as they would any too-large rank).
+int saturated_int(std::string_view digits) noexcept;
+
 /// The rules of --rank-map.
 class rank_map {
 public:

@@ -232,8 +232,12 @@ trace_reader::trace_reader(std::string dir) : m_dir(std::move(dir)) {
                                                                             : std::string("none")));
     try {
         m_meta.source = j.at("source").get<std::string>();
-        m_meta.job_layout = layout::parse(j.at("layout").at("spec").get<std::string>(),
-                                          j.at("layout").at("order").get<std::string>());
+        try {
+            m_meta.job_layout = layout::parse(j.at("layout").at("spec").get<std::string>(),
+                                              j.at("layout").at("order").get<std::string>());
+        } catch (const input_error& e) {
+            throw input_error(path, fmt::format("$.layout: {}", e.what()));
+        }
         m_meta.steps = j.at("steps").get<std::int64_t>();
         m_meta.tp_replicated = j.value("tp_replicated", false);
         m_meta.note = j.value("note", std::string());
@@ -245,6 +249,12 @@ trace_reader::trace_reader(std::string dir) : m_dir(std::move(dir)) {
                                                 m_meta.batches));
         m_files.resize(static_cast<std::size_t>(m_meta.job_layout.world_size()));
         const auto& ranks = j.at("ranks");
+        // A capture of a job in which no process used CUDA (`wlbtune profile`) holds no rank
+        // and says why in its notes; any other trace without ranks is broken.
+        if (!ranks.is_array() || (ranks.empty() && m_meta.source != "profile"))
+            throw input_error(path, "$.ranks: expected the rank files (a non-empty array), "
+                                    "found " +
+                                        ranks.dump());
         for (std::size_t i = 0; i < ranks.size(); ++i) {
             const int r = ranks[i].at("rank").get<int>();
             if (r < 0 || r >= m_meta.job_layout.world_size())

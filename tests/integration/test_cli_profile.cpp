@@ -46,6 +46,11 @@ TEST(CliProfile, TheCommandsExitCodeIsWlbtunesAndTheManifestSaysNoCudaWasUsed) {
     const wlb::runtime::trace_reader reader(dir.string());
     EXPECT_EQ(reader.meta().source, "profile");
     EXPECT_TRUE(reader.ranks().empty());
+    // ... and analyze says there is nothing to analyze, with why (not an empty report, exit 0).
+    const auto a = run_wlbtune("analyze '" + dir.string() + "'");
+    EXPECT_EQ(a.exit_code, 3) << a.out;
+    EXPECT_NE(a.err.find("no rank of the job has a trace"), std::string::npos) << a.err;
+    EXPECT_NE(a.err.find("no process of the job used CUDA"), std::string::npos) << a.err;
     struct stat st {};
     ASSERT_EQ(::stat(dir.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0700u) << "the capture directory is private";

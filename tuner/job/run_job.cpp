@@ -1,6 +1,7 @@
 #include "tuner/job/run_job.hpp"
 
 #include "base/error.hpp"
+#include "base/host_memory.hpp"
 #include "runtime/parallel/pipeline_schedule.hpp"
 #include "tuner/search/simulate_job.hpp"
 #include "tuner/sharding/make_sharder.hpp"
@@ -82,6 +83,27 @@ runtime::launch_info check_launch(const runtime::layout& l) {
     return launch;
 }
 
+namespace {
+
+// The CPU backend holds each rank's share of the weights, their gradients and Adam's two
+// moments in host memory (4 arrays of the parameters). A model whose share alone exceeds this
+// host's memory is refused before anything is allocated, rather than failing deep in a step.
+void check_host_memory(const runtime::model_spec& model, const runtime::layout& l,
+                       runtime::precision numbers) {
+    const double element_bytes = numbers == runtime::precision::f64 ? 8.0 : 4.0;
+    const double shard = model.total_params() / (static_cast<double>(l.tp()) * l.pp());
+    const double need_bytes = 4.0 * element_bytes * shard;
+    const auto host_bytes = static_cast<double>(wlb::host_physical_bytes());
+    if (host_bytes > 0 && need_bytes > host_bytes)
+        throw input_error(fmt::format("model {}: {:.3g} parameters; each rank of tp={} x pp={} "
+                                      "holds {:.3g} GB of weights, gradients and optimizer state "
+                                      "in host memory, more than this host's {:.3g} GB",
+                                      model.name, model.total_params(), l.tp(), l.pp(),
+                                      need_bytes / 1e9, host_bytes / 1e9));
+}
+
+} // namespace
+
 prepared_run prepare_run(const job_spec& job, const run_request& request) {
     const auto& l = job.layout;
     if (!(request.learning_rate > 0.0) || !std::isfinite(request.learning_rate))
@@ -95,6 +117,8 @@ prepared_run prepare_run(const job_spec& job, const run_request& request) {
         throw input_error(fmt::format("model {}: {} layers cannot fill pp={} x vpp={} model "
                                       "chunks",
                                       decoder.name, decoder.layers, l.pp(), l.vpp()));
+    if (!device)
+        check_host_memory(job.model, l, request.numbers);
     // The executors cut the layers evenly over the model chunks (runtime::decoder_chunk_layers).
     if (job.partition != "even")
         throw input_error(fmt::format("--partition {}: wlbtune run cuts the layers evenly over "

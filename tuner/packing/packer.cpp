@@ -85,6 +85,21 @@ void validate(const packing_config& c) {
     if (c.micro_batches < 1)
         throw input_error(
             fmt::format("packing: micro_batches must be >= 1, found {}", c.micro_batches));
+    if (c.replicas > max_replicas)
+        throw input_error(fmt::format("packing: replicas must be at most {}, found {}",
+                                      max_replicas, c.replicas));
+    if (c.micro_batches > max_micro_batches)
+        throw input_error(fmt::format("packing: micro_batches must be at most {} per replica, "
+                                      "found {}",
+                                      max_micro_batches, c.micro_batches));
+    if (c.window > 0 &&
+        static_cast<std::int64_t>(c.window) * c.replicas * c.micro_batches > max_window_bins)
+        throw input_error(fmt::format("packing: window {} x {} micro-batches per step exceeds {} "
+                                      "micro-batches in one window",
+                                      c.window, c.step_micro_batches(), max_window_bins));
+    if (c.thresholds.size() > static_cast<std::size_t>(max_queues))
+        throw input_error(fmt::format("packing: at most {} queue thresholds, found {}", max_queues,
+                                      c.thresholds.size()));
     if (c.smax_tokens != 0 && c.smax_tokens < c.context_tokens)
         throw input_error(fmt::format("packing: smax_tokens {} is below the context {} (S_max must "
                                       "hold a whole context-length document)",
@@ -173,10 +188,18 @@ packing_config packing_config_from_json(const nlohmann::json& j, std::string_vie
         throw input_error(where, e.what());
     }
     c.context_tokens = integer("context_tokens", true, 0);
-    c.replicas = static_cast<int>(integer("replicas", true, 1));
-    c.micro_batches = static_cast<int>(integer("micro_batches", true, 1));
+    // Counts are range-checked before they narrow to int, so that 2^40 is not read as 0.
+    auto count = [&](const char* key, bool required, std::int64_t most) -> int {
+        const auto v = integer(key, required, 1);
+        if (v < 1 || v > most)
+            throw input_error(
+                where, fmt::format("packing.{} must be between 1 and {}, found {}", key, most, v));
+        return static_cast<int>(v);
+    };
+    c.replicas = count("replicas", true, max_replicas);
+    c.micro_batches = count("micro_batches", true, max_micro_batches);
     c.smax_tokens = integer("smax_tokens", false, 0);
-    c.window = static_cast<int>(integer("window", false, 1));
+    c.window = count("window", false, max_window_bins);
     c.budget_tokens = integer("step_tokens", false, 0);
     c.max_delay_steps = integer("max_delay_steps", false, 0);
     if (auto t = j.find("thresholds"); t != j.end()) {

@@ -104,7 +104,15 @@ struct packing_config {
     [[nodiscard]] std::int64_t micro_batch_limit() const noexcept;
 };
 
-/// Throws wlb::input_error naming the field when the configuration is inconsistent.
+/// Bounds on what a packing configuration may make a packer allocate, checked by validate()
+/// before any packer exists (a window of W steps holds W x replicas x micro_batches bins).
+inline constexpr int max_replicas = 1 << 16;             ///< DP replicas per step
+inline constexpr int max_micro_batches = 1 << 12;        ///< micro-batches per replica and step
+inline constexpr std::int64_t max_window_bins = 1 << 20; ///< window x step micro-batches
+inline constexpr int max_queues = 64;                    ///< wlb outlier queues (thresholds)
+
+/// Throws wlb::input_error naming the field when the configuration is inconsistent or exceeds
+/// the bounds above.
 void validate(const packing_config& c);
 /// {"policy", "context_tokens", "replicas", "micro_batches", "micro_batch_limit",
 ///  "smax_tokens", "thresholds", "window", "step_tokens", "max_delay_steps"} (the fields a policy

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <string_view>
 #include <utility>
 
 namespace wlb::tuner {
@@ -56,6 +57,11 @@ job_spec job_of(const tuned_config& c, const std::string& path) {
     j.data.policy = parse_context_policy(c.data.context_policy);
     j.data.shuffle_seed = c.data.shuffle_seed;
     validate(c.packing);
+    // A plan's replicas are the layout's DP replicas: shard and simulate take them as such.
+    if (c.packing.replicas != j.layout.dp())
+        throw input_error(path, fmt::format("$.packing.replicas: {} differs from the layout's "
+                                            "dp={} ($.layout.spec \"{}\")",
+                                            c.packing.replicas, j.layout.dp(), c.layout_spec));
     j.packing = c.packing;
     j.sharding = c.sharding;
     j.schedule = c.schedule;
@@ -119,11 +125,28 @@ job_spec job_of_options(const job_options& o) {
     return j;
 }
 
+// The model's shapes must split over the layout's TP degree (Megatron-LM's rule, and what
+// run's decoder requires): every command that resolves a job refuses the same layouts.
+void check_model_fits_layout(const job_spec& j, std::string_view where) {
+    const int tp = j.layout.tp();
+    if (j.model.heads % tp != 0 || j.model.ffn % tp != 0) {
+        const auto what = fmt::format("model {} has {} heads and ffn {}: not divisible by "
+                                      "tp={} (each TP rank holds whole heads)",
+                                      j.model.name, j.model.heads, j.model.ffn, tp);
+        if (where.empty())
+            throw input_error(fmt::format("--layout {}: {}", j.layout.spec(), what));
+        throw input_error(where, fmt::format("$.layout: {}", what));
+    }
+}
+
 } // namespace
 
 job_spec resolve_job(const job_options& o) {
-    if (o.config.empty())
-        return job_of_options(o);
+    if (o.config.empty()) {
+        auto j = job_of_options(o);
+        check_model_fits_layout(j, "");
+        return j;
+    }
     if (!o.given_with_config.empty())
         throw usage_error(fmt::format("{} cannot be given with --config: a tuned config is "
                                       "applied whole (only --data may point it at other data); "
@@ -131,6 +154,7 @@ job_spec resolve_job(const job_options& o) {
                                       fmt::join(o.given_with_config, ", "),
                                       o.given_with_config.size() == 1 ? "it" : "them"));
     auto j = job_of(read_tuned_config(o.config), o.config);
+    check_model_fits_layout(j, o.config);
     if (o.data_given)
         j.data.source = o.data;
     return j;

@@ -99,8 +99,12 @@ tuned_config tuned_config_from_json(const nlohmann::json& j, std::string_view wh
         c.schedule = rd.string(*it, "schedule", "$.schedule");
         c.partition = rd.string(*it, "partition", "$.schedule");
     }
-    if (auto it = j.find("evaluated"); it != j.end())
+    if (auto it = j.find("evaluated"); it != j.end()) {
         c.evaluated_steps = rd.integer(*it, "steps", "$.evaluated");
+        if (c.evaluated_steps < 1)
+            rd.fail("$.evaluated.steps",
+                    fmt::format("must be a positive step count, found {}", c.evaluated_steps));
+    }
     return c;
 }
 
