@@ -7,7 +7,8 @@
 # (build-fuzz/fuzz-corpus/TARGET), with its dictionary (tests/fuzz/dict/TARGET.dict). A crash,
 # leak, timeout (10 s an input) or out-of-memory (2 GB) input is saved under fuzz-artifacts/
 # and the log under build-fuzz/fuzz-logs/. Prints one line per target (executions, coverage,
-# status) and exits 1 if any target found something. docs/fuzzing.md says more.
+# status) and exits 1 if any target found something. WLB_FUZZ_BUILD=0 skips the configure and
+# build (to run several at once on a tree already built). docs/fuzzing.md says more.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 seconds=${1:-60}
@@ -23,13 +24,17 @@ fi
 build=$root/build-fuzz
 artifacts=$root/fuzz-artifacts
 
-if [[ ! -f $build/build.ninja ]]; then
+if [[ ${WLB_FUZZ_BUILD:-1} == 0 ]]; then
+  :
+elif [[ ! -f $build/build.ninja ]]; then
   launcher=()
   if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
   CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DWLB_CUDA=OFF -DWLB_PYTHON=OFF -DWLB_BENCH=OFF -DWLB_FUZZ=ON "${launcher[@]}"
 fi
-cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"
+if [[ ${WLB_FUZZ_BUILD:-1} != 0 ]]; then
+  cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"
+fi
 
 # The largest input each target is given: the seeds' size with room to grow.
 max_len() {
