@@ -1,9 +1,13 @@
 // Regression tests for what the fuzz targets (tests/fuzz, docs/fuzzing.md) found: each input, or
 // the smallest one showing the same fault, with the property the fix restores.
 #include "base/error.hpp"
+#include "base/json_file.hpp"
+#include "profiler/ingest/chrome_json.hpp"
 #include "support/cli_runner.hpp"
+#include "tuner/data/text_sources.hpp"
 #include "tuner/plan/plan_io.hpp"
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
@@ -33,6 +37,42 @@ TEST(FuzzFindings, RefusedPlanHeaderClosesTheFile) {
     for (int i = 0; i < 20; ++i)
         EXPECT_THROW(wlb::tuner::plan_reader reader(path), wlb::input_error);
     EXPECT_EQ(open_descriptors(), before);
+}
+
+// fuzz_traces: a Chrome-trace time of INT64_MAX microseconds overflowed `us * 1000` (undefined
+// behaviour; in practice a wrapped, negative time). A time beyond int64 nanoseconds is refused.
+TEST(FuzzFindings, MicrosecondsBeyondInt64NanosecondsAreRefused) {
+    std::int64_t ns = 0;
+    EXPECT_FALSE(wlb::profiler::chrome::micros_to_ns("9223372036854775807", ns));
+    EXPECT_FALSE(wlb::profiler::chrome::micros_to_ns("-9223372036854775807.5", ns));
+    EXPECT_FALSE(wlb::profiler::chrome::micros_to_ns("1e300", ns));
+    // The largest count that fits still reads, exactly.
+    ASSERT_TRUE(wlb::profiler::chrome::micros_to_ns("9223372036854774.807", ns));
+    EXPECT_EQ(ns, 9223372036854774807);
+    ASSERT_TRUE(wlb::profiler::chrome::micros_to_ns("-12.5", ns));
+    EXPECT_EQ(ns, -12500);
+}
+
+// fuzz_data_sources: a JSON number beyond a double ("-1e3081") makes nlohmann throw
+// out_of_range, not parse_error; it escaped as an internal error (exit 1) instead of naming the
+// file and line.
+TEST(FuzzFindings, JsonNumberBeyondADoubleIsBadInputNamingThePlace) {
+    temp_dir dir;
+    const auto path = (dir / "lengths.jsonl").string();
+    std::ofstream(path) << "{\"length\": 10}\n{\"length\": -1e3081}\n";
+    try {
+        (void)wlb::tuner::open_jsonl_lengths(path);
+        FAIL() << "no error";
+    } catch (const wlb::input_error& e) {
+        EXPECT_NE(std::string(e.what()).find(path + ":2:"), std::string::npos) << e.what();
+    }
+    try {
+        (void)wlb::parse_json("[1, 1e999]", "config.json");
+        FAIL() << "no error";
+    } catch (const wlb::input_error& e) {
+        EXPECT_NE(std::string(e.what()).find("config.json: not valid JSON"), std::string::npos)
+            << e.what();
+    }
 }
 
 } // namespace
