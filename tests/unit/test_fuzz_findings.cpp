@@ -3,6 +3,8 @@
 #include "base/error.hpp"
 #include "base/json_file.hpp"
 #include "profiler/ingest/chrome_json.hpp"
+#include "profiler/ingest/ingest.hpp"
+#include "profiler/ingest/rank_names.hpp"
 #include "support/cli_runner.hpp"
 #include "tuner/data/text_sources.hpp"
 #include "tuner/plan/plan_io.hpp"
@@ -72,6 +74,34 @@ TEST(FuzzFindings, JsonNumberBeyondADoubleIsBadInputNamingThePlace) {
     } catch (const wlb::input_error& e) {
         EXPECT_NE(std::string(e.what()).find("config.json: not valid JSON"), std::string::npos)
             << e.what();
+    }
+}
+
+// fuzz_traces: a timer timeline whose process is named "rank 99999999999" ended in
+// std::stoi's out_of_range (exit 1, "internal error: stoi"). A rank or coordinate in a name
+// beyond the largest world is bad input naming the file and the name.
+TEST(FuzzFindings, RankInANameBeyondTheLargestWorldIsBadInput) {
+    EXPECT_THROW((void)wlb::profiler::coords_in_name("rank 99999999999"), wlb::input_error);
+    EXPECT_THROW((void)wlb::profiler::coords_in_name("tp rank 4294967297"), wlb::input_error);
+    EXPECT_THROW((void)wlb::profiler::coords_in_name("pp_2147483648"), wlb::input_error);
+    EXPECT_EQ(wlb::profiler::coords_in_name("rank 12").rank, 12);
+
+    temp_dir dir;
+    const auto path = (dir / "timers.json").string();
+    std::ofstream(path)
+        << R"({"traceEvents": [{"ph": "M", "name": "process_name", "pid": 0, "args": )"
+        << R"({"name": "rank 99999999999"}}, {"ph": "X", "name": "forward-compute", "pid": 0, )"
+        << R"("tid": 0, "ts": 0, "dur": 100, "args": {"step": 0}}]})";
+    wlb::profiler::ingest_options options;
+    options.format = wlb::profiler::trace_format::megatron;
+    options.threads = 1;
+    try {
+        (void)wlb::profiler::ingest({path}, options);
+        FAIL() << "no error";
+    } catch (const wlb::input_error& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find(path), std::string::npos) << what;
+        EXPECT_NE(what.find("99999999999"), std::string::npos) << what;
     }
 }
 
