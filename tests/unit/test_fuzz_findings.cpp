@@ -5,6 +5,7 @@
 #include "profiler/ingest/chrome_json.hpp"
 #include "profiler/ingest/ingest.hpp"
 #include "profiler/ingest/rank_names.hpp"
+#include "runtime/trace/trace.hpp"
 #include "support/cli_runner.hpp"
 #include "tuner/data/text_sources.hpp"
 #include "tuner/plan/plan_io.hpp"
@@ -74,6 +75,40 @@ TEST(FuzzFindings, JsonNumberBeyondADoubleIsBadInputNamingThePlace) {
     } catch (const wlb::input_error& e) {
         EXPECT_NE(std::string(e.what()).find("config.json: not valid JSON"), std::string::npos)
             << e.what();
+    }
+}
+
+// fuzz_plan_config: a plan whose header holds a number beyond a double ("80.1e308") escaped as
+// nlohmann's out_of_range (exit 1). The same parse of a plan's step lines and of a wlbtune trace's
+// rank lines had the same gap.
+TEST(FuzzFindings, NumberBeyondADoubleInAPlanOrTraceLineIsBadInput) {
+    temp_dir dir;
+    const auto plan = (dir / "plan.jsonl").string();
+    std::ofstream(plan) << R"({"schema": "wlbtune.plan/1", "context_tokens": 80.1e308})"
+                        << "\n";
+    try {
+        (void)wlb::tuner::read_plan(plan);
+        FAIL() << "no error";
+    } catch (const wlb::input_error& e) {
+        EXPECT_NE(std::string(e.what()).find(plan + ":1"), std::string::npos) << e.what();
+    }
+
+    namespace rt = wlb::runtime;
+    rt::trace t;
+    t.meta.source = "test";
+    t.meta.job_layout = rt::layout::parse("tp=1");
+    t.meta.steps = 1;
+    t.ranks.resize(1);
+    const auto trace_dir = (dir / "trace").string();
+    rt::write_trace_dir(trace_dir, t);
+    const auto rank_file = (dir / "trace" / "rank_00000.jsonl").string();
+    std::ofstream(rank_file) << R"({"rank": 0, "start_ns": 1e999})"
+                             << "\n";
+    try {
+        (void)rt::trace_reader(trace_dir).read_all();
+        FAIL() << "no error";
+    } catch (const wlb::input_error& e) {
+        EXPECT_NE(std::string(e.what()).find(rank_file + ":1"), std::string::npos) << e.what();
     }
 }
 

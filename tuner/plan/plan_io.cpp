@@ -309,7 +309,8 @@ plan_reader::plan_reader(const std::string& path) : m_path(path) {
     nlohmann::json j;
     try {
         j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
+        // parse_error, or out_of_range for a number beyond a double (fuzz_plan_config).
         throw input_error(w, fmt::format("header is not valid JSON: {}", e.what()));
     }
     if (!j.is_object())
@@ -423,7 +424,8 @@ std::optional<runtime::global_batch> plan_reader::next() {
     nlohmann::json j;
     try {
         j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
+        // parse_error, or out_of_range for a number beyond a double.
         throw input_error(w, fmt::format("not valid JSON: {}", e.what()));
     }
     if (!j.is_object())
