@@ -167,6 +167,14 @@ rank_map rank_map::parse(std::string_view text) {
         const std::string pattern(trim(line.substr(colon + 1, arrow - colon - 1)));
         if (pattern.empty())
             throw bad("empty pattern");
+        // libstdc++'s regex compiler reads a count or back-reference into a long without an
+        // overflow check (undefined behaviour; found by tests/fuzz/fuzz_specs under UBSan):
+        // longer digit runs than any rank needs are refused before it sees them.
+        if (std::size_t run = 0; std::any_of(pattern.begin(), pattern.end(), [&](char c) {
+                run = std::isdigit(static_cast<unsigned char>(c)) ? run + 1 : 0;
+                return run > 9;
+            }))
+            throw bad("a number of more than 9 digits in the pattern");
         try {
             r.pattern = std::regex(pattern, std::regex::ECMAScript);
         } catch (const std::regex_error& e) {

@@ -140,4 +140,16 @@ TEST(FuzzFindings, RankInANameBeyondTheLargestWorldIsBadInput) {
     }
 }
 
+// fuzz_specs: a --rank-map pattern with a long digit run ("a{99999999999999999999}") made
+// libstdc++'s regex compiler overflow a long (UBSan aborts the sanitizer build; elsewhere the count
+// wraps). Refused as a usage error naming the rule.
+TEST(FuzzFindings, RankMapPatternWithAnOverlongNumberIsRefused) {
+    EXPECT_THROW((void)wlb::profiler::rank_map::parse("process: a{99999999999999999999} -> rank=1"),
+                 wlb::usage_error);
+    EXPECT_THROW(
+        (void)wlb::profiler::rank_map::parse("process: (a)\\99999999999999999999 -> rank=1"),
+        wlb::usage_error);
+    EXPECT_NO_THROW((void)wlb::profiler::rank_map::parse("process: worker(\\d+) -> rank=$1"));
+}
+
 } // namespace
