@@ -51,6 +51,13 @@ nlohmann::json parse_json(std::string_view text, std::string_view where) {
                                                "ends at byte {} before it is complete)",
                                                text.size())
                                  : fmt::format("not valid JSON at byte {}: {}", e.byte, detail));
+    } catch (const nlohmann::json::out_of_range& e) {
+        // A number beyond a double ("1e999") is out_of_range.406 while parsing, not a
+        // parse_error (found by tests/fuzz/fuzz_data_sources).
+        std::string detail = e.what();
+        if (const auto close = detail.find("] "); close != std::string::npos)
+            detail.erase(0, close + 2);
+        throw input_error(where, fmt::format("not valid JSON: {}", detail));
     }
 }
 

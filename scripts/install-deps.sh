@@ -3,6 +3,8 @@
 # Idempotent: packages already present are left alone; safe to run again.
 # chromium (headless) opens the HTML reports in tests/integration/test_html_report.cpp;
 # fonts-liberation gives its pages and screenshots readable text.
+# clang and libclang-rt-14-dev (libFuzzer, the sanitizers' runtimes) build the fuzz targets and
+# the sanitizer build (scripts/fuzz.sh).
 set -euo pipefail
 
 packages=(
@@ -12,6 +14,7 @@ packages=(
   libopenmpi-dev openmpi-bin
   zlib1g-dev libsimdjson-dev libopenblas-dev libsqlite3-dev
   libxxhash-dev clang-format
+  clang libclang-rt-14-dev
   chromium fonts-liberation
   python3-dev python3-numpy pybind11-dev
 )

@@ -34,8 +34,9 @@ bool micros_to_ns(std::string_view tok, std::int64_t& ns) {
     if (tok.find_first_of("eE") != std::string_view::npos) {
         double v = 0.0;
         auto [p, ec] = std::from_chars(tok.data(), tok.data() + tok.size(), v);
-        if (ec != std::errc{} || !std::isfinite(v) || !(std::fabs(v) < 9.2e15))
-            return false; // not a number, or nanoseconds past int64
+        // Beyond int64 nanoseconds (292 years) is not a time: refused, not rounded.
+        if (ec != std::errc{} || !std::isfinite(v) || std::fabs(v) >= 9.2e15)
+            return false;
         ns = std::llround(v * 1000.0);
         return true;
     }
@@ -50,6 +51,10 @@ bool micros_to_ns(std::string_view tok, std::int64_t& ns) {
     if (!whole.empty()) {
         auto [p, ec] = std::from_chars(whole.data(), whole.data() + whole.size(), us);
         if (ec != std::errc{} || p != whole.data() + whole.size())
+            return false;
+        // us * 1000 + 999 must fit: a larger count overflowed (undefined behaviour, found by
+        // tests/fuzz/fuzz_traces under UBSan).
+        if (us > (std::numeric_limits<std::int64_t>::max() - 999) / 1000)
             return false;
     }
     std::int64_t frac = 0;

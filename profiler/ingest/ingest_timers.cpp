@@ -316,8 +316,12 @@ private:
             tn != m_thread_names.end() ? std::string_view(tn->second) : std::string_view();
         const std::string file = std::filesystem::path(m_path).filename().string();
         auto nc = m_map.apply(pname, t.first, tname, t.second, file);
-        nc.fill_from(coords_in_name(tname));
-        nc.fill_from(coords_in_name(pname));
+        try {
+            nc.fill_from(coords_in_name(tname));
+            nc.fill_from(coords_in_name(pname));
+        } catch (const input_error& e) {
+            throw input_error(m_path, e.what());
+        }
         if (nc.rank < 0)
             for (const auto& p : events)
                 if (p.arg_rank >= 0) {

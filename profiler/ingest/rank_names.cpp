@@ -1,10 +1,12 @@
 #include "profiler/ingest/rank_names.hpp"
 
 #include "base/error.hpp"
+#include "runtime/parallel/layout.hpp"
 
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdint>
 #include <fmt/format.h>
 #include <fstream>
 #include <limits>
@@ -14,6 +16,19 @@ namespace wlb::profiler {
 namespace {
 
 using runtime::axis;
+
+// A rank or coordinate written in a name ("rank 12"): below the largest world wlbtune reads.
+// More is bad input naming the name (std::stoi threw out_of_range past INT_MAX, an internal
+// error; found by tests/fuzz/fuzz_traces).
+int number_in_name(const std::string& digits, std::string_view name) {
+    std::int64_t v = 0;
+    const auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+    if (ec != std::errc{} || p != digits.data() + digits.size() || v >= runtime::max_world_size)
+        throw input_error(fmt::format("the name \"{}\" says {}, beyond the largest world wlbtune "
+                                      "reads ({} ranks)",
+                                      name, digits, runtime::max_world_size));
+    return static_cast<int>(v);
+}
 
 int axis_index(std::string_view a) {
     if (a == "tp")
@@ -81,7 +96,7 @@ name_coords coords_in_name(std::string_view name) {
     // not take it for a global rank.
     static const std::regex spelled(R"((^|[^a-z])(tp|cp|pp|dp)[\s_\-]*rank[\s_\-:=#]*(\d+))");
     for (std::smatch m; std::regex_search(s, m, spelled);) {
-        coord(out.where, axis_index(m[2].str())) = saturated_int(m[3].str());
+        coord(out.where, axis_index(m[2].str())) = number_in_name(m[3].str(), name);
         s = m.prefix().str() + m[1].str() + " " + m.suffix().str();
     }
     // "tp1 cp0 pp1 dp0", "tp=1", "pp_2".
@@ -89,12 +104,12 @@ name_coords coords_in_name(std::string_view name) {
     for (std::smatch m; std::regex_search(s, m, compact);) {
         auto& c = coord(out.where, axis_index(m[2].str()));
         if (c < 0)
-            c = saturated_int(m[3].str());
+            c = number_in_name(m[3].str(), name);
         s = m.prefix().str() + m[1].str() + " " + m.suffix().str();
     }
     static const std::regex global(R"((^|[^a-z])rank[\s_\-:=#]*(\d+))");
     if (std::smatch m; std::regex_search(s, m, global))
-        out.rank = saturated_int(m[2].str());
+        out.rank = number_in_name(m[2].str(), name);
     static const std::regex lane_re(
         R"((^|[^a-z])(compute|misc|(tp|cp|pp|dp)[\s_\-]comm)($|[^a-z]))");
     if (std::smatch m; std::regex_search(s, m, lane_re)) {
@@ -161,6 +176,14 @@ rank_map rank_map::parse(std::string_view text) {
         const std::string pattern(trim(line.substr(colon + 1, arrow - colon - 1)));
         if (pattern.empty())
             throw bad("empty pattern");
+        // libstdc++'s regex compiler reads a count or back-reference into a long without an
+        // overflow check (undefined behaviour; found by tests/fuzz/fuzz_specs under UBSan):
+        // longer digit runs than any rank needs are refused before it sees them.
+        if (std::size_t run = 0; std::any_of(pattern.begin(), pattern.end(), [&](char c) {
+                run = std::isdigit(static_cast<unsigned char>(c)) ? run + 1 : 0;
+                return run > 9;
+            }))
+            throw bad("a number of more than 9 digits in the pattern");
         try {
             r.pattern = std::regex(pattern, std::regex::ECMAScript);
         } catch (const std::regex_error& e) {

@@ -198,12 +198,14 @@ rate_samples samples_from_trace(const std::string& dir, const trace_sample_optio
                 tokens += ch.q_tokens;
             const std::string label =
                 fmt::format("step {} rank {} mb {} {}", step, rank, mb, bwd ? "bwd" : "fwd");
+            // A copy: clang before 16 cannot capture a structured binding in a lambda.
+            const bool backward = bwd;
             auto add = [&](rate_class what, double seconds) {
                 if (seconds <= 0.0)
                     return;
                 rate_sample s;
                 s.what = what;
-                s.backward = bwd;
+                s.backward = backward;
                 s.label = label;
                 s.seconds = seconds;
                 s.tokens = tokens;

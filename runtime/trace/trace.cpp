@@ -287,6 +287,9 @@ void trace_reader::read_rank(int rank, const std::function<void(trace_event&&)>&
             j = nlohmann::json::parse(line);
         } catch (const nlohmann::json::parse_error& e) {
             throw input_error(where, fmt::format("not JSON at column {}", e.byte));
+        } catch (const nlohmann::json::out_of_range& e) {
+            // A number beyond a double ("1e999") is out_of_range.406 while parsing.
+            throw input_error(where, fmt::format("not JSON: {}", e.what()));
         }
         auto e = trace_event_from_json(j, where);
         if (e.rank != rank)

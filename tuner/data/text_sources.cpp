@@ -201,7 +201,8 @@ std::unique_ptr<document_source> open_jsonl_lengths(const std::string& path,
         nlohmann::json record;
         try {
             record = nlohmann::json::parse(s);
-        } catch (const nlohmann::json::parse_error& e) {
+        } catch (const nlohmann::json::exception& e) {
+            // parse_error, and out_of_range for a number beyond a double ("-1e3081").
             throw input_error(where, fmt::format("not a JSON record: {}", e.what()));
         }
         if (!record.is_object())
