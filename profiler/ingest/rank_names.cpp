@@ -30,6 +30,35 @@ int number_in_name(const std::string& digits, std::string_view name) {
     return static_cast<int>(v);
 }
 
+// An upper bound on the copies the regex compiler makes for a pattern's bounded repetitions:
+// the product of every {n}, {n,} and {n,m}'s largest count (as if all were nested).
+double repetition_copies(std::string_view pattern) {
+    double copies = 1.0;
+    for (std::size_t i = 0; i < pattern.size(); ++i) {
+        if (pattern[i] != '{' || (i > 0 && pattern[i - 1] == '\\'))
+            continue;
+        double most = 0.0, current = 0.0;
+        bool digits = false;
+        std::size_t j = i + 1;
+        for (; j < pattern.size() && pattern[j] != '}'; ++j) {
+            const char c = pattern[j];
+            if (std::isdigit(static_cast<unsigned char>(c))) {
+                current = current * 10.0 + (c - '0');
+                digits = true;
+            } else if (c == ',') {
+                most = std::max(most, current);
+                current = 0.0;
+            } else {
+                digits = false; // not a repetition: a literal brace
+                break;
+            }
+        }
+        if (digits && j < pattern.size())
+            copies *= std::max(1.0, std::max(most, current));
+    }
+    return copies;
+}
+
 int axis_index(std::string_view a) {
     if (a == "tp")
         return 0;
@@ -184,6 +213,11 @@ rank_map rank_map::parse(std::string_view text) {
                 return run > 9;
             }))
             throw bad("a number of more than 9 digits in the pattern");
+        // libstdc++ compiles a bounded repetition x{n} into n copies of x, nested ones into the
+        // product: "{4,7}..{9223372}" took seconds to compile (fuzz_specs). No rank pattern needs
+        // more than a few hundred copies.
+        if (repetition_copies(pattern) > 1000)
+            throw bad("its bounded repetitions ({n} and {n,m}) multiply to more than 1000 copies");
         try {
             r.pattern = std::regex(pattern, std::regex::ECMAScript);
         } catch (const std::regex_error& e) {

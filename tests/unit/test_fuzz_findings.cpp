@@ -152,4 +152,16 @@ TEST(FuzzFindings, RankMapPatternWithAnOverlongNumberIsRefused) {
     EXPECT_NO_THROW((void)wlb::profiler::rank_map::parse("process: worker(\\d+) -> rank=$1"));
 }
 
+// fuzz_specs (10-minute run): nested bounded repetitions ("{4,7}" then "{9223372}") made
+// libstdc++'s regex compiler build millions of states (a 10 s timeout). Their product is bounded.
+TEST(FuzzFindings, RankMapPatternThatRepeatsTooMuchIsRefused) {
+    EXPECT_THROW((void)wlb::profiler::rank_map::parse("process: ((a{4,7}){9223372}) -> rank=1"),
+                 wlb::usage_error);
+    EXPECT_THROW((void)wlb::profiler::rank_map::parse("process: ((a{50}){50}) -> rank=1"),
+                 wlb::usage_error);
+    EXPECT_NO_THROW(
+        (void)wlb::profiler::rank_map::parse("process: rank_(\\d{1,6})_x{2} -> rank=$1"));
+    EXPECT_NO_THROW((void)wlb::profiler::rank_map::parse("process: a\\{99999} -> rank=1"));
+}
+
 } // namespace
