@@ -4,17 +4,17 @@
 #include "python/src/arrays.hpp"
 #include "python/src/bindings.hpp"
 #include "python/src/objects.hpp"
+#include "runtime/model/model_spec.hpp"
 #include "runtime/parallel/layout.hpp"
 #include "tuner/cost/cost_model.hpp"
 #include "tuner/packing/pack_run.hpp"
 #include "tuner/packing/packer.hpp"
-#include "tuner/packing/packing_measures.hpp"
-#include "runtime/model/model_spec.hpp"
 #include "tuner/packing/packing_knobs.hpp"
+#include "tuner/packing/packing_measures.hpp"
 #include "tuner/search/evaluate.hpp"
-#include "tuner/spec/tuned_config.hpp"
 #include "tuner/sharding/shard_metrics.hpp"
 #include "tuner/sharding/sharding.hpp"
+#include "tuner/spec/tuned_config.hpp"
 
 #include <fmt/format.h>
 #include <pybind11/stl.h>
@@ -95,8 +95,8 @@ takes and a tuned config's "packing" object holds. Immutable; validated on const
 )doc")
         .def(py::init([](const std::string& policy, std::int64_t context_tokens, int replicas,
                          int micro_batches, std::int64_t smax_tokens,
-                         std::vector<std::int64_t> thresholds, int window,
-                         std::int64_t step_tokens, std::int64_t max_delay_steps) {
+                         std::vector<std::int64_t> thresholds, int window, std::int64_t step_tokens,
+                         std::int64_t max_delay_steps) {
                  packing_config c;
                  c.policy = tuner::parse_packing_policy(policy);
                  c.context_tokens = context_tokens;

@@ -74,9 +74,9 @@ struct run_request {
     runtime::device_options device; ///< cuda: emulate, attention, device, watchdog
     emulated_comm comm = emulated_comm::measured;
     runtime::precision numbers = runtime::precision::f32; ///< cpu (cuda: bf16 and fp32)
-    std::uint64_t seed = 1;      ///< of the initial parameters
-    double learning_rate = 1e-2; ///< SGD
-    std::string trace_dir;       ///< capture the job's trace here; empty: none
+    std::uint64_t seed = 1;                               ///< of the initial parameters
+    double learning_rate = 1e-2;                          ///< SGD
+    std::string trace_dir; ///< capture the job's trace here; empty: none
 };
 
 /// Everything a run needs before its ranks start: every rank prepares the same steps (the

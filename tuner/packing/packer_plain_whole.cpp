@@ -9,75 +9,15 @@
 // step what it trains): the policy's delay is zero by construction. A long document therefore
 // keeps its whole quadratic attention in one micro-batch, which is where the original packing's
 // imbalance comes from.
-#include "base/error.hpp"
-#include "tuner/packing/packing_common.hpp"
+#include "tuner/packing/fixed_sequences.hpp"
 
 namespace wlb::tuner {
 namespace {
 
-class plain_whole_packer final : public packer {
+class plain_whole_packer final : public fixed_sequence_packer {
 public:
-    explicit plain_whole_packer(const packing_config& c) : packer(c) {}
+    explicit plain_whole_packer(const packing_config& c) : fixed_sequence_packer(c) {}
 
-    std::optional<runtime::global_batch> pack(std::int64_t step,
-                                              const document_pull& pull) override {
-        if (!m_filling.active) {
-            m_filling = {true,
-                         std::vector<runtime::micro_batch>(
-                             static_cast<std::size_t>(m_config.step_micro_batches())),
-                         0, 0, m_config.context_tokens};
-            if (m_pending) {
-                auto d = *m_pending;
-                m_pending.reset();
-                d.drawn_step = step;
-                place(d, step); // an empty step holds any document
-            }
-        }
-        while (!m_ended && !m_pending && m_filling.placed < m_config.step_tokens()) {
-            auto d = pull(step); // may throw: the step so far stays in m_filling
-            if (!d) {
-                m_ended = true;
-                break;
-            }
-            check_document(*d, m_config.context_tokens);
-            place(*d, step);
-        }
-        auto mbs = std::move(m_filling.mbs);
-        const auto placed = m_filling.placed;
-        m_filling = {};
-        if (placed == 0)
-            return std::nullopt;
-        runtime::global_batch b;
-        b.step = step;
-        b.replicas.resize(static_cast<std::size_t>(m_config.replicas));
-        const auto per = static_cast<std::size_t>(m_config.micro_batches);
-        for (std::size_t i = 0; i < mbs.size(); ++i)
-            b.replicas[i / per].micro_batches.push_back(std::move(mbs[i]));
-        return b;
-    }
-
-    [[nodiscard]] std::vector<runtime::document> waiting() const override {
-        std::vector<runtime::document> out;
-        for (const auto& mb : m_filling.mbs)
-            out.insert(out.end(), mb.docs.begin(), mb.docs.end());
-        if (m_pending)
-            out.push_back(*m_pending);
-        return out;
-    }
-
-    [[nodiscard]] packer_state save_state() const override {
-        WLB_EXPECTS(!m_filling.active, "save_state() while a step's intake is in progress");
-        packer_state s;
-        s.pending = m_pending;
-        s.ended = m_ended;
-        return s;
-    }
-    void load_state(const packer_state& s) override {
-        check_packer_state(s, m_config);
-        m_pending = s.pending;
-        m_ended = s.ended;
-        m_filling = {};
-    }
     [[nodiscard]] std::int64_t min_draw_tokens() const override {
         // A document that does not fit ends the draw and leaves padding: the draw stops no
         // earlier than the first document drawn, so nothing more can be promised.
@@ -92,7 +32,7 @@ public:
 private:
     /// Places `d` whole into the step being filled; one that does not fit the step's last
     /// sequence waits, whole, as the pending document of the next step.
-    void place(runtime::document d, std::int64_t step) {
+    void place(runtime::document d, std::int64_t step) override {
         auto& f = m_filling;
         const int count = static_cast<int>(f.mbs.size());
         while (d.tokens > f.space) {
@@ -108,19 +48,6 @@ private:
         f.space -= d.tokens;
         f.placed += d.tokens;
     }
-
-    /// The step being filled (packer.hpp, "Resumable intake").
-    struct filling {
-        bool active = false;
-        std::vector<runtime::micro_batch> mbs;
-        std::int64_t placed = 0;
-        int current = 0;
-        std::int64_t space = 0;
-    };
-
-    std::optional<runtime::document> m_pending; // a document that did not fit the last step
-    filling m_filling;
-    bool m_ended = false;
 };
 
 } // namespace
