@@ -1,27 +1,12 @@
 #include "reports/profile_report.hpp"
 
+#include "runtime/parallel/layout.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <fmt/format.h>
 
 namespace wlb::reports {
-namespace {
-
-std::string rank_ranges(std::vector<int> ranks) {
-    std::sort(ranks.begin(), ranks.end());
-    std::string out;
-    for (std::size_t i = 0; i < ranks.size();) {
-        std::size_t j = i;
-        while (j + 1 < ranks.size() && ranks[j + 1] == ranks[j] + 1)
-            ++j;
-        out += (out.empty() ? "" : ", ") +
-               (i == j ? fmt::format("{}", ranks[i]) : fmt::format("{}-{}", ranks[i], ranks[j]));
-        i = j + 1;
-    }
-    return out;
-}
-
-} // namespace
 
 std::string profile_text(const profiler::profile_result& r) {
     std::string out;
@@ -48,8 +33,10 @@ std::string profile_text(const profiler::profile_result& r) {
                 out += fmt::format("  note: {}\n", n);
         return out;
     }
+    auto ranks = s.ranks;
+    std::sort(ranks.begin(), ranks.end());
     out += fmt::format("capture: {} ({} processes; trace files for ranks {})\n", r.dir, s.processes,
-                       s.ranks.empty() ? "none" : rank_ranges(s.ranks));
+                       ranks.empty() ? "none" : runtime::rank_ranges(ranks));
     out += fmt::format("  steps: {} kept per rank at most, found from {}\n", s.steps,
                        s.step_sources.empty() ? "none" : s.step_sources);
     out += fmt::format("  layout: {} (order {}), {}\n", s.layout, s.order, s.layout_source);

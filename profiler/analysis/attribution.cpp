@@ -2,6 +2,7 @@
 
 #include "base/error.hpp"
 #include "profiler/analysis/batch_work.hpp"
+#include "runtime/parallel/layout.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -580,20 +581,6 @@ std::optional<std::string> suggest_partition(const measured_step& norm, const st
     return fmt::format("{}", fmt::join(out, ","));
 }
 
-// "0-3, 7"
-std::string ranges_text(const std::vector<int>& v) {
-    std::string out;
-    for (std::size_t i = 0; i < v.size();) {
-        std::size_t j = i;
-        while (j + 1 < v.size() && v[j + 1] == v[j] + 1)
-            ++j;
-        out += fmt::format("{}{}", out.empty() ? "" : ", ",
-                           i == j ? fmt::format("{}", v[i]) : fmt::format("{}-{}", v[i], v[j]));
-        i = j + 1;
-    }
-    return out;
-}
-
 // The DP replicas whose every (pipeline stage, CP rank) TP group has a rank with a trace, and
 // for the others what they lack.
 struct replica_coverage {
@@ -716,7 +703,7 @@ attribution_result attribute(const job_trace& job, const step_index& index,
         out.scope = fmt::format(
             "the what-if replays DP replica{} {} of {}, the ones with a trace of every pipeline "
             "stage and CP rank ({}); left out: {}{}",
-            cov.complete.size() > 1 ? "s" : "", ranges_text(cov.complete), l.dp(),
+            cov.complete.size() > 1 ? "s" : "", runtime::rank_ranges(cov.complete), l.dp(),
             cov.complete.size() > 1 ? "DP imbalance is measured among them only"
                                     : "one replica: DP imbalance cannot be measured",
             cov.lacking.front(),

@@ -6,6 +6,7 @@
 #include "profiler/ingest/json_input.hpp"
 #include "profiler/ingest/rank_condense.hpp"
 #include "profiler/ingest/rank_names.hpp"
+#include "runtime/parallel/layout.hpp"
 
 #include <algorithm>
 #include <array>
@@ -35,21 +36,6 @@ using runtime::lane;
 
 bool ends_with(std::string_view s, std::string_view suffix) {
     return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
-// "0-3, 7, 9-10"
-std::string rank_ranges(const std::vector<int>& ranks) {
-    std::string out;
-    for (std::size_t i = 0; i < ranks.size();) {
-        std::size_t j = i;
-        while (j + 1 < ranks.size() && ranks[j + 1] == ranks[j] + 1)
-            ++j;
-        if (!out.empty())
-            out += ", ";
-        out += i == j ? fmt::format("{}", ranks[i]) : fmt::format("{}-{}", ranks[i], ranks[j]);
-        i = j + 1;
-    }
-    return out;
 }
 
 struct input_file {
@@ -270,14 +256,14 @@ void warn_missing(job_trace& job, const std::vector<int>& missing) {
                                  "({} of {} ranks): each TP group is attributed from its ranks "
                                  "present (TP peers run in lock step); the breakdown and the "
                                  "stragglers cover the ranks present",
-                                 same->size() > 1 ? "s" : "", rank_ranges(*same), l.tp(),
+                                 same->size() > 1 ? "s" : "", runtime::rank_ranges(*same), l.tp(),
                                  world - static_cast<int>(missing.size()), world));
             return;
         }
     }
     job.warn("job", fmt::format("{} of {} ranks have no trace (ranks {}); the analysis uses "
                                 "the ranks present",
-                                missing.size(), world, rank_ranges(missing)));
+                                missing.size(), world, runtime::rank_ranges(missing)));
 }
 
 void finish(job_trace& job, const ingest_options& o) {
@@ -336,7 +322,7 @@ void finish(job_trace& job, const ingest_options& o) {
             job.warn(rt.file,
                      fmt::format("rank {} has no events in steps {} that other ranks "
                                  "have; those steps are analysed without it",
-                                 r, rank_ranges(lacking)),
+                                 r, runtime::rank_ranges(lacking)),
                      "missing steps");
     }
     const auto instances = match_collectives(job);

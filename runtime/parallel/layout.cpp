@@ -250,4 +250,18 @@ std::string layout::order_string() const {
                        axis_name(m_order[2]), axis_name(m_order[3]));
 }
 
+std::string rank_ranges(const std::vector<int>& ranks) {
+    std::string out;
+    for (std::size_t i = 0; i < ranks.size();) {
+        std::size_t j = i;
+        while (j + 1 < ranks.size() && ranks[j + 1] == ranks[j] + 1)
+            ++j;
+        if (!out.empty())
+            out += ", ";
+        out += i == j ? fmt::format("{}", ranks[i]) : fmt::format("{}-{}", ranks[i], ranks[j]);
+        i = j + 1;
+    }
+    return out;
+}
+
 } // namespace wlb::runtime

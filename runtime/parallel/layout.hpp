@@ -93,4 +93,7 @@ private:
 /// wlb::input_error naming the bad part.
 std::array<axis, 4> parse_order(std::string_view order);
 
+/// Ranks in the order given as runs: "0-3, 7, 9-10" (sort them first for the shortest text).
+std::string rank_ranges(const std::vector<int>& ranks);
+
 } // namespace wlb::runtime

@@ -51,21 +51,6 @@ std::vector<process_report> read_reports(const std::string& dir, std::vector<std
     return out;
 }
 
-/// "0-3, 7"
-std::string rank_ranges(std::vector<int> ranks) {
-    std::sort(ranks.begin(), ranks.end());
-    std::string out;
-    for (std::size_t i = 0; i < ranks.size();) {
-        std::size_t j = i;
-        while (j + 1 < ranks.size() && ranks[j + 1] == ranks[j] + 1)
-            ++j;
-        out += (out.empty() ? "" : ", ") +
-               (i == j ? fmt::format("{}", ranks[i]) : fmt::format("{}-{}", ranks[i], ranks[j]));
-        i = j + 1;
-    }
-    return out;
-}
-
 } // namespace
 
 std::vector<std::string> sessions_in(const std::string& dir) {
@@ -196,10 +181,12 @@ capture_summary write_capture_manifest(const capture_run& run) {
         }
         processes.push_back(std::move(p));
     }
-    for (const auto& [source, list] : sources)
-        sum.step_sources +=
-            fmt::format("{}{}{}", sum.step_sources.empty() ? "" : ", ", source,
-                        sources.size() > 1 ? " (ranks " + rank_ranges(list) + ")" : std::string());
+    for (auto& [source, list] : sources) {
+        std::sort(list.begin(), list.end());
+        sum.step_sources += fmt::format(
+            "{}{}{}", sum.step_sources.empty() ? "" : ", ", source,
+            sources.size() > 1 ? " (ranks " + runtime::rank_ranges(list) + ")" : std::string());
+    }
     for (const auto& l : left_out)
         sum.notes.push_back(fmt::format("{}: {}", l.value("file", ""), l.value("why", "")));
     if (!sum.cuda_used)
