@@ -35,8 +35,7 @@ void run_calibrate(calibrate_options& o, const command_output& out) {
     progress.clear();
     if (!main_rank)
         return;
-    if (!o.output.empty())
-        wlb::write_file_atomic(o.output, result.hardware_file.dump(2) + "\n");
+    out.output(result.hardware_file.dump(2) + "\n");
     out.json(reports::calibrate_json(result, o.output));
     if (o.output != "-")
         out.text(reports::calibrate_text(result, o.output));
@@ -83,8 +82,7 @@ registered_command register_calibrate(CLI::App& app, command_output& out) {
     return {sub, [o, model, &out] {
                 out.set_json(o->json);
                 o->request.model_given = model->count() > 0;
-                if (o->json == "-" && o->output == "-")
-                    throw usage_error("--json - and -o - cannot both write to standard output");
+                out.set_output(o->output);
                 run_calibrate(*o, out);
             }};
 }

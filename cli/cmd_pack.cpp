@@ -67,10 +67,7 @@ registered_command register_pack(CLI::App& app, command_output& out) {
                 "-o plan.jsonl.gz --json summary.json");
     return {sub, [o, &out] {
                 out.set_json(o->json);
-                if (o->json == "-" && o->request.plan_path == "-")
-                    throw usage_error("--json - and -o - cannot both write to standard output");
-                if (!o->request.plan_path.empty())
-                    wlb::check_output_path(o->request.plan_path, "-o");
+                out.set_output(o->request.plan_path);
                 run_pack(*o, out);
             }};
 }

@@ -8,7 +8,6 @@
 #include "cli/command.hpp"
 #include "cli/job_options.hpp"
 #include "profiler/capture/run_capture.hpp"
-#include "reports/perfetto.hpp"
 #include "reports/run_report.hpp"
 #include "runtime/device/attention_choice.hpp"
 #include "tuner/job/run_execute.hpp"
@@ -37,61 +36,27 @@ void run_run(run_options& o, const command_output& out) {
                 o.watchdog_seconds};
     r.comm = o.emulated_comm == "modelled" ? tuner::emulated_comm::modelled
                                            : tuner::emulated_comm::measured;
-    const auto launch = tuner::check_run_launch(job, r);
-    tuner::check_run_backend(r);
+    r.numbers = runtime::parse_precision(o.precision);
     if (!o.trace.empty() && r.trace_dir.empty())
         throw usage_error("--trace needs --trace-dir (the Perfetto file is exported from the "
                           "trace directory the ranks write)");
-    r.numbers = runtime::parse_precision(o.precision);
-    const auto run = tuner::prepare_run(job, r);
-    const bool cuda = r.backend == runtime::backend_kind::cuda;
-    const auto capture = cuda && !r.trace_dir.empty() && !o.no_cupti
-                             ? profiler::run_capture::make_default()
-                             : nullptr;
-
-    std::unique_ptr<runtime::communicator> world;
-    std::unique_ptr<runtime::training_backend> backend;
-    if (!o.emulate) {
-        world = runtime::make_world_communicator({.watchdog_seconds = o.watchdog_seconds});
-        backend = tuner::make_run_backend(*world, job, run, r,
-                                          capture ? capture->ranges(world->rank()) : nullptr);
-    }
-    const bool main_rank = world == nullptr || world->rank() == 0;
-    const auto ctx =
-        reports::run_context_of(job, run, o.emulate ? "cuda-emulated" : backend->name(), r.numbers,
-                                o.emulate ? "emulated" : launch.launcher, r.trace_dir);
-    if (main_rank)
-        out.text(reports::run_header_text(ctx));
-    std::vector<reports::run_step_row> rows;
-    const auto on_step = [&](std::size_t i, const runtime::step_record& m) {
-        rows.push_back(reports::make_run_step_row(m, run.batches.steps[i], run.predicted_seconds[i],
-                                                  run.batches.applied[i]));
-        if (main_rank)
-            out.text(reports::run_step_text(rows.back(), i == 0, ctx.seconds_kind));
-    };
-    std::string device_name;
+    tuner::run_session session(job, r);
+    const auto capture =
+        r.backend == runtime::backend_kind::cuda && !r.trace_dir.empty() && !o.no_cupti
+            ? profiler::run_capture::make_default()
+            : nullptr;
+    session.start(capture ? capture->factory() : runtime::capture_factory{});
+    reports::run_report report(out,
+                               reports::run_context_of(job, session.run(), session.backend_name(),
+                                                       r.numbers, session.launcher(), r.trace_dir),
+                               session.run(), session.main_rank());
     const auto result =
-        o.emulate
-            ? tuner::execute_emulated_run(job, run, r,
-                                          capture ? capture->factory() : runtime::capture_factory{},
-                                          on_step, device_name)
-            : tuner::execute_run(*backend, *world, job, run, r, on_step);
-    const auto captured =
-        capture
-            ? reports::run_capture_text(capture->finish(r.trace_dir + "/cupti", job.layout,
-                                                        tuner::run_sharded_steps(run), world.get()))
-            : std::string();
-    if (!main_rank)
-        return;
-    if (!o.trace.empty())
-        reports::write_perfetto(runtime::trace_reader(r.trace_dir).read_all(), o.trace,
-                                ctx.seconds_kind + " (" + ctx.backend + ", " + ctx.trace_timing +
-                                    ")");
-    out.json(reports::run_json(ctx, rows, result.trace_events));
-    out.text(reports::run_summary_text(ctx, rows, result.trace_events) + captured +
-             (o.trace.empty() ? ""
-                              : "Perfetto trace (" + ctx.seconds_kind + "): " + o.trace +
-                                    " (open in https://ui.perfetto.dev)\n"));
+        session.execute([&](std::size_t i, const runtime::step_record& m) { report.step(i, m); });
+    const auto captured = capture ? reports::run_capture_text(capture->finish(
+                                        r.trace_dir + "/cupti", job.layout,
+                                        tuner::run_sharded_steps(session.run()), session.world()))
+                                  : std::string();
+    report.finish(result, captured, o.trace);
 }
 
 } // namespace

@@ -33,8 +33,7 @@ void run_tune(tune_cli_options& o, const command_output& out) {
     const auto result = tuner::tune_job(job, o.request);
     progress.clear();
     const auto text = result.json.dump(2) + "\n";
-    if (!o.output.empty())
-        wlb::write_file_atomic(o.output, text);
+    out.output(text);
     if (!out.json_path().empty() && out.json_path() != o.output)
         out.json(result.json);
     if (!o.html.empty())
@@ -104,10 +103,7 @@ registered_command register_tune(CLI::App& app, command_output& out) {
                 "  wlbtune pack --config tuned.json -o plan.jsonl.gz");
     return {sub, [o, &out] {
                 out.set_json(o->json);
-                if (o->json == "-" && o->output == "-")
-                    throw usage_error("--json - and -o - cannot both write to standard output");
-                if (!o->output.empty())
-                    wlb::check_output_path(o->output, "-o");
+                out.set_output(o->output);
                 run_tune(*o, out);
             }};
 }

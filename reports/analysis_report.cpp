@@ -719,9 +719,8 @@ nlohmann::json analysis_json(const profiler::analysis_result& r,
 std::string analysis_output_notes(const std::string& perfetto, const std::string& json) {
     std::string out;
     if (!perfetto.empty())
-        out += fmt::format("\nPerfetto trace (measured, ideal simulated beside it, stragglers "
-                           "marked): {} (open in https://ui.perfetto.dev)\n",
-                           perfetto);
+        out += "\n" + perfetto_output_note(perfetto, "measured, ideal simulated beside it, "
+                                                     "stragglers marked");
     if (!json.empty() && json != "-")
         out += fmt::format("JSON report (wlbtune.analysis/1): {}\n", json);
     return out;

@@ -1,6 +1,7 @@
 #include "reports/output.hpp"
 
 #include "base/atomic_file.hpp"
+#include "base/error.hpp"
 #include "base/provenance.hpp"
 
 #include <cstdio>
@@ -13,6 +14,20 @@ void command_output::set_json(std::string json_path) {
     if (!json_path.empty())
         wlb::check_output_path(json_path, "--json");
     m_json = std::move(json_path);
+}
+
+void command_output::set_output(std::string path, std::string_view option) {
+    if (json_on_stdout() && path == "-")
+        throw usage_error(
+            fmt::format("--json - and {} - cannot both write to standard output", option));
+    if (!path.empty())
+        wlb::check_output_path(path, option);
+    m_output = std::move(path);
+}
+
+void command_output::output(std::string_view content) const {
+    if (!m_output.empty())
+        wlb::write_file_atomic(m_output, content);
 }
 
 void command_output::text(std::string_view text) const {

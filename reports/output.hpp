@@ -22,6 +22,14 @@ public:
     [[nodiscard]] bool wants_json() const noexcept { return !m_json.empty(); }
     [[nodiscard]] const std::string& json_path() const noexcept { return m_json; }
 
+    /// The command's main output (a plan, a tuned config, a hardware file), given as `option`:
+    /// empty (none), "-" (stdout) or a file, checked writable now. Refused (wlb::usage_error)
+    /// when the JSON report goes to stdout too. Call after set_json.
+    void set_output(std::string path, std::string_view option = "-o");
+    [[nodiscard]] const std::string& output_path() const noexcept { return m_output; }
+    /// Writes the main output (atomically, or on stdout); nothing when there is none.
+    void output(std::string_view content) const;
+
     /// Prints `text` on stdout (and flushes) unless the JSON report goes there.
     void text(std::string_view text) const;
     /// Writes the JSON report (two-space indented, a newline at the end) where it goes; nothing
@@ -33,6 +41,7 @@ public:
 
 private:
     std::string m_json;
+    std::string m_output;
 };
 
 } // namespace wlb::reports

@@ -95,4 +95,10 @@ void write_perfetto(const runtime::trace& t, const std::string& path, const std:
     out.commit();
 }
 
+std::string perfetto_output_note(const std::string& path, const std::string& what) {
+    return path.empty() ? std::string()
+                        : fmt::format("Perfetto trace ({}): {} (open in https://ui.perfetto.dev)\n",
+                                      what, path);
+}
+
 } // namespace wlb::reports

@@ -24,6 +24,10 @@ namespace wlb::reports {
 /// Writes `t` to `path`. `label` goes into the file's otherData (e.g. "simulated").
 void write_perfetto(const runtime::trace& t, const std::string& path, const std::string& label);
 
+/// The line that tells where a Perfetto file went: "Perfetto trace (WHAT): PATH (open in
+/// https://ui.perfetto.dev)"; empty when `path` is.
+[[nodiscard]] std::string perfetto_output_note(const std::string& path, const std::string& what);
+
 /// "rank 5 tp1 cp0 pp1 dp0".
 std::string rank_process_name(const runtime::layout& l, int rank);
 

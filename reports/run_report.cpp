@@ -1,5 +1,7 @@
 #include "reports/run_report.hpp"
 
+#include "reports/perfetto.hpp"
+#include "runtime/trace/trace.hpp"
 #include "tuner/packing/pack_run.hpp"
 
 #include <algorithm>
@@ -199,6 +201,33 @@ nlohmann::json run_json(const run_context& c, const std::vector<run_step_row>& r
     if (!c.trace_dir.empty())
         j["trace"] = {{"dir", c.trace_dir}, {"events", trace_events}};
     return j;
+}
+
+run_report::run_report(const command_output& out, run_context context,
+                       const tuner::prepared_run& run, bool main_rank)
+    : m_out(out), m_context(std::move(context)), m_run(run), m_main(main_rank) {
+    if (m_main)
+        m_out.text(run_header_text(m_context));
+}
+
+void run_report::step(std::size_t i, const runtime::step_record& measured) {
+    m_rows.push_back(make_run_step_row(measured, m_run.batches.steps[i], m_run.predicted_seconds[i],
+                                       m_run.batches.applied[i]));
+    if (m_main)
+        m_out.text(run_step_text(m_rows.back(), i == 0, m_context.seconds_kind));
+}
+
+void run_report::finish(const runtime::run_result& result, const std::string& captured,
+                        const std::string& perfetto) const {
+    if (!m_main)
+        return;
+    const auto& c = m_context;
+    if (!perfetto.empty())
+        write_perfetto(runtime::trace_reader(c.trace_dir).read_all(), perfetto,
+                       c.seconds_kind + " (" + c.backend + ", " + c.trace_timing + ")");
+    m_out.json(run_json(c, m_rows, result.trace_events));
+    m_out.text(run_summary_text(c, m_rows, result.trace_events) + captured +
+               perfetto_output_note(perfetto, c.seconds_kind));
 }
 
 } // namespace wlb::reports

@@ -5,6 +5,7 @@
 
 #include "base/provenance.hpp"
 #include "profiler/capture/run_capture.hpp"
+#include "reports/output.hpp"
 #include "runtime/parallel/layout.hpp"
 #include "runtime/train/decoder.hpp"
 #include "runtime/train/train_run.hpp"
@@ -82,6 +83,28 @@ struct run_step_row {
 
 /// One line on the CUPTI capture written beside a cuda run's trace.
 [[nodiscard]] std::string run_capture_text(const profiler::run_capture_summary& c);
+
+/// What `wlbtune run` prints and writes as the run goes: the header once constructed, each
+/// step's line as it ends, then the Perfetto export, the JSON report, the summary. Only the main
+/// rank (world rank 0) prints or writes; every rank keeps the rows.
+class run_report {
+public:
+    run_report(const command_output& out, run_context context, const tuner::prepared_run& run,
+               bool main_rank);
+    /// After step i, with its measured record.
+    void step(std::size_t i, const runtime::step_record& measured);
+    /// After the last step: `perfetto` (empty: none) exported from the run's trace directory,
+    /// then the JSON report, the summary and `captured` (the CUPTI capture's line).
+    void finish(const runtime::run_result& result, const std::string& captured,
+                const std::string& perfetto) const;
+
+private:
+    const command_output& m_out;
+    run_context m_context;
+    const tuner::prepared_run& m_run;
+    bool m_main;
+    std::vector<run_step_row> m_rows;
+};
 
 /// The steps the summary averages over: all but the first when there are at least two.
 [[nodiscard]] std::size_t run_summary_first_step(std::size_t steps) noexcept;

@@ -324,8 +324,7 @@ void write_simulated_traces(const runtime::trace& t, const std::string& perfetto
 std::string simulated_trace_notes(const std::string& perfetto, const std::string& trace_dir) {
     std::string out;
     if (!perfetto.empty())
-        out += fmt::format("\nPerfetto trace (simulated): {} (open in https://ui.perfetto.dev)\n",
-                           perfetto);
+        out += "\n" + perfetto_output_note(perfetto, "simulated");
     if (!trace_dir.empty())
         out += fmt::format("trace directory (wlbtune.trace/1, simulated): {}\n", trace_dir);
     return out;

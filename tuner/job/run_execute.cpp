@@ -149,4 +149,52 @@ execute_emulated_run(const job_spec& job, const prepared_run& run, const run_req
                                           [&](const runtime::step_record& r) { on_step(i++, r); });
 }
 
+namespace {
+
+const run_request& checked_backend(const run_request& request) {
+    check_run_backend(request);
+    return request;
+}
+
+} // namespace
+
+run_session::run_session(const job_spec& job, const run_request& request)
+    : m_job(job), m_launch(check_run_launch(job, request)), m_request(checked_backend(request)),
+      m_run(prepare_run(m_job, m_request)) {}
+
+run_session::~run_session() = default;
+
+void run_session::start(const runtime::capture_factory& ranges) {
+    if (m_request.device.emulate) {
+        m_ranges = ranges;
+        return;
+    }
+    m_world =
+        runtime::make_world_communicator({.watchdog_seconds = m_request.device.watchdog_seconds});
+    m_backend = make_run_backend(*m_world, m_job, m_run, m_request,
+                                 ranges ? ranges(m_world->rank()) : nullptr);
+}
+
+runtime::run_result run_session::execute(const step_callback& on_step) {
+    if (m_request.device.emulate) {
+        std::string device_name;
+        return execute_emulated_run(m_job, m_run, m_request, m_ranges, on_step, device_name);
+    }
+    if (!m_backend)
+        throw internal_error("run_session::execute before start()");
+    return execute_run(*m_backend, *m_world, m_job, m_run, m_request, on_step);
+}
+
+bool run_session::main_rank() const {
+    return m_world == nullptr || m_world->rank() == 0;
+}
+
+std::string run_session::backend_name() const {
+    return m_backend ? std::string(m_backend->name()) : "cuda-emulated";
+}
+
+std::string run_session::launcher() const {
+    return m_request.device.emulate ? "emulated" : m_launch.launcher;
+}
+
 } // namespace wlb::tuner

@@ -59,4 +59,44 @@ execute_emulated_run(const job_spec& job, const prepared_run& run, const run_req
                      const std::function<void(std::size_t, const runtime::step_record&)>& on_step,
                      std::string& device_name, const runtime::device_factory& devices = {});
 
+/// `wlbtune run` from its checks to its last step, the one entry point the command calls.
+/// Constructing it refuses what cannot run (the launch, the backend, the model against the
+/// executor) and prepares the steps before anything starts; start() then makes the job's world
+/// and backend (collective), or keeps every rank in this process for request.device.emulate;
+/// execute() runs the steps.
+class run_session {
+public:
+    using step_callback = std::function<void(std::size_t, const runtime::step_record&)>;
+
+    run_session(const job_spec& job, const run_request& request);
+    ~run_session();
+    run_session(const run_session&) = delete;
+    run_session& operator=(const run_session&) = delete;
+
+    /// `ranges` (may be empty) gives each world rank its capture ranges; it must outlive the
+    /// session's backend.
+    void start(const runtime::capture_factory& ranges = {});
+    /// Runs the steps on every rank (collective); `on_step(i, record)` after step i.
+    runtime::run_result execute(const step_callback& on_step);
+
+    [[nodiscard]] const prepared_run& run() const { return m_run; }
+    /// Whether this process reports (world rank 0; an emulated job is one process).
+    [[nodiscard]] bool main_rank() const;
+    /// The backend's name ("cuda-emulated" for an emulated job); after start().
+    [[nodiscard]] std::string backend_name() const;
+    /// What started the ranks ("emulated" for an emulated job).
+    [[nodiscard]] std::string launcher() const;
+    /// The job's world; null for an emulated job or before start().
+    [[nodiscard]] runtime::communicator* world() const { return m_world.get(); }
+
+private:
+    job_spec m_job;
+    runtime::launch_info m_launch;
+    run_request m_request;
+    prepared_run m_run;
+    runtime::capture_factory m_ranges;
+    std::unique_ptr<runtime::communicator> m_world;
+    std::unique_ptr<runtime::training_backend> m_backend;
+};
+
 } // namespace wlb::tuner

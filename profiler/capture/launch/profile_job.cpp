@@ -112,6 +112,31 @@ std::string default_session(const env_lookup& env) {
     return fmt::format("{}-{}-{}", host, ::getpid(), static_cast<long long>(std::time(nullptr)));
 }
 
+void apply_capture_flags(const capture_flags& f, inject_config& c) {
+    if (f.armed && f.capture_range != "all")
+        throw usage_error("--armed and --capture-range profiler-api both say when to capture; "
+                          "give one");
+    if (f.capture_range == "profiler-api")
+        c.mode = capture_mode::profiler_api;
+    else if (f.capture_range != "all")
+        throw input_error(
+            fmt::format("--capture-range \"{}\": expected all or profiler-api", f.capture_range));
+    if (f.armed)
+        c.mode = capture_mode::armed;
+    if (c.skip_steps > 0 && c.mode != capture_mode::full)
+        throw usage_error("--skip-steps is for a capture from the start; an armed capture starts "
+                          "when triggered");
+    std::string problem;
+    if (!parse_activities(f.activities, c.activities, problem))
+        throw input_error("--activities: " + problem);
+    if (!parse_step_source(f.step_source, c.steps_from))
+        throw input_error(fmt::format("--step-source \"{}\": expected auto, nvtx, profiler-api, "
+                                      "nccl or none",
+                                      f.step_source));
+    c.nvtx = !f.no_nvtx;
+    c.buffer_bytes = static_cast<std::size_t>(f.buffer_mb) << 20;
+}
+
 profile_result profile_job(const profile_options& o) {
     profile_result r;
     r.dir = absolute(o.output_dir.empty() ? default_dir() : o.output_dir);

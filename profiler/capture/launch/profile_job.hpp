@@ -31,6 +31,21 @@ struct profile_options {
     bool finalize = false; ///< only (re)write the manifest of output_dir
 };
 
+/// The capture choices `wlbtune profile` takes as words, before they are checked.
+struct capture_flags {
+    bool armed = false;                ///< --armed
+    std::string capture_range = "all"; ///< --capture-range: all or profiler-api
+    std::string activities = "all";    ///< --activities
+    bool no_nvtx = false;              ///< --no-nvtx
+    std::string step_source = "auto";  ///< --step-source
+    int buffer_mb = 4;                 ///< --buffer-mb
+};
+
+/// Sets `c`'s mode, activities, NVTX, step source and buffer size from `f`. Throws
+/// wlb::usage_error for choices that contradict each other (--armed with --capture-range
+/// profiler-api, --skip-steps with an armed capture) and wlb::input_error for an unknown word.
+void apply_capture_flags(const capture_flags& f, inject_config& c);
+
 struct profile_result {
     std::string dir;
     std::optional<job_exit> exit;
