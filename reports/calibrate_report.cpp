@@ -44,9 +44,12 @@ std::string calibrate_text(const tuner::calibrate_outcome& c, const std::string&
                    spread_text(h, field)});
     };
     row("gemm_tflops", b.gemm_tflops, h.gemm_tflops, "{:.4g}");
+    row("gemm_bwd_rate_ratio", b.gemm_bwd_rate(), h.gemm_bwd_rate(), "{:.3g}");
     row("hbm_gbytes_per_s", b.hbm_gbytes_per_s, h.hbm_gbytes_per_s, "{:.4g}");
     row("output_layer_tflops", b.output_layer_tflops > 0 ? b.output_layer_tflops : b.gemm_tflops,
         h.output_layer_tflops > 0 ? h.output_layer_tflops : h.gemm_tflops, "{:.4g}");
+    row("output_layer_bwd_rate_ratio", b.output_layer_bwd_rate(), h.output_layer_bwd_rate(),
+        "{:.3g}");
     row("attention_fwd (long chunks)", b.attention_fwd.back().tflops, h.attention_fwd.back().tflops,
         "{:.4g}");
     row("attention_bwd (long chunks)", b.attention_bwd_tflops(b.attention_fwd.back().query_tokens),

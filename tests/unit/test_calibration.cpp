@@ -37,6 +37,8 @@ tuner::hardware_config truth() {
     h.peak_bf16_tflops = h.gemm_tflops;
     h.hbm_gbytes_per_s = 5.0;
     h.output_layer_tflops = 0.05;
+    h.gemm_bwd_rate_ratio = 1.13;
+    h.output_layer_bwd_rate_ratio = 2.4;
     h.attention_tile = 1;
     h.attention_fwd = {{16, 0.030}, {64, 0.032}, {256, 0.033}, {1024, 0.034}, {4096, 0.031}};
     h.attention_bwd = {{16, 0.050}, {64, 0.055}, {256, 0.058}, {1024, 0.060}, {4096, 0.057}};
@@ -102,8 +104,9 @@ TEST(HardwareFile, RoundTripsEveryField) {
 TEST(HardwareFile, PresetsCarryNoCalibratedFields) {
     // Tuned configs and cost models embed the hardware: the presets' JSON is what it was.
     const auto j = tuner::to_json(tuner::hardware_preset("h100-sxm"));
-    for (const char* key : {"attention_bwd", "attention_fwd_token_pairs", "output_layer_tflops",
-                            "spread", "provenance"})
+    for (const char* key :
+         {"attention_bwd", "attention_fwd_token_pairs", "output_layer_tflops",
+          "gemm_bwd_rate_ratio", "output_layer_bwd_rate_ratio", "spread", "provenance"})
         EXPECT_FALSE(j.contains(key)) << key;
 }
 
@@ -167,6 +170,22 @@ TEST(CalibratedCostModel, PresetsCostAsBeforeAndTheTokenTermHasItsClosedForm) {
     const tuner::cost_model out(model, h, l);
     EXPECT_NEAR(out.output_layer_fwd_seconds(1000), 2.0 * preset.output_layer_fwd_seconds(1000),
                 1e-15);
+    // The backward's rates: the presets' backward is 2x the forward's time (the FLOPs); a
+    // calibrated ratio divides it, for the layer GEMMs' part of the linear work too.
+    EXPECT_EQ(preset.output_layer_bwd_seconds(1000), 2.0 * preset.output_layer_fwd_seconds(1000));
+    h.output_layer_bwd_rate_ratio = 2.5;
+    h.gemm_bwd_rate_ratio = 1.25;
+    const tuner::cost_model bwd(model, h, l);
+    EXPECT_NEAR(bwd.output_layer_bwd_seconds(1000), 0.8 * bwd.output_layer_fwd_seconds(1000),
+                1e-15);
+    auto no_elementwise = h;
+    no_elementwise.hbm_gbytes_per_s = 1e30;
+    const tuner::cost_model gemm_only(model, no_elementwise, l);
+    auto plain_rates = no_elementwise;
+    plain_rates.gemm_bwd_rate_ratio = 0.0;
+    const tuner::cost_model gemm_plain(model, plain_rates, l);
+    EXPECT_NEAR(gemm_only.linear_bwd_seconds(1000), gemm_plain.linear_bwd_seconds(1000) / 1.25,
+                1e-12);
 }
 
 TEST(RateFit, RecoversTheHardwareThatTimedTheSamples) {
@@ -178,6 +197,8 @@ TEST(RateFit, RecoversTheHardwareThatTimedTheSamples) {
     EXPECT_LT(rel(f.gemm_tflops, h.gemm_tflops), 1e-9);
     EXPECT_LT(rel(f.hbm_gbytes_per_s, h.hbm_gbytes_per_s), 1e-9);
     EXPECT_LT(rel(f.output_layer_tflops, h.output_layer_tflops), 1e-9);
+    EXPECT_LT(rel(f.gemm_bwd_rate_ratio, h.gemm_bwd_rate_ratio), 1e-9);
+    EXPECT_LT(rel(f.output_layer_bwd_rate_ratio, h.output_layer_bwd_rate_ratio), 1e-9);
     EXPECT_LT(rel(f.nvlink_gbytes_per_s, h.nvlink_gbytes_per_s), 1e-6);
     EXPECT_LT(rel(f.nvlink_latency_us, h.nvlink_latency_us), 1e-6);
     for (const int n : {16, 64, 256, 1024, 4096}) {
@@ -230,7 +251,11 @@ TEST(TraceFit, ASimulatedRunGivesItsCostsBack) {
     // with its batches, and fit from it.
     const auto model = runtime::model_preset("small");
     const runtime::layout l(1, 2, 1, 1);
-    const tuner::cost_model costs(model, truth(), l);
+    // The simulator's trace times linear work as a whole: the fit keeps the base's split of
+    // GEMMs and element-wise work, and so its ratio of the GEMMs' passes too.
+    auto h = truth();
+    h.gemm_bwd_rate_ratio = 0.0;
+    const tuner::cost_model costs(model, h, l);
     std::vector<runtime::sharded_step> steps;
     for (int s = 0; s < 6; ++s) {
         runtime::sharded_step st;
@@ -270,6 +295,9 @@ TEST(TraceFit, ASimulatedRunGivesItsCostsBack) {
             for (const auto& c : r.chunks)
                 tokens += c.q_tokens;
             EXPECT_LT(rel(back.linear_fwd_seconds(tokens), costs.linear_fwd_seconds(tokens)), 0.01);
+            EXPECT_LT(rel(back.output_layer_bwd_seconds(tokens),
+                          costs.output_layer_bwd_seconds(tokens)),
+                      0.01);
         }
 }
 

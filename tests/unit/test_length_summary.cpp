@@ -42,8 +42,9 @@ TEST(LengthSummary, MatchesBruteForce) {
         // nearest rank: at least p of the values are <= it, and fewer than p are < it
         for (auto [p, v] :
              {std::pair{0.5, s.p50_tokens}, {0.9, s.p90_tokens}, {0.99, s.p99_tokens}}) {
-            const auto le = std::count_if(l.begin(), l.end(), [&](auto x) { return x <= v; });
-            const auto lt = std::count_if(l.begin(), l.end(), [&](auto x) { return x < v; });
+            const auto value = v; // clang 14 cannot capture a structured binding
+            const auto le = std::count_if(l.begin(), l.end(), [&](auto x) { return x <= value; });
+            const auto lt = std::count_if(l.begin(), l.end(), [&](auto x) { return x < value; });
             EXPECT_GE(double(le), p * double(l.size()));
             EXPECT_LT(double(lt), p * double(l.size()));
         }

@@ -89,7 +89,7 @@ double cost_model::linear_fwd_seconds(std::int64_t tokens) const {
 double cost_model::linear_bwd_seconds(std::int64_t tokens) const {
     const double t = static_cast<double>(tokens);
     const double gemm = m_options.gemm_bwd_flop_ratio * t * m_gemm_flops_per_token /
-                        (m_hardware.gemm_tflops * 1e12);
+                        (m_hardware.gemm_tflops * m_hardware.gemm_bwd_rate() * 1e12);
     const double bytes = 2.0 * t * m_options.elementwise_hidden_passes * m_model.hidden *
                          m_options.bytes_per_element / m_layout.tp();
     return gemm + bytes / (m_hardware.hbm_gbytes_per_s * 1e9);
@@ -101,6 +101,11 @@ double cost_model::output_layer_fwd_seconds(std::int64_t tokens) const {
     const double rate = m_hardware.output_layer_tflops > 0.0 ? m_hardware.output_layer_tflops
                                                              : m_hardware.gemm_tflops;
     return flops / (rate * 1e12);
+}
+
+double cost_model::output_layer_bwd_seconds(std::int64_t tokens) const {
+    return m_options.gemm_bwd_flop_ratio * output_layer_fwd_seconds(tokens) /
+           m_hardware.output_layer_bwd_rate();
 }
 
 double cost_model::tp_comm_fwd_seconds(std::int64_t tokens) const {

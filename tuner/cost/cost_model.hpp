@@ -72,6 +72,9 @@ public:
     [[nodiscard]] double linear_bwd_seconds(std::int64_t tokens) const;
     /// Output layer (logits) and loss for `tokens` tokens, forward, on the last stage.
     [[nodiscard]] double output_layer_fwd_seconds(std::int64_t tokens) const;
+    /// The output layer's backward: gemm_bwd_flop_ratio x the forward / the hardware's
+    /// output_layer_bwd_rate().
+    [[nodiscard]] double output_layer_bwd_seconds(std::int64_t tokens) const;
 
     // ---- communication inside a layer, per layer, per rank ----
     /// TP collectives of one layer's forward with sequence parallelism (Megatron): two

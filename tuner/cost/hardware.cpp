@@ -147,6 +147,8 @@ void validate(const hardware_config& h, std::string_view where) {
     non_negative(h.attention_fwd_token_pairs, "attention_fwd_token_pairs");
     non_negative(h.attention_bwd_token_pairs, "attention_bwd_token_pairs");
     non_negative(h.output_layer_tflops, "output_layer_tflops");
+    non_negative(h.gemm_bwd_rate_ratio, "gemm_bwd_rate_ratio");
+    non_negative(h.output_layer_bwd_rate_ratio, "output_layer_bwd_rate_ratio");
     if (h.attention_tile < 1)
         throw input_error(where, "hardware field \"attention_tile\" must be at least 1");
     if (h.gpus_per_node < 1)
@@ -247,6 +249,8 @@ hardware_config hardware_from_json(const nlohmann::json& j, std::string_view whe
         "attention_bwd_token_pairs",
         "attention_tile",
         "output_layer_tflops",
+        "gemm_bwd_rate_ratio",
+        "output_layer_bwd_rate_ratio",
         "hbm_gbytes_per_s",
         "nvlink_gbytes_per_s",
         "nvlink_latency_us",
@@ -302,6 +306,8 @@ hardware_config hardware_from_json(const nlohmann::json& j, std::string_view whe
     field("attention_bwd_token_pairs", h.attention_bwd_token_pairs);
     field("attention_tile", h.attention_tile);
     field("output_layer_tflops", h.output_layer_tflops);
+    field("gemm_bwd_rate_ratio", h.gemm_bwd_rate_ratio);
+    field("output_layer_bwd_rate_ratio", h.output_layer_bwd_rate_ratio);
     field("hbm_gbytes_per_s", h.hbm_gbytes_per_s);
     field("nvlink_gbytes_per_s", h.nvlink_gbytes_per_s);
     field("nvlink_latency_us", h.nvlink_latency_us);
@@ -360,6 +366,10 @@ nlohmann::json to_json(const hardware_config& h) {
         j["attention_bwd_token_pairs"] = h.attention_bwd_token_pairs;
     if (h.output_layer_tflops > 0.0)
         j["output_layer_tflops"] = h.output_layer_tflops;
+    if (h.gemm_bwd_rate_ratio > 0.0)
+        j["gemm_bwd_rate_ratio"] = h.gemm_bwd_rate_ratio;
+    if (h.output_layer_bwd_rate_ratio > 0.0)
+        j["output_layer_bwd_rate_ratio"] = h.output_layer_bwd_rate_ratio;
     if (!h.spread.empty())
         j["spread"] = h.spread;
     if (!h.provenance.empty())

@@ -47,6 +47,18 @@ struct hardware_config {
     double attention_bwd_token_pairs = 0.0;
     /// Achieved rate of the output layer (final norm, LM head GEMM, loss); 0: gemm_tflops.
     double output_layer_tflops = 0.0;
+    /// The backward's achieved rate / the forward's, for the layer GEMMs and for the output layer
+    /// (whose forward holds the loss's softmax over the vocabulary): the backward takes
+    /// gemm_bwd_flop_ratio (2) x the forward's time / this. 0: 1 (as the FLOPs say).
+    double gemm_bwd_rate_ratio = 0.0;
+    double output_layer_bwd_rate_ratio = 0.0;
+    /// The two ratios with 0 read as 1.
+    [[nodiscard]] double gemm_bwd_rate() const noexcept {
+        return gemm_bwd_rate_ratio > 0.0 ? gemm_bwd_rate_ratio : 1.0;
+    }
+    [[nodiscard]] double output_layer_bwd_rate() const noexcept {
+        return output_layer_bwd_rate_ratio > 0.0 ? output_layer_bwd_rate_ratio : 1.0;
+    }
     /// Calibrated fields: (max - min) / median of the repeats behind them (median over samples).
     std::map<std::string, double> spread;
     /// Where a calibrated file comes from: "machine", "date", "command", "source", "model", ...

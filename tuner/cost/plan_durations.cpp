@@ -37,7 +37,7 @@ double cost_duration_model::output_layer_fwd_seconds(std::int64_t tokens) const 
     return m_costs.output_layer_fwd_seconds(tokens);
 }
 double cost_duration_model::output_layer_bwd_seconds(std::int64_t tokens) const {
-    return m_costs.options().gemm_bwd_flop_ratio * m_costs.output_layer_fwd_seconds(tokens);
+    return m_costs.output_layer_bwd_seconds(tokens);
 }
 
 double cost_duration_model::collective_seconds(runtime::collective_kind kind, double bytes,

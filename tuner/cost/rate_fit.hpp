@@ -4,12 +4,14 @@
 // model predicts each sample with the fitted hardware and the residuals below are its errors:
 //
 //   gemm_tflops          sum of the GEMM samples' FLOPs (2 x tokens x layer weights / tp,
-//                        backward 2x) / their seconds
+//                        backward 2x) / their seconds: the forward samples' where both passes
+//                        were measured, the backward's rate then as gemm_bwd_rate_ratio
 //   hbm_gbytes_per_s     sum of the cost model's element-wise bytes (24 forward, 48 backward
 //                        hidden-sized passes per token) / the element-wise samples' seconds
 //   (linear only)        where a source does not split GEMMs from element-wise work (the
 //                        simulator's traces), the base hardware's split is kept and both scaled
-//   output_layer_tflops  LM head FLOPs (2 x tokens x hidden x vocab / tp, backward 2x) / seconds
+//   output_layer_tflops  LM head FLOPs (2 x tokens x hidden x vocab / tp, backward 2x) / seconds,
+//                        the passes apart as for the GEMMs (output_layer_bwd_rate_ratio)
 //   attention            forward and backward separately: a rate table by (tile-padded) query-chunk
 //                        length plus a per-token term (hardware_config::attention_fwd_token_pairs),
 //                        least squares on relative errors (Levenberg-Marquardt on log rates,
