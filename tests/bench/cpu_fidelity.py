@@ -12,7 +12,13 @@ config (`run --config`) against plain + per-seq on the same job: measured speedu
 tuner's predicted one. The load average is recorded around every run.
 
   tests/bench/cpu_fidelity.py --wlbtune build/wlbtune --hardware cal.json \
-      [--repeats 3] [--steps 8] [--tuned tuned.json] [--out DIR] [--parts cp,pp,tuned]
+      [--repeats 3] [--steps 8] [--tuned tuned.json] [--out DIR] [--parts cp,pp,tuned] \
+      [--calibrate-each-repeat]
+
+--calibrate-each-repeat: before every repeat, `mpirun -np 2 wlbtune calibrate` again and predict
+that repeat's runs with its file (the tuned config's hardware replaced field by field), so that a
+machine whose speed drifts between repeats (a shared VM) is compared with itself; --hardware is
+then used only by the first repeat's runs if the calibration fails.
 
 Parts:
   cp     layout cp=2, model small, 4K context, a long-document-heavy stream packed plain
@@ -80,6 +86,31 @@ def world_of(args):
     return 1
 
 
+def calibrate(wlbtune, path):
+    cmd = ["mpirun", "-np", "2", "--oversubscribe", wlbtune, "calibrate", "-o", path]
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        sys.exit(f"failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr}")
+
+
+def with_hardware(args, hardware, out_dir, tag):
+    """`args` predicted with the hardware file `hardware`: --hardware replaced, or a copy of the
+    --config whose hardware fields take the file's values."""
+    out = list(args)
+    if "--hardware" in out:
+        out[out.index("--hardware") + 1] = hardware
+    if "--config" in out:
+        i = out.index("--config")
+        cfg = json.load(open(out[i + 1]))
+        hw = json.load(open(hardware))
+        cfg["hardware"] = {k: hw.get(k, v) for k, v in cfg["hardware"].items()}
+        path = os.path.join(out_dir, f"tuned_{tag}.json")
+        json.dump(cfg, open(path, "w"), indent=1)
+        out[i + 1] = path
+    return out
+
+
 def run_one(wlbtune, args, steps, out_json, ranks):
     cmd = ["mpirun", "-np", str(ranks), "--oversubscribe", wlbtune, "run", *args, "--steps",
            str(steps), "--json", out_json]
@@ -104,14 +135,23 @@ def main():
     ap.add_argument("--tuned")
     ap.add_argument("--out", default=tempfile.mkdtemp(prefix="wlb_fidelity_"))
     ap.add_argument("--parts", default="cp,pp,tuned")
+    ap.add_argument("--calibrate-each-repeat", action="store_true")
     a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
     vs = variants(a.parts.split(","), a.tuned, a.hardware)
     measured = {v[1]: [] for v in vs}
     predicted = {v[1]: [] for v in vs}
     loads = []
     for r in range(a.repeats):
         order = vs[r % len(vs):] + vs[:r % len(vs)]
+        hardware = None
+        if a.calibrate_each_repeat:
+            hardware = os.path.join(a.out, f"cal_{r}.json")
+            calibrate(a.wlbtune, hardware)
+            print(f"repeat {r}: calibrated ({hardware})", flush=True)
         for part, name, args in order:
+            if hardware:
+                args = with_hardware(args, hardware, a.out, r)
             out_json = os.path.join(a.out, f"{part}_{len(measured[name])}_{abs(hash(name))}.json")
             m, p, load = run_one(a.wlbtune, args, a.steps, out_json, world_of(args))
             measured[name].append(m)
