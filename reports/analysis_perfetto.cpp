@@ -156,8 +156,8 @@ void write_analysis_perfetto(const profiler::analysis_result& r, const std::stri
             const auto span = index.events(rank, step);
             if (span.empty())
                 continue;
-            std::int64_t lo = std::numeric_limits<std::int64_t>::max(), hi = lo + 1;
-            hi = std::numeric_limits<std::int64_t>::min();
+            std::int64_t lo = std::numeric_limits<std::int64_t>::max();
+            std::int64_t hi = std::numeric_limits<std::int64_t>::min();
             for (std::uint32_t i : span) {
                 lo = std::min(lo, events[i].start_ns);
                 hi = std::max(hi, events[i].end_ns());
