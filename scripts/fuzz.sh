@@ -10,7 +10,9 @@
 # status) and exits 1 if any target found something. WLB_FUZZ_BUILD=0 skips the configure and
 # build (to run several at once on a tree already built). docs/fuzzing.md says more.
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+root=$ROOT
+source "$ROOT/scripts/lib/sanitizer-env.sh"
 seconds=${1:-60}
 shift || true
 targets=("$@")
@@ -21,18 +23,11 @@ if ! [[ $seconds =~ ^[1-9][0-9]*$ ]]; then
   echo "fuzz.sh: SECONDS must be a positive integer, got '$seconds'" >&2
   exit 2
 fi
-build=$root/build-fuzz
+build=$sanitizer_build
 artifacts=$root/fuzz-artifacts
 
-if [[ ${WLB_FUZZ_BUILD:-1} == 0 ]]; then
-  :
-elif [[ ! -f $build/build.ninja ]]; then
-  launcher=()
-  if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
-  CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DWLB_CUDA=OFF -DWLB_PYTHON=OFF -DWLB_BENCH=OFF -DWLB_FUZZ=ON "${launcher[@]}"
-fi
 if [[ ${WLB_FUZZ_BUILD:-1} != 0 ]]; then
+  configure_sanitizer_build
   cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"
 fi
 
@@ -45,10 +40,6 @@ max_len() {
     *) echo 512 ;;
   esac
 }
-
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tests/fuzz/lsan.supp:print_suppressions=0}
 
 mkdir -p "$build/fuzz-logs" "$artifacts"
 findings=0

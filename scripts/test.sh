@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Quick start, command 2: install what is needed, build, and pass the whole test suite, in the
-# default build (CUDA when the toolkit is there) and in a CPU-only build (WLB_CUDA=OFF).
-# Then the sanitizer build (build-fuzz: clang, ASan+UBSan, WLB_FUZZ=ON) and every fuzz target
-# for 20 seconds (scripts/fuzz.sh; docs/fuzzing.md).
-# Set WLB_SKIP_CPU_ONLY=1 to test the default build alone, WLB_SKIP_SANITIZE=1 to skip the
-# sanitizer build.
+# Quick start, command 2: install what is needed, build, and pass the whole test suite twice:
+#   1. the default build (build/: gcc, CUDA when the toolkit is there, the Python module);
+#   2. the sanitizer build (build-fuzz/: clang, CPU only, ASan+UBSan everywhere), which is also
+#      the CPU-only configuration: every unit, integration and CLI test under the sanitizers
+#      (scripts/sanitize.sh), then each libFuzzer target for 20 seconds (scripts/fuzz.sh;
+#      docs/fuzzing.md).
+# WLB_SKIP_SANITIZE=1 tests the default build alone.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 jobs=$(nproc)
@@ -17,14 +18,9 @@ echo "== build (default: WLB_CUDA=AUTO)"
 echo "== test (default build)"
 ctest --test-dir "$root/build" --output-on-failure -j "$jobs" --timeout 600
 
-if [[ "${WLB_SKIP_CPU_ONLY:-0}" != 1 ]]; then
-  echo "== build (CPU-only: WLB_CUDA=OFF)"
-  "$root/scripts/build.sh" "$root/build-cpu" -DWLB_CUDA=OFF -DWLB_BENCH=OFF
-  echo "== test (CPU-only build)"
-  ctest --test-dir "$root/build-cpu" --output-on-failure -j "$jobs" --timeout 600
-fi
-
 if [[ "${WLB_SKIP_SANITIZE:-0}" != 1 ]]; then
-  echo "== sanitizer build (clang, ASan+UBSan) and the fuzz targets, 20 s each"
+  echo "== sanitizer build (clang, ASan+UBSan, CPU only): the whole test suite"
+  "$root/scripts/sanitize.sh"
+  echo "== the fuzz targets, 20 s each (same build)"
   "$root/scripts/fuzz.sh" 20
 fi
