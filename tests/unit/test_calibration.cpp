@@ -215,6 +215,22 @@ TEST(RateFit, RecoversTheHardwareThatTimedTheSamples) {
     EXPECT_TRUE(fit.attention_forms[2].chosen);
 }
 
+TEST(RateFit, APassWithoutSamplesKeepsTheBasesBackwardRatio) {
+    const auto h = truth();
+    auto set = synthetic_samples(h, [](std::size_t) { return 1.0; });
+    std::erase_if(set.samples, [](const runtime::rate_sample& s) {
+        return s.backward && (s.what == rate_class::gemm || s.what == rate_class::output_layer);
+    });
+    auto base = tuner::hardware_preset("cpu-dev-vm");
+    base.gemm_bwd_rate_ratio = 1.5;
+    base.output_layer_bwd_rate_ratio = 3.0;
+    const auto f = tuner::fit_hardware(set, base, {.attention_tile = 1, .name = "fit"}).hardware;
+    EXPECT_EQ(f.gemm_bwd_rate_ratio, 1.5);
+    EXPECT_EQ(f.output_layer_bwd_rate_ratio, 3.0);
+    EXPECT_LT(rel(f.gemm_tflops, h.gemm_tflops), 1e-9);
+    EXPECT_LT(rel(f.output_layer_tflops, h.output_layer_tflops), 1e-9);
+}
+
 TEST(RateFit, NoisySamplesStayWithinFivePercent) {
     const auto h = truth();
     const auto set = synthetic_samples(h, [](std::size_t i) {
@@ -295,9 +311,9 @@ TEST(TraceFit, ASimulatedRunGivesItsCostsBack) {
             for (const auto& c : r.chunks)
                 tokens += c.q_tokens;
             EXPECT_LT(rel(back.linear_fwd_seconds(tokens), costs.linear_fwd_seconds(tokens)), 0.01);
-            EXPECT_LT(rel(back.output_layer_bwd_seconds(tokens),
-                          costs.output_layer_bwd_seconds(tokens)),
-                      0.01);
+            EXPECT_LT(
+                rel(back.output_layer_bwd_seconds(tokens), costs.output_layer_bwd_seconds(tokens)),
+                0.01);
         }
 }
 

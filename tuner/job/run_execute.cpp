@@ -165,14 +165,13 @@ run_session::run_session(const job_spec& job, const run_request& request)
 run_session::~run_session() = default;
 
 void run_session::start(const runtime::capture_factory& ranges) {
-    if (m_request.device.emulate) {
-        m_ranges = ranges;
+    m_ranges = ranges; // kept: it holds the capture alive for as long as the backend's ranges
+    if (m_request.device.emulate)
         return;
-    }
     m_world =
         runtime::make_world_communicator({.watchdog_seconds = m_request.device.watchdog_seconds});
     m_backend = make_run_backend(*m_world, m_job, m_run, m_request,
-                                 ranges ? ranges(m_world->rank()) : nullptr);
+                                 m_ranges ? m_ranges(m_world->rank()) : nullptr);
 }
 
 runtime::run_result run_session::execute(const step_callback& on_step) {
@@ -190,7 +189,10 @@ bool run_session::main_rank() const {
 }
 
 std::string run_session::backend_name() const {
-    return m_backend ? std::string(m_backend->name()) : "cuda-emulated";
+    if (m_request.device.emulate)
+        return "cuda-emulated";
+    return m_backend ? std::string(m_backend->name())
+                     : std::string(runtime::to_string(m_request.backend));
 }
 
 std::string run_session::launcher() const {

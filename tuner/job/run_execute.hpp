@@ -73,8 +73,8 @@ public:
     run_session(const run_session&) = delete;
     run_session& operator=(const run_session&) = delete;
 
-    /// `ranges` (may be empty) gives each world rank its capture ranges; it must outlive the
-    /// session's backend.
+    /// `ranges` (may be empty) gives each world rank its capture ranges; the session keeps it
+    /// (and so the capture behind it) until the backend is gone.
     void start(const runtime::capture_factory& ranges = {});
     /// Runs the steps on every rank (collective); `on_step(i, record)` after step i.
     runtime::run_result execute(const step_callback& on_step);
@@ -82,7 +82,7 @@ public:
     [[nodiscard]] const prepared_run& run() const { return m_run; }
     /// Whether this process reports (world rank 0; an emulated job is one process).
     [[nodiscard]] bool main_rank() const;
-    /// The backend's name ("cuda-emulated" for an emulated job); after start().
+    /// The backend's name ("cuda-emulated" for an emulated job; before start(), the kind's).
     [[nodiscard]] std::string backend_name() const;
     /// What started the ranks ("emulated" for an emulated job).
     [[nodiscard]] std::string launcher() const;
@@ -94,7 +94,7 @@ private:
     runtime::launch_info m_launch;
     run_request m_request;
     prepared_run m_run;
-    runtime::capture_factory m_ranges;
+    runtime::capture_factory m_ranges; ///< declared before the backend: destroyed after it
     std::unique_ptr<runtime::communicator> m_world;
     std::unique_ptr<runtime::training_backend> m_backend;
 };
