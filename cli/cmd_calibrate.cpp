@@ -1,9 +1,8 @@
 // wlbtune calibrate: measure what the cost model needs on this machine (or read it from a
 // captured run's trace), fit the hardware description (tuner/job/calibrate_job.hpp), write the
 // hardware file --hardware takes and report it against the preset it replaces.
-#include "base/atomic_file.hpp"
-#include "base/error.hpp"
 #include "cli/command.hpp"
+#include "cli/execution_options.hpp"
 #include "reports/calibrate_report.hpp"
 #include "reports/progress.hpp"
 #include "runtime/comm/communicator.hpp"
@@ -69,10 +68,9 @@ registered_command register_calibrate(CLI::App& app, command_output& out) {
                     "run --trace-dir, simulate --trace-dir) instead of measuring");
     sub->add_option("--repeats", r.repeats, "Interleaved repeats of every probe (median kept)")
         ->check(CLI::PositiveNumber);
-    sub->add_option("--precision", o->precision, "CPU numbers: float or double (as run's)")
-        ->check(CLI::IsMember({"float", "double"}));
+    add_precision_option(*sub, o->precision, "CPU numbers: float or double (as run's)");
     sub->add_flag("--quick", r.quick, "Small probes (a smoke test; not for predictions)");
-    sub->add_flag("--progress", o->progress, "Progress lines on stderr even when not a terminal");
+    add_progress_flag(*sub, o->progress);
     add_json_option(*sub, o->json, std::string(reports::calibrate_schema));
     sub->footer("Examples:\n"
                 "  mpirun -np 2 wlbtune calibrate --model small -o cpu.json\n"

@@ -1,7 +1,5 @@
 // wlbtune pack: pack a document stream into steps with a packing policy, write the plan, and
 // report predicted imbalance, delay and packing time (tuner/job/pack_job.hpp).
-#include "base/atomic_file.hpp"
-#include "base/error.hpp"
 #include "cli/command.hpp"
 #include "cli/job_options.hpp"
 #include "reports/html/html_report.hpp"

@@ -4,7 +4,7 @@
 #include "base/atomic_file.hpp"
 #include "cli/command.hpp"
 #include "cli/job_options.hpp"
-#include "reports/html/html_report.hpp"
+#include "cli/simulation_options.hpp"
 #include "reports/progress.hpp"
 #include "reports/simulate_report.hpp"
 
@@ -16,8 +16,8 @@ namespace {
 struct simulate_options {
     job_option_set job;
     tuner::simulate_request request;
-    std::string batch, trace, trace_dir, json, html;
-    bool no_overlap = false;
+    reports::simulate_files files; // --trace, --trace-dir, --html
+    std::string batch, json;
 };
 
 void run_simulate(simulate_options& o, const command_output& out) {
@@ -25,14 +25,10 @@ void run_simulate(simulate_options& o, const command_output& out) {
     auto& r = o.request;
     r.knobs = o.job.values.packing;
     r.knobs.context_tokens = job.context_tokens;
-    r.overlap_grad_reduce = !o.no_overlap;
-    r.keep_trace = !o.trace.empty() || !o.trace_dir.empty();
+    r.keep_trace = !o.files.perfetto.empty() || !o.files.trace_dir.empty();
     if (!o.batch.empty()) {
-        const auto result = tuner::simulate_batch_job(job, o.batch, r);
-        reports::write_simulated_traces(result.result.trace, o.trace, o.trace_dir, result.inputs,
-                                        &job.model);
-        out.json(reports::simulate_batch_json(job, result));
-        out.text(reports::simulate_batch_text(job, result, o.trace, o.trace_dir));
+        reports::report_simulate_batch(out, job, tuner::simulate_batch_job(job, o.batch, r),
+                                       o.files);
         return;
     }
     reports::progress_line progress;
@@ -41,14 +37,7 @@ void run_simulate(simulate_options& o, const command_output& out) {
     };
     const auto result = tuner::simulate_data_job(job, r);
     progress.clear();
-    reports::write_simulated_traces(result.results[result.chosen].trace, o.trace, o.trace_dir,
-                                    result.inputs, &job.model);
-    out.json(reports::simulate_data_json(job, result, r.compare));
-    if (!o.html.empty())
-        reports::write_html_report(reports::html_kind::simulate,
-                                   reports::simulate_data_json(job, result, r.compare), o.html);
-    out.text(reports::simulate_data_text(job, result, r.compare, o.trace, o.trace_dir) +
-             reports::html_output_note(o.html));
+    reports::report_simulate_data(out, job, result, r.compare, o.files);
 }
 
 } // namespace
@@ -74,20 +63,10 @@ registered_command register_simulate(CLI::App& app, command_output& out) {
                       "wlb + adaptive, wlb + per-doc, wlb + hybrid and fixed-greedy + "
                       "adaptive (and --packing/--sharding) on the same documents and "
                       "print the predicted step time and speedup (simulated)"));
-    sub->add_option("-n,--steps", o->request.steps,
-                    "Steps: with --data, to pack (default 64, or the steps a tuned config was "
-                    "tuned on); with --batch, the first N of the file (default: all)");
-    sub->add_option("--inject", o->request.faults,
-                    "Fault to inject (repeatable): slow-rank=R:F, slow-link=A-B:F, "
-                    "heavy-mb=M[@D]:F, slow-stage=S:F");
-    sub->add_option("--bucket-params", o->request.bucket_params,
-                    "DP gradient bucket size in parameters per TP rank")
-        ->check(positive());
-    sub->add_flag("--no-overlap-grad-reduce", o->no_overlap,
-                  "Reduce gradients after the backward instead of overlapping it");
-    add_trace_options(*sub, o->trace, o->trace_dir);
+    add_simulation_options(*sub, o->request);
+    add_trace_options(*sub, o->files.perfetto, o->files.trace_dir);
     add_json_option(*sub, o->json, "wlbtune.simulate/1");
-    add_html_option(*sub, o->html,
+    add_html_option(*sub, o->files.html,
                     "with --compare, speedup bars, step time and imbalance per step, delay "
                     "distributions")
         ->needs(sub->get_option("--compare"));
@@ -98,8 +77,8 @@ registered_command register_simulate(CLI::App& app, command_output& out) {
                 "  wlbtune simulate --config tuned.json --compare");
     return {sub, [o, &out] {
                 out.set_json(o->json);
-                if (!o->trace.empty())
-                    wlb::check_output_path(o->trace, "--trace");
+                if (!o->files.perfetto.empty())
+                    wlb::check_output_path(o->files.perfetto, "--trace");
                 run_simulate(*o, out);
             }};
 }

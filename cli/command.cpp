@@ -46,6 +46,11 @@ CLI::Option* add_html_option(CLI::App& sub, std::string& path, const std::string
                               " (one self-contained page; opens offline)");
 }
 
+CLI::Option* add_progress_flag(CLI::App& sub, bool& progress) {
+    return sub.add_flag("--progress", progress,
+                        "Print progress lines on stderr even when it is not a terminal");
+}
+
 void add_trace_options(CLI::App& sub, std::string& perfetto, std::string& trace_dir) {
     sub.add_option("--trace-dir", trace_dir,
                    "Write the job's trace here (wlbtune.trace/1: one JSONL file per rank, a "

@@ -46,6 +46,9 @@ CLI::Option* add_json_option(CLI::App& sub, std::string& path, const std::string
 /// Adds --html FILE: an HTML report (reports/html/html_report.hpp) showing `what`.
 CLI::Option* add_html_option(CLI::App& sub, std::string& path, const std::string& what);
 
+/// Adds --progress: progress lines on stderr even where it is not a terminal.
+CLI::Option* add_progress_flag(CLI::App& sub, bool& progress);
+
 /// Adds --trace FILE (a Perfetto file) and --trace-dir DIR (a wlbtune.trace/1 directory).
 void add_trace_options(CLI::App& sub, std::string& perfetto, std::string& trace_dir);
 

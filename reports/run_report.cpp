@@ -210,6 +210,13 @@ run_report::run_report(const command_output& out, run_context context,
         m_out.text(run_header_text(m_context));
 }
 
+run_report::run_report(const command_output& out, const tuner::job_spec& job,
+                       const tuner::run_session& session, const tuner::run_request& request)
+    : run_report(out,
+                 run_context_of(job, session.run(), session.backend_name(), request.numbers,
+                                session.launcher(), request.trace_dir),
+                 session.run(), session.main_rank()) {}
+
 void run_report::step(std::size_t i, const runtime::step_record& measured) {
     m_rows.push_back(make_run_step_row(measured, m_run.batches.steps[i], m_run.predicted_seconds[i],
                                        m_run.batches.applied[i]));

@@ -9,6 +9,7 @@
 #include "runtime/parallel/layout.hpp"
 #include "runtime/train/decoder.hpp"
 #include "runtime/train/train_run.hpp"
+#include "tuner/job/run_execute.hpp"
 #include "tuner/job/run_job.hpp"
 #include "tuner/sharding/sharding.hpp"
 #include "tuner/spec/job_spec.hpp"
@@ -91,6 +92,9 @@ class run_report {
 public:
     run_report(const command_output& out, run_context context, const tuner::prepared_run& run,
                bool main_rank);
+    /// The report of a started session of `job` (run_context_of its run, backend and launcher).
+    run_report(const command_output& out, const tuner::job_spec& job,
+               const tuner::run_session& session, const tuner::run_request& request);
     /// After step i, with its measured record.
     void step(std::size_t i, const runtime::step_record& measured);
     /// After the last step: `perfetto` (empty: none) exported from the run's trace directory,

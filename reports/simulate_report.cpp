@@ -1,6 +1,7 @@
 #include "reports/simulate_report.hpp"
 
 #include "base/provenance.hpp"
+#include "reports/html/html_report.hpp"
 #include "reports/perfetto.hpp"
 #include "reports/shard_report.hpp"
 #include "reports/table.hpp"
@@ -361,6 +362,30 @@ std::string simulate_data_text(const tuner::job_spec& job,
     if (compare && (!perfetto.empty() || !trace_dir.empty()))
         text += fmt::format("\ntraces are of {}\n", chosen.name);
     return text + simulated_trace_notes(perfetto, trace_dir);
+}
+
+void report_simulate_batch(const command_output& out, const tuner::job_spec& job,
+                           const tuner::simulate_batch_outcome& outcome,
+                           const simulate_files& files) {
+    write_simulated_traces(outcome.result.trace, files.perfetto, files.trace_dir, outcome.inputs,
+                           &job.model);
+    out.json(simulate_batch_json(job, outcome));
+    out.text(simulate_batch_text(job, outcome, files.perfetto, files.trace_dir));
+}
+
+void report_simulate_data(const command_output& out, const tuner::job_spec& job,
+                          const tuner::simulate_data_outcome& outcome, bool compare,
+                          const simulate_files& files) {
+    write_simulated_traces(outcome.results[outcome.chosen].trace, files.perfetto, files.trace_dir,
+                           outcome.inputs, &job.model);
+    if (out.wants_json() || !files.html.empty()) {
+        const auto report = simulate_data_json(job, outcome, compare);
+        out.json(report);
+        if (!files.html.empty())
+            write_html_report(html_kind::simulate, report, files.html);
+    }
+    out.text(simulate_data_text(job, outcome, compare, files.perfetto, files.trace_dir) +
+             html_output_note(files.html));
 }
 
 } // namespace wlb::reports

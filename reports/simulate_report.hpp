@@ -8,6 +8,7 @@
 #pragma once
 
 #include "base/provenance.hpp"
+#include "reports/output.hpp"
 #include "tuner/job/simulate_data_job.hpp"
 #include "tuner/search/compare_set.hpp"
 #include "tuner/search/evaluate.hpp"
@@ -94,5 +95,22 @@ nlohmann::json simulate_data_json(const tuner::job_spec& job,
 std::string simulate_data_text(const tuner::job_spec& job,
                                const tuner::simulate_data_outcome& outcome, bool compare,
                                const std::string& perfetto, const std::string& trace_dir);
+
+/// Where `wlbtune simulate` writes besides its text and JSON (each empty: not written).
+struct simulate_files {
+    std::string perfetto;  ///< --trace
+    std::string trace_dir; ///< --trace-dir
+    std::string html;      ///< --html (a --data simulation with --compare)
+};
+
+/// Everything `wlbtune simulate` reports of an outcome, through `out`: the traces
+/// (write_simulated_traces, with the job's model), the JSON report, the HTML page (--data only)
+/// and the text with the notes of what was written.
+void report_simulate_batch(const command_output& out, const tuner::job_spec& job,
+                           const tuner::simulate_batch_outcome& outcome,
+                           const simulate_files& files);
+void report_simulate_data(const command_output& out, const tuner::job_spec& job,
+                          const tuner::simulate_data_outcome& outcome, bool compare,
+                          const simulate_files& files);
 
 } // namespace wlb::reports
