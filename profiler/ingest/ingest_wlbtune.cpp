@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 #include <unordered_map>
 
 namespace wlb::profiler {
@@ -116,26 +117,14 @@ public:
             case key::rank:
                 e.rank = static_cast<int>(integer(v, "rank", where));
                 break;
-            case key::lane: {
-                const auto s = text(v, "lane", where);
-                const auto l = runtime::lane_from_name(s);
-                if (!l)
-                    throw input_error(where, fmt::format("unknown lane \"{}\" (expected compute, "
-                                                         "tp, cp, pp, dp or host)",
-                                                         s));
-                e.where = *l;
+            case key::lane:
+                e.where = named(v, "lane", where, runtime::lane_from_name,
+                                "compute, tp, cp, pp, dp or host");
                 break;
-            }
-            case key::kind: {
-                const auto s = text(v, "kind", where);
-                const auto kd = runtime::event_kind_from_name(s);
-                if (!kd)
-                    throw input_error(where, fmt::format("unknown kind \"{}\" (expected compute, "
-                                                         "collective, send, recv or other)",
-                                                         s));
-                e.kind = *kd;
+            case key::kind:
+                e.kind = named(v, "kind", where, runtime::event_kind_from_name,
+                               "compute, collective, send, recv or other");
                 break;
-            }
             case key::name:
                 e.name = text(v, "name", where);
                 break;
@@ -157,16 +146,10 @@ public:
             case key::virtual_stage:
                 e.virtual_stage = static_cast<int>(integer(v, "virtual_stage", where));
                 break;
-            case key::phase: {
-                const auto s = text(v, "phase", where);
-                const auto ph = runtime::phase_from_name(s);
-                if (!ph)
-                    throw input_error(where, fmt::format("unknown phase \"{}\" (expected none, "
-                                                         "fwd, bwd or optimizer)",
-                                                         s));
-                e.ph = *ph;
+            case key::phase:
+                e.ph = named(v, "phase", where, runtime::phase_from_name,
+                             "none, fwd, bwd or optimizer");
                 break;
-            }
             case key::bytes:
                 if (double x = 0; !v.get_double().get(x))
                     e.bytes = x;
@@ -234,6 +217,18 @@ private:
             throw input_error(where, fmt::format("\"{}\" must be a string, found {}", key,
                                                  chrome::trim(v.raw_json_token())));
         return std::string(s);
+    }
+    // A text field naming one of an enum's values (`from_name` returns nullopt for none).
+    template <class FromName>
+    static typename std::invoke_result_t<FromName, std::string_view>::value_type
+    named(chrome::od::value& v, const char* key, const std::string& where, FromName from_name,
+          const char* expected) {
+        const auto s = text(v, key, where);
+        const auto value = from_name(s);
+        if (!value)
+            throw input_error(where,
+                              fmt::format("unknown {} \"{}\" (expected {})", key, s, expected));
+        return *value;
     }
 };
 

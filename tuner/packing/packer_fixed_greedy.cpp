@@ -27,10 +27,10 @@ struct sequence {
     double work = 0.0;
 };
 
-class fixed_greedy_packer final : public packer {
+class fixed_greedy_packer final : public carry_over_packer {
 public:
     fixed_greedy_packer(const packing_config& c, const cost_model& costs)
-        : packer(c), m_costs(costs) {}
+        : carry_over_packer(c, &costs, c.step_tokens() * c.window) {}
 
     std::optional<runtime::global_batch> pack(std::int64_t step,
                                               const document_pull& pull) override {
@@ -45,9 +45,7 @@ public:
     }
 
     [[nodiscard]] std::vector<runtime::document> waiting() const override {
-        auto out = documents_of(m_carried);
-        for (const auto& d : m_intake.fresh)
-            out.push_back(d.doc);
+        auto out = carry_over_packer::waiting();
         for (const auto& b : m_ready)
             for (const auto& r : b.replicas)
                 for (const auto& mb : r.micro_batches)
@@ -56,26 +54,17 @@ public:
     }
 
     [[nodiscard]] packer_state save_state() const override {
-        WLB_EXPECTS(!m_intake.active, "save_state() while a step's intake is in progress");
-        packer_state s;
-        s.carried = documents_of(m_carried);
+        auto s = carry_over_packer::save_state();
         s.ready.assign(m_ready.begin(), m_ready.end());
-        s.ended = m_ended;
         return s;
     }
     void load_state(const packer_state& s) override {
-        check_packer_state(s, m_config);
-        m_carried = weigh(s.carried, &m_costs);
+        carry_over_packer::load_state(s); // checks s first
         m_ready.assign(s.ready.begin(), s.ready.end());
-        m_ended = s.ended;
-        m_intake = {};
     }
     [[nodiscard]] std::int64_t min_draw_tokens() const override {
         // Only a window's first step draws: the window's budget, less the carried documents.
-        if (m_ended || !m_ready.empty())
-            return 0;
-        const auto have = m_intake.active ? m_intake.have_tokens : tokens_of(m_carried);
-        return std::max<std::int64_t>(0, m_config.step_tokens() * m_config.window - have);
+        return m_ready.empty() ? carry_over_packer::min_draw_tokens() : 0;
     }
     [[nodiscard]] std::unique_ptr<packer> clone() const override {
         return std::make_unique<fixed_greedy_packer>(*this);
@@ -85,17 +74,7 @@ private:
     void build_window(std::int64_t step, const document_pull& pull) {
         const auto per_step = static_cast<std::size_t>(m_config.step_micro_batches());
         const auto window = static_cast<std::size_t>(m_config.window);
-        if (!m_intake.active)
-            m_intake = {true, tokens_of(m_carried), {}};
-        if (!m_ended)
-            m_ended = !draw_until(
-                pull, step, m_config.context_tokens, m_intake.have_tokens,
-                m_config.step_tokens() * m_config.window, [&](const runtime::document& d) {
-                    m_intake.fresh.push_back({d, m_costs.document_fwd_seconds(d.tokens)});
-                    return d.tokens;
-                });
-        auto fresh = std::move(m_intake.fresh);
-        m_intake = {};
+        auto fresh = draw_fresh(step, pull);
         if (fresh.empty() && m_carried.empty())
             return;
         std::vector<sequence> seqs(per_step * window);
@@ -143,11 +122,7 @@ private:
         }
     }
 
-    const cost_model& m_costs;
-    std::vector<weighed_doc> m_carried;
     std::deque<runtime::global_batch> m_ready; // the window's steps not yet emitted
-    intake_state m_intake;
-    bool m_ended = false;
 };
 
 } // namespace

@@ -15,23 +15,14 @@
 namespace wlb::tuner {
 namespace {
 
-class varlen_packer final : public packer {
+class varlen_packer final : public carry_over_packer {
 public:
-    varlen_packer(const packing_config& c, const cost_model& costs) : packer(c), m_costs(costs) {}
+    varlen_packer(const packing_config& c, const cost_model& costs)
+        : carry_over_packer(c, &costs, c.step_tokens()) {}
 
     std::optional<runtime::global_batch> pack(std::int64_t step,
                                               const document_pull& pull) override {
-        if (!m_intake.active)
-            m_intake = {true, tokens_of(m_carried), {}};
-        if (!m_ended)
-            m_ended = !draw_until(
-                pull, step, m_config.context_tokens, m_intake.have_tokens, m_config.step_tokens(),
-                [&](const runtime::document& d) {
-                    m_intake.fresh.push_back({d, m_costs.document_fwd_seconds(d.tokens)});
-                    return d.tokens;
-                });
-        auto fresh = std::move(m_intake.fresh);
-        m_intake = {};
+        auto fresh = draw_fresh(step, pull);
         if (m_ended && fresh.empty() && m_carried.empty())
             return std::nullopt;
         step_builder b(m_config.step_micro_batches(), m_config.micro_batch_limit(),
@@ -45,40 +36,9 @@ public:
         return b.finish(step, m_config.replicas);
     }
 
-    [[nodiscard]] std::vector<runtime::document> waiting() const override {
-        auto out = documents_of(m_carried);
-        for (const auto& d : m_intake.fresh)
-            out.push_back(d.doc);
-        return out;
-    }
-
-    [[nodiscard]] packer_state save_state() const override {
-        WLB_EXPECTS(!m_intake.active, "save_state() while a step's intake is in progress");
-        packer_state s;
-        s.carried = documents_of(m_carried);
-        s.ended = m_ended;
-        return s;
-    }
-    void load_state(const packer_state& s) override {
-        check_packer_state(s, m_config);
-        m_carried = weigh(s.carried, &m_costs);
-        m_ended = s.ended;
-        m_intake = {};
-    }
-    [[nodiscard]] std::int64_t min_draw_tokens() const override {
-        // draw_until counts every drawn token toward the budget, from the carried documents on.
-        const auto have = m_intake.active ? m_intake.have_tokens : tokens_of(m_carried);
-        return m_ended ? 0 : std::max<std::int64_t>(0, m_config.step_tokens() - have);
-    }
     [[nodiscard]] std::unique_ptr<packer> clone() const override {
         return std::make_unique<varlen_packer>(*this);
     }
-
-private:
-    const cost_model& m_costs;
-    std::vector<weighed_doc> m_carried;
-    intake_state m_intake;
-    bool m_ended = false;
 };
 
 } // namespace

@@ -106,4 +106,52 @@ std::vector<weighed_doc> weigh(const std::vector<runtime::document>& docs,
     return out;
 }
 
+carry_over_packer::carry_over_packer(const packing_config& config, const cost_model* costs,
+                                     std::int64_t intake_tokens)
+    : packer(config), m_costs(costs), m_intake_tokens(intake_tokens) {}
+
+std::vector<weighed_doc> carry_over_packer::draw_fresh(std::int64_t step,
+                                                       const document_pull& pull) {
+    if (!m_intake.active)
+        m_intake = {true, tokens_of(m_carried), {}};
+    if (!m_ended)
+        m_ended = !draw_until(pull, step, m_config.context_tokens, m_intake.have_tokens,
+                              m_intake_tokens, [&](const runtime::document& d) {
+                                  m_intake.fresh.push_back(
+                                      {d, m_costs ? m_costs->document_fwd_seconds(d.tokens) : 0.0});
+                                  return d.tokens;
+                              });
+    auto fresh = std::move(m_intake.fresh);
+    m_intake = {};
+    return fresh;
+}
+
+std::vector<runtime::document> carry_over_packer::waiting() const {
+    auto out = documents_of(m_carried);
+    for (const auto& d : m_intake.fresh)
+        out.push_back(d.doc);
+    return out;
+}
+
+packer_state carry_over_packer::save_state() const {
+    WLB_EXPECTS(!m_intake.active, "save_state() while a step's intake is in progress");
+    packer_state s;
+    s.carried = documents_of(m_carried);
+    s.ended = m_ended;
+    return s;
+}
+
+void carry_over_packer::load_state(const packer_state& s) {
+    check_packer_state(s, m_config);
+    m_carried = weigh(s.carried, m_costs);
+    m_ended = s.ended;
+    m_intake = {};
+}
+
+std::int64_t carry_over_packer::min_draw_tokens() const {
+    // draw_until counts every drawn token toward the target, from the carried documents on.
+    const auto have = m_intake.active ? m_intake.have_tokens : tokens_of(m_carried);
+    return m_ended ? 0 : std::max<std::int64_t>(0, m_intake_tokens - have);
+}
+
 } // namespace wlb::tuner

@@ -104,4 +104,34 @@ std::vector<runtime::document> documents_of(const std::vector<weighed_doc>& pool
 /// (cost_model::document_fwd_seconds), or 0 when `costs` is null (policies that do not weigh).
 std::vector<weighed_doc> weigh(const std::vector<runtime::document>& docs, const cost_model* costs);
 
+/// The policies that carry over to the next step what did not fit (varlen, ffd, fixed-greedy):
+/// the carried documents, the intake in progress and the stream's end, and what packer asks of
+/// them. A policy that holds more between steps (fixed-greedy's ready steps) extends the
+/// overrides.
+class carry_over_packer : public packer {
+public:
+    /// The carried documents and those of the intake in progress.
+    [[nodiscard]] std::vector<runtime::document> waiting() const override;
+    [[nodiscard]] packer_state save_state() const override;
+    void load_state(const packer_state& s) override;
+    /// The intake's target less what it holds (the carried documents count toward it).
+    [[nodiscard]] std::int64_t min_draw_tokens() const override;
+
+protected:
+    /// `costs` weighs each document (cost_model::document_fwd_seconds; null: work 0); an intake
+    /// draws until it holds `intake_tokens` (a step's budget, or a window's).
+    carry_over_packer(const packing_config& config, const cost_model* costs,
+                      std::int64_t intake_tokens);
+    /// Runs (or resumes) the intake: from the carried documents' tokens, draws documents stamped
+    /// `step` until the target or the stream's end, and returns the new ones, weighed; the
+    /// intake is then over. A pull that throws leaves the intake to resume.
+    std::vector<weighed_doc> draw_fresh(std::int64_t step, const document_pull& pull);
+
+    const cost_model* m_costs;
+    std::int64_t m_intake_tokens;
+    std::vector<weighed_doc> m_carried;
+    intake_state m_intake;
+    bool m_ended = false;
+};
+
 } // namespace wlb::tuner
