@@ -17,6 +17,13 @@ std::string ratio_text(double calibrated, double preset) {
     return fmt::format("{:.3f}x", calibrated / preset);
 }
 
+// "4.2% over 2 ranks", or "none" where nothing was measured.
+std::string lockstep_text(const tuner::hardware_config& h) {
+    if (h.lockstep_penalty <= 0.0)
+        return "none";
+    return fmt::format("{:.1f}% over {} ranks", 100.0 * h.lockstep_penalty, h.lockstep_ranks);
+}
+
 std::string spread_text(const tuner::hardware_config& h, const std::string& field) {
     const auto it = h.spread.find(field);
     return it == h.spread.end() ? "" : fmt::format("{:.1f}%", 100.0 * it->second);
@@ -60,6 +67,7 @@ std::string calibrate_text(const tuner::calibrate_outcome& c, const std::string&
         "{:.1f}");
     t.add_row({"attention_tile", std::to_string(b.attention_tile), std::to_string(h.attention_tile),
                "", ""});
+    t.add_row({"lockstep_penalty", lockstep_text(b), lockstep_text(h), "", ""});
     row("nvlink_gbytes_per_s", b.nvlink_gbytes_per_s, h.nvlink_gbytes_per_s, "{:.4g}");
     row("nvlink_latency_us", b.nvlink_latency_us, h.nvlink_latency_us, "{:.3g}");
     row("network_gbytes_per_s", b.network_gbytes_per_s, h.network_gbytes_per_s, "{:.4g}");

@@ -58,9 +58,12 @@ struct class_seconds final : step_observer {
 constexpr std::array<rate_class, 4> probed_classes = {
     rate_class::gemm, rate_class::elementwise, rate_class::attention, rate_class::output_layer};
 
+/// The probe steps' wall seconds on this rank, in the order every rank ran them.
+using step_walls = std::vector<double>;
+
 template <typename T>
 std::vector<rate_sample> probe_layers(const decoder_config& one_layer, communicator& world,
-                                      const cpu_probe_options& o) {
+                                      const cpu_probe_options& o, step_walls& walls) {
     const auto probes = probe_batches(cpu_probe_design(o.quick));
     const auto params = init_decoder_params<T>(one_layer, o.seed);
     fake_world solo(1);
@@ -85,8 +88,11 @@ std::vector<rate_sample> probe_layers(const decoder_config& one_layer, communica
             class_seconds split;
             parallel_groups groups{*self, *self, *self};
             groups.observer = &split;
-            world.barrier(); // the ranks share the machine as in a run
+            world.barrier(); // the ranks share the machine as in a run, in lockstep
+            const auto t0 = std::chrono::steady_clock::now();
             (void)compute_step_gradients<T>(one_layer, params, batch, shards, groups);
+            walls.push_back(
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
             for (std::size_t c = 0; c < probed_classes.size(); ++c)
                 for (const bool bwd : {false, true})
                     times[p][2 * c + (bwd ? 1 : 0)].push_back(
@@ -252,6 +258,29 @@ std::vector<rate_sample> measure_world_collectives(communicator& world, int repe
     return out;
 }
 
+double lockstep_penalty(communicator& world, std::span<const double> walls) {
+    const auto n = static_cast<std::size_t>(world.size());
+    if (n <= 1 || walls.empty())
+        return 0.0;
+    // Each rank's walls in its own slot; the sum over ranks then holds them all.
+    std::vector<double> all(n * walls.size(), 0.0);
+    std::copy(walls.begin(), walls.end(),
+              all.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(world.rank()) *
+                                                        walls.size()));
+    world.all_reduce(std::span<double>(all));
+    double slowest = 0.0, mean = 0.0;
+    for (std::size_t i = 0; i < walls.size(); ++i) {
+        double most = 0.0, sum = 0.0;
+        for (std::size_t r = 0; r < n; ++r) {
+            most = std::max(most, all[r * walls.size() + i]);
+            sum += all[r * walls.size() + i];
+        }
+        slowest += most;
+        mean += sum / static_cast<double>(n);
+    }
+    return mean > 0.0 ? slowest / mean - 1.0 : 0.0;
+}
+
 rate_samples measure_cpu(const model_spec& model, communicator& world,
                          const cpu_probe_options& options) {
     WLB_EXPECTS(options.repeats >= 1, "calibration repeats {}", options.repeats);
@@ -266,10 +295,15 @@ rate_samples measure_cpu(const model_spec& model, communicator& world,
     out.bytes_per_element = options.numbers == precision::f64 ? 8 : 4;
     out.ranks = world.size();
     out.machine = describe_host();
+    step_walls walls;
     out.samples = options.numbers == precision::f64
-                      ? probe_layers<double>(one_layer, world, options)
-                      : probe_layers<float>(one_layer, world, options);
+                      ? probe_layers<double>(one_layer, world, options, walls)
+                      : probe_layers<float>(one_layer, world, options, walls);
     average_over_ranks(world, out.samples);
+    if (world.size() > 1) {
+        out.lockstep_penalty = lockstep_penalty(world, walls);
+        out.lockstep_ranks = world.size();
+    }
     auto comm = measure_world_collectives(world, std::max(3, options.repeats), options.quick);
     if (options.progress)
         options.progress({"collectives", 1, 1});

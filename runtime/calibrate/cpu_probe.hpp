@@ -26,6 +26,7 @@
 #include "runtime/train/backend.hpp"
 
 #include <functional>
+#include <span>
 #include <string>
 
 namespace wlb::runtime {
@@ -49,6 +50,11 @@ struct cpu_probe_options {
 /// CPU decoder cannot run the model (runtime::decoder_config_of).
 [[nodiscard]] rate_samples measure_cpu(const model_spec& model, communicator& world,
                                        const cpu_probe_options& options);
+
+/// rate_samples::lockstep_penalty from every rank's wall seconds of the same work (the same
+/// steps in the same order, each begun after a barrier): the sum over steps of the slowest rank's
+/// seconds / the sum of the ranks' means, less 1. Collective; 0 for one rank or no steps.
+[[nodiscard]] double lockstep_penalty(communicator& world, std::span<const double> walls);
 
 /// Host name and processor model ("host dev-vm-3, Intel(R) Xeon(R) ..."), for provenance.
 [[nodiscard]] std::string describe_host();

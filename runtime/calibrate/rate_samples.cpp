@@ -65,10 +65,15 @@ nlohmann::json to_json(const rate_samples& s) {
     auto samples = nlohmann::json::array();
     for (const auto& x : s.samples)
         samples.push_back(to_json(x));
-    return {{"source", s.source}, {"model", to_json(s.model)},
-            {"tp", s.tp},         {"bytes_per_element", s.bytes_per_element},
-            {"ranks", s.ranks},   {"machine", s.machine},
-            {"notes", s.notes},   {"samples", std::move(samples)}};
+    nlohmann::json j = {{"source", s.source}, {"model", to_json(s.model)},
+                        {"tp", s.tp},         {"bytes_per_element", s.bytes_per_element},
+                        {"ranks", s.ranks},   {"machine", s.machine},
+                        {"notes", s.notes},   {"samples", std::move(samples)}};
+    if (s.lockstep_ranks > 1) {
+        j["lockstep_penalty"] = s.lockstep_penalty;
+        j["lockstep_ranks"] = s.lockstep_ranks;
+    }
+    return j;
 }
 
 repeat_summary summarize_repeats(std::vector<double> seconds) {

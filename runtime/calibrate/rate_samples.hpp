@@ -66,6 +66,12 @@ struct rate_samples {
     int bytes_per_element = 4;
     int ranks = 1;       ///< processes that measured at once (their samples are averaged)
     std::string machine; ///< what ran them: host name, CPU or GPU model
+    /// Over the probe steps every rank ran at once on the same work, after a barrier: the mean
+    /// of the slowest rank's seconds / the mean of the ranks' seconds, less 1 (what a step that
+    /// synchronizes them loses to their differences). Measured over `lockstep_ranks` ranks;
+    /// 0 ranks: not measured (one process, or a trace).
+    double lockstep_penalty = 0.0;
+    int lockstep_ranks = 0;
     std::vector<rate_sample> samples;
     std::vector<std::string> notes; ///< what was not measured, and why
 };

@@ -17,6 +17,7 @@
 #include "runtime/trace/trace.hpp"
 #include "runtime/train/decoder_step.hpp"
 #include "tuner/cost/cost_model.hpp"
+#include "tuner/cost/plan_durations.hpp"
 #include "tuner/cost/rate_fit.hpp"
 #include "tuner/search/simulate_job.hpp"
 
@@ -46,6 +47,8 @@ tuner::hardware_config truth() {
     h.attention_bwd_token_pairs = 35.0;
     h.nvlink_gbytes_per_s = 3.0;
     h.nvlink_latency_us = 1.5;
+    h.lockstep_penalty = 0.04;
+    h.lockstep_ranks = 2;
     return h;
 }
 
@@ -104,9 +107,9 @@ TEST(HardwareFile, RoundTripsEveryField) {
 TEST(HardwareFile, PresetsCarryNoCalibratedFields) {
     // Tuned configs and cost models embed the hardware: the presets' JSON is what it was.
     const auto j = tuner::to_json(tuner::hardware_preset("h100-sxm"));
-    for (const char* key :
-         {"attention_bwd", "attention_fwd_token_pairs", "output_layer_tflops",
-          "gemm_bwd_rate_ratio", "output_layer_bwd_rate_ratio", "spread", "provenance"})
+    for (const char* key : {"attention_bwd", "attention_fwd_token_pairs", "output_layer_tflops",
+                            "gemm_bwd_rate_ratio", "output_layer_bwd_rate_ratio",
+                            "lockstep_penalty", "lockstep_ranks", "spread", "provenance"})
         EXPECT_FALSE(j.contains(key)) << key;
 }
 
@@ -144,6 +147,12 @@ TEST(HardwareFile, BadOrPartialFilesNameTheField) {
     j = full;
     j["gemm_tflops"] = "fast";
     EXPECT_NE(error_of(j).find("\"gemm_tflops\" has the wrong type"), std::string::npos);
+    j = full;
+    j["lockstep_penalty"] = -0.1;
+    EXPECT_NE(error_of(j).find("\"lockstep_penalty\" must not be negative"), std::string::npos);
+    j = full;
+    j.erase("lockstep_ranks"); // a penalty says over how many ranks it was measured
+    EXPECT_NE(error_of(j).find("\"lockstep_ranks\" must be at least 2"), std::string::npos);
     j = full;
     j["schema"] = "wlbtune.hardware/9";
     EXPECT_NE(error_of(j).find("\"schema\""), std::string::npos);
@@ -215,6 +224,82 @@ TEST(RateFit, RecoversTheHardwareThatTimedTheSamples) {
     EXPECT_TRUE(fit.attention_forms[2].chosen);
 }
 
+TEST(LockstepPenalty, ExpectedMaximaOfNormalDeviatesMatchTheirTables) {
+    EXPECT_EQ(tuner::expected_normal_maximum(1), 0.0);
+    EXPECT_NEAR(tuner::expected_normal_maximum(2), 1.0 / std::sqrt(std::acos(-1.0)), 1e-6);
+    EXPECT_NEAR(tuner::expected_normal_maximum(3), 0.846284, 1e-5);
+    EXPECT_NEAR(tuner::expected_normal_maximum(4), 1.029375, 1e-5);
+    EXPECT_NEAR(tuner::expected_normal_maximum(8), 1.423600, 1e-5);
+    EXPECT_NEAR(tuner::expected_normal_maximum(16), 1.765991, 1e-5);
+}
+
+TEST(LockstepPenalty, ScalesToTheTpTimesCpGroupAndOnlyThere) {
+    auto h = truth(); // 4% over 2 ranks
+    const auto model = runtime::model_preset("small");
+    auto factor = [&](const runtime::layout& l) {
+        return tuner::cost_model(model, h, l).lockstep_factor();
+    };
+    EXPECT_EQ(factor(runtime::layout(1, 1, 1, 1)), 1.0);
+    EXPECT_EQ(factor(runtime::layout(1, 1, 4, 2)),
+              1.0); // pp and dp do not step in lockstep per layer
+    EXPECT_NEAR(factor(runtime::layout(1, 2, 1, 1)), 1.04, 1e-9);
+    EXPECT_NEAR(factor(runtime::layout(2, 1, 2, 1)), 1.04, 1e-9);
+    EXPECT_NEAR(factor(runtime::layout(2, 2, 1, 1)),
+                1.0 + 0.04 * tuner::expected_normal_maximum(4) / tuner::expected_normal_maximum(2),
+                1e-9);
+    // The simulator's step plan charges it on every compute duration, nothing else.
+    const tuner::cost_model cp2(model, h, runtime::layout(1, 2, 1, 1));
+    const tuner::cost_duration_model plan(cp2);
+    runtime::cp_shard shard;
+    shard.chunks = {{0, 0, 700}, {1, 0, 300}};
+    EXPECT_NEAR(plan.linear_fwd_seconds(1000), 1.04 * cp2.linear_fwd_seconds(1000), 1e-15);
+    EXPECT_NEAR(plan.linear_bwd_seconds(1000), 1.04 * cp2.linear_bwd_seconds(1000), 1e-15);
+    EXPECT_NEAR(plan.attention_fwd_seconds(shard), 1.04 * cp2.attention_fwd_seconds(shard), 1e-15);
+    EXPECT_NEAR(plan.attention_bwd_seconds(shard), 1.04 * cp2.attention_bwd_seconds(shard), 1e-15);
+    EXPECT_NEAR(plan.output_layer_bwd_seconds(1000), 1.04 * cp2.output_layer_bwd_seconds(1000),
+                1e-15);
+    EXPECT_EQ(plan.p2p_seconds(1e6, 0, 1), cp2.p2p_seconds(1e6, true)); // ranks 0 and 1: one node
+    h.lockstep_penalty = 0.0;
+    EXPECT_EQ(factor(runtime::layout(2, 2, 1, 1)), 1.0);
+    // The presets carry none: their predictions are as before.
+    EXPECT_EQ(
+        tuner::cost_model(model, tuner::hardware_preset("h100-sxm"), runtime::layout(8, 2, 4, 1))
+            .lockstep_factor(),
+        1.0);
+}
+
+TEST(LockstepPenalty, IsTheSlowestRanksSumAgainstTheMeansSum) {
+    // Two steps: rank 1 takes 1.2 s where rank 0 takes 1 s, then both 1 s.
+    std::vector<double> got(2, -1.0);
+    runtime::fake_world::run(2, 60.0, [&](runtime::communicator& world) {
+        const std::vector<double> walls =
+            world.rank() == 0 ? std::vector<double>{1.0, 1.0} : std::vector<double>{1.2, 1.0};
+        got[static_cast<std::size_t>(world.rank())] = runtime::lockstep_penalty(world, walls);
+    });
+    EXPECT_NEAR(got[0], (1.2 + 1.0) / (1.1 + 1.0) - 1.0, 1e-12);
+    EXPECT_EQ(got[0], got[1]); // every rank has it
+    runtime::fake_world::run(1, 60.0, [&](runtime::communicator& world) {
+        EXPECT_EQ(runtime::lockstep_penalty(world, std::vector<double>{1.0, 2.0}), 0.0);
+    });
+}
+
+TEST(RateFit, TheLockstepPenaltyIsTakenAsMeasuredOrKeptFromTheBase) {
+    auto set = synthetic_samples(truth(), [](std::size_t) { return 1.0; });
+    auto base = tuner::hardware_preset("cpu-dev-vm");
+    auto fit = tuner::fit_hardware(set, base, {.attention_tile = 1, .name = "fit"});
+    EXPECT_EQ(fit.hardware.lockstep_penalty, 0.0); // one rank measured: the base's (none)
+    bool noted = false;
+    for (const auto& n : fit.notes)
+        noted = noted || n.find("lockstep_penalty") != std::string::npos;
+    EXPECT_TRUE(noted);
+    set.lockstep_penalty = 0.031;
+    set.lockstep_ranks = 2;
+    fit = tuner::fit_hardware(set, base, {.attention_tile = 1, .name = "fit"});
+    EXPECT_EQ(fit.hardware.lockstep_penalty, 0.031);
+    EXPECT_EQ(fit.hardware.lockstep_ranks, 2);
+    EXPECT_TRUE(fit.hardware.sources.contains("lockstep_penalty"));
+}
+
 TEST(RateFit, APassWithoutSamplesKeepsTheBasesBackwardRatio) {
     const auto h = truth();
     auto set = synthetic_samples(h, [](std::size_t) { return 1.0; });
@@ -271,6 +356,9 @@ TEST(TraceFit, ASimulatedRunGivesItsCostsBack) {
     // GEMMs and element-wise work, and so its ratio of the GEMMs' passes too.
     auto h = truth();
     h.gemm_bwd_rate_ratio = 0.0;
+    // The simulator carries the lockstep penalty in its compute durations (a real run shows it
+    // as waits in the collectives): a simulated trace's rates would include it.
+    h.lockstep_penalty = 0.0;
     const tuner::cost_model costs(model, h, l);
     std::vector<runtime::sharded_step> steps;
     for (int s = 0; s < 6; ++s) {

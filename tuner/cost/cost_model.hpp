@@ -108,6 +108,13 @@ public:
     [[nodiscard]] nlohmann::json to_json() const;
     static cost_model from_json(const nlohmann::json& j, std::string_view where);
 
+    /// What the layer compute of a rank costs beyond its own time because its TP x CP group
+    /// synchronizes every layer and waits for its slowest member: 1 + the hardware's
+    /// lockstep_penalty scaled from lockstep_ranks to the group's g ranks by the expected maximum
+    /// of g normal deviates (1 for g = 1 or no penalty). The simulator's step plan applies it
+    /// (tuner/cost/plan_durations.hpp); the packers' comparisons do not need it.
+    [[nodiscard]] double lockstep_factor() const noexcept { return m_lockstep_factor; }
+
 private:
     double padded_tokens(std::int64_t q_tokens) const noexcept;
     runtime::model_spec m_model;
@@ -115,6 +122,11 @@ private:
     runtime::layout m_layout;
     cost_options m_options;
     double m_gemm_flops_per_token = 0.0; // forward, per layer, per rank
+    double m_lockstep_factor = 1.0;
 };
+
+/// The expected maximum of n independent standard normal deviates (0 for n = 1; 0.564 for 2,
+/// 1.029 for 4, 1.424 for 8).
+[[nodiscard]] double expected_normal_maximum(int n);
 
 } // namespace wlb::tuner

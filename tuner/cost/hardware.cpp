@@ -149,6 +149,10 @@ void validate(const hardware_config& h, std::string_view where) {
     non_negative(h.output_layer_tflops, "output_layer_tflops");
     non_negative(h.gemm_bwd_rate_ratio, "gemm_bwd_rate_ratio");
     non_negative(h.output_layer_bwd_rate_ratio, "output_layer_bwd_rate_ratio");
+    non_negative(h.lockstep_penalty, "lockstep_penalty");
+    if (h.lockstep_penalty > 0.0 && h.lockstep_ranks < 2)
+        throw input_error(where, "hardware field \"lockstep_ranks\" must be at least 2 where "
+                                 "\"lockstep_penalty\" is set (the ranks it was measured over)");
     if (h.attention_tile < 1)
         throw input_error(where, "hardware field \"attention_tile\" must be at least 1");
     if (h.gpus_per_node < 1)
@@ -251,6 +255,8 @@ hardware_config hardware_from_json(const nlohmann::json& j, std::string_view whe
         "output_layer_tflops",
         "gemm_bwd_rate_ratio",
         "output_layer_bwd_rate_ratio",
+        "lockstep_penalty",
+        "lockstep_ranks",
         "hbm_gbytes_per_s",
         "nvlink_gbytes_per_s",
         "nvlink_latency_us",
@@ -308,6 +314,8 @@ hardware_config hardware_from_json(const nlohmann::json& j, std::string_view whe
     field("output_layer_tflops", h.output_layer_tflops);
     field("gemm_bwd_rate_ratio", h.gemm_bwd_rate_ratio);
     field("output_layer_bwd_rate_ratio", h.output_layer_bwd_rate_ratio);
+    field("lockstep_penalty", h.lockstep_penalty);
+    field("lockstep_ranks", h.lockstep_ranks);
     field("hbm_gbytes_per_s", h.hbm_gbytes_per_s);
     field("nvlink_gbytes_per_s", h.nvlink_gbytes_per_s);
     field("nvlink_latency_us", h.nvlink_latency_us);
@@ -370,6 +378,10 @@ nlohmann::json to_json(const hardware_config& h) {
         j["gemm_bwd_rate_ratio"] = h.gemm_bwd_rate_ratio;
     if (h.output_layer_bwd_rate_ratio > 0.0)
         j["output_layer_bwd_rate_ratio"] = h.output_layer_bwd_rate_ratio;
+    if (h.lockstep_penalty > 0.0) {
+        j["lockstep_penalty"] = h.lockstep_penalty;
+        j["lockstep_ranks"] = h.lockstep_ranks;
+    }
     if (!h.spread.empty())
         j["spread"] = h.spread;
     if (!h.provenance.empty())

@@ -52,6 +52,13 @@ struct hardware_config {
     /// gemm_bwd_flop_ratio (2) x the forward's time / this. 0: 1 (as the FLOPs say).
     double gemm_bwd_rate_ratio = 0.0;
     double output_layer_bwd_rate_ratio = 0.0;
+    /// What ranks that synchronize every layer (a TP or CP group) lose to their differences: the
+    /// slowest of `lockstep_ranks` ranks running the same work in lockstep took this fraction
+    /// longer than their mean (calibrate measures it over its ranks; 0: nothing lost). The cost
+    /// model scales it to a group of g ranks by the expected maximum of g normal deviates
+    /// (cost_model::lockstep_factor).
+    double lockstep_penalty = 0.0;
+    int lockstep_ranks = 0;
     /// The two ratios with 0 read as 1.
     [[nodiscard]] double gemm_bwd_rate() const noexcept {
         return gemm_bwd_rate_ratio > 0.0 ? gemm_bwd_rate_ratio : 1.0;

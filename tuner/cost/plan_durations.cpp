@@ -22,22 +22,22 @@ runtime::plan_shape cost_duration_model::shape() const {
 }
 
 double cost_duration_model::linear_fwd_seconds(std::int64_t tokens) const {
-    return m_costs.linear_fwd_seconds(tokens);
+    return m_costs.linear_fwd_seconds(tokens) * m_costs.lockstep_factor();
 }
 double cost_duration_model::linear_bwd_seconds(std::int64_t tokens) const {
-    return m_costs.linear_bwd_seconds(tokens);
+    return m_costs.linear_bwd_seconds(tokens) * m_costs.lockstep_factor();
 }
 double cost_duration_model::attention_fwd_seconds(const runtime::cp_shard& shard) const {
-    return m_costs.attention_fwd_seconds(shard);
+    return m_costs.attention_fwd_seconds(shard) * m_costs.lockstep_factor();
 }
 double cost_duration_model::attention_bwd_seconds(const runtime::cp_shard& shard) const {
-    return m_costs.attention_bwd_seconds(shard);
+    return m_costs.attention_bwd_seconds(shard) * m_costs.lockstep_factor();
 }
 double cost_duration_model::output_layer_fwd_seconds(std::int64_t tokens) const {
-    return m_costs.output_layer_fwd_seconds(tokens);
+    return m_costs.output_layer_fwd_seconds(tokens) * m_costs.lockstep_factor();
 }
 double cost_duration_model::output_layer_bwd_seconds(std::int64_t tokens) const {
-    return m_costs.output_layer_bwd_seconds(tokens);
+    return m_costs.output_layer_bwd_seconds(tokens) * m_costs.lockstep_factor();
 }
 
 double cost_duration_model::collective_seconds(runtime::collective_kind kind, double bytes,

@@ -1,6 +1,7 @@
 // The cost model as the step plan's duration_model (runtime/plan/duration_model.hpp): the adapter
 // that lets runtime/ stay free of tuner/. Collectives and transfers are inside a node when all
-// their ranks are (ranks fill nodes of hardware.gpus_per_node in order).
+// their ranks are (ranks fill nodes of hardware.gpus_per_node in order). Compute durations carry
+// the cost model's lockstep_factor: what a TP or CP group loses waiting for its slowest member.
 #pragma once
 
 #include "runtime/plan/duration_model.hpp"

@@ -669,6 +669,17 @@ hardware_fit fit_hardware(const rate_samples& set, const hardware_config& base,
         if (c.what == "collectives inter-node")
             h.sources["network_gbytes_per_s"] = h.sources["network_latency_us"] = src;
     }
+    // What ranks in lockstep lose to the slowest of them: measured as it is, no fit.
+    if (set.lockstep_ranks > 1) {
+        h.lockstep_penalty = set.lockstep_penalty;
+        h.lockstep_ranks = set.lockstep_ranks;
+        h.sources["lockstep_penalty"] =
+            fmt::format("measured by {}: {} ranks running the same probe steps in lockstep, the "
+                        "slowest against their mean",
+                        from, set.lockstep_ranks);
+    } else {
+        note_base("lockstep_penalty (it needs several ranks running probes at once)");
+    }
     if (h.attention_tile != base.attention_tile)
         h.sources["attention_tile"] =
             fmt::format("{} (the kernel does not pad queries)", h.attention_tile);

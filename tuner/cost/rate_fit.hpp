@@ -23,6 +23,8 @@
 //   collectives          latency and bandwidth of the ring model (cost_model::collective_seconds,
 //                        p2p_seconds) by least squares on relative errors, intra-node samples to
 //                        the nvlink fields, inter-node ones to the network fields
+//   lockstep_penalty     as measured (rate_samples::lockstep_penalty), where several ranks ran
+//                        the probes at once
 // Fields no sample measures stay at the base hardware's values, with a note saying so.
 #pragma once
 
