@@ -145,6 +145,25 @@ TEST(CostModel, RingCollectivesFollowTheirClosedForm) {
     EXPECT_FALSE(cm.intra_node(runtime::axis::pp)); // pp group spans 0, 16, 32, 48
 }
 
+TEST(CostModel, AnOutputLayerNotSplitByTpCostsTheWholeHeadOnEveryRank) {
+    const auto model = runtime::model_preset("small");
+    const auto hw = tuner::hardware_preset("cpu-dev-vm");
+    tuner::cost_options whole;
+    whole.split_output_layer = false;
+    const cost_model one(model, hw, runtime::layout::parse("tp=1")),
+        split(model, hw, runtime::layout::parse("tp=2")),
+        unsplit(model, hw, runtime::layout::parse("tp=2"), whole);
+    EXPECT_DOUBLE_EQ(split.output_layer_fwd_seconds(1000), one.output_layer_fwd_seconds(1000) / 2);
+    EXPECT_DOUBLE_EQ(unsplit.output_layer_fwd_seconds(1000), one.output_layer_fwd_seconds(1000));
+    EXPECT_DOUBLE_EQ(unsplit.output_layer_bwd_seconds(1000), one.output_layer_bwd_seconds(1000));
+    // The layers are split as before.
+    EXPECT_DOUBLE_EQ(unsplit.linear_fwd_seconds(1000), split.linear_fwd_seconds(1000));
+    // Written only where it differs from the default, and read back.
+    EXPECT_FALSE(split.to_json()["options"].contains("split_output_layer"));
+    const auto back = cost_model::from_json(unsplit.to_json(), "cm.json");
+    EXPECT_DOUBLE_EQ(back.output_layer_fwd_seconds(1000), one.output_layer_fwd_seconds(1000));
+}
+
 TEST(CostModel, JsonRoundTripPredictsTheSame) {
     auto cm = make("70b", "tp=16,cp=4,pp=4,dp=1", "h200");
     auto back = cost_model::from_json(cm.to_json(), "cm.json");

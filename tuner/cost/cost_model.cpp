@@ -119,8 +119,8 @@ double cost_model::linear_bwd_seconds(std::int64_t tokens) const {
 }
 
 double cost_model::output_layer_fwd_seconds(std::int64_t tokens) const {
-    const double flops =
-        2.0 * static_cast<double>(tokens) * m_model.hidden * m_model.vocab / m_layout.tp();
+    const double flops = 2.0 * static_cast<double>(tokens) * m_model.hidden * m_model.vocab /
+                         (m_options.split_output_layer ? m_layout.tp() : 1);
     const double rate = m_hardware.output_layer_tflops > 0.0 ? m_hardware.output_layer_tflops
                                                              : m_hardware.gemm_tflops;
     return flops / (rate * 1e12);
@@ -194,18 +194,22 @@ double cost_model::p2p_seconds(double bytes, bool intra_node) const {
 }
 
 nlohmann::json cost_model::to_json() const {
-    return {{"schema", "wlbtune.cost_model/1"},
-            {"flop_convention",
-             "attention fwd = 4*pairs*hidden (exact causal pairs, query padded to the tile); "
-             "attention bwd = 2.5x fwd; GEMM fwd = 2*tokens*weights; GEMM bwd = 2x fwd"},
-            {"model", runtime::to_json(m_model)},
-            {"hardware", tuner::to_json(m_hardware)},
-            {"layout", {{"spec", m_layout.spec()}, {"order", m_layout.order_string()}}},
-            {"options",
-             {{"attention_bwd_flop_ratio", m_options.attention_bwd_flop_ratio},
-              {"gemm_bwd_flop_ratio", m_options.gemm_bwd_flop_ratio},
-              {"elementwise_hidden_passes", m_options.elementwise_hidden_passes},
-              {"bytes_per_element", m_options.bytes_per_element}}}};
+    nlohmann::json j = {
+        {"schema", "wlbtune.cost_model/1"},
+        {"flop_convention",
+         "attention fwd = 4*pairs*hidden (exact causal pairs, query padded to the tile); "
+         "attention bwd = 2.5x fwd; GEMM fwd = 2*tokens*weights; GEMM bwd = 2x fwd"},
+        {"model", runtime::to_json(m_model)},
+        {"hardware", tuner::to_json(m_hardware)},
+        {"layout", {{"spec", m_layout.spec()}, {"order", m_layout.order_string()}}},
+        {"options",
+         {{"attention_bwd_flop_ratio", m_options.attention_bwd_flop_ratio},
+          {"gemm_bwd_flop_ratio", m_options.gemm_bwd_flop_ratio},
+          {"elementwise_hidden_passes", m_options.elementwise_hidden_passes},
+          {"bytes_per_element", m_options.bytes_per_element}}}};
+    if (!m_options.split_output_layer) // written only where it differs, as files before it
+        j["options"]["split_output_layer"] = false;
+    return j;
 }
 
 cost_model cost_model::from_json(const nlohmann::json& j, std::string_view where) {
@@ -229,6 +233,7 @@ cost_model cost_model::from_json(const nlohmann::json& j, std::string_view where
         o.elementwise_hidden_passes =
             it->value("elementwise_hidden_passes", o.elementwise_hidden_passes);
         o.bytes_per_element = it->value("bytes_per_element", o.bytes_per_element);
+        o.split_output_layer = it->value("split_output_layer", o.split_output_layer);
     }
     return cost_model(runtime::model_from_json(j["model"], where),
                       hardware_from_json(j["hardware"], where), layout, o);

@@ -41,6 +41,9 @@ struct cost_options {
     /// hidden-sized activation per layer forward in Megatron's fused kernels.
     double elementwise_hidden_passes = 24.0;
     int bytes_per_element = 2; ///< bf16 activations
+    /// The output layer (LM head and loss) split over the TP ranks by vocabulary, as Megatron's
+    /// is; false: every TP rank computes all of it (the CPU executor, runtime/train).
+    bool split_output_layer = true;
 };
 
 enum class collective { all_reduce, all_gather, reduce_scatter };

@@ -15,6 +15,7 @@ cost_model run_cost_model(const runtime::model_spec& model, const hardware_confi
                           const runtime::layout& layout, runtime::precision numbers) {
     cost_options o;
     o.bytes_per_element = numbers == runtime::precision::f64 ? 8 : 4;
+    o.split_output_layer = false; // the CPU decoder runs the whole head on every TP rank
     return cost_model(model, hardware, layout, o);
 }
 

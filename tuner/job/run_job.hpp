@@ -30,7 +30,8 @@
 namespace wlb::tuner {
 
 /// The cost model of a run: the model on `hardware` over `layout`, activations and collectives
-/// in the run's number format (4 or 8 bytes per element instead of bf16's 2).
+/// in the run's number format (4 or 8 bytes per element instead of bf16's 2), and the output
+/// layer whole on every TP rank, as the CPU decoder runs it.
 [[nodiscard]] cost_model run_cost_model(const runtime::model_spec& model,
                                         const hardware_config& hardware,
                                         const runtime::layout& layout, runtime::precision numbers);
