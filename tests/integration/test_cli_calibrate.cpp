@@ -87,11 +87,9 @@ TEST(CliCalibrate, FromTraceFitsARunCapture) {
     EXPECT_NE(r.out.find("fit residuals"), std::string::npos) << r.out;
     const auto j = nlohmann::json::parse(read_text(hw));
     EXPECT_NE(j.at("provenance").at("source").get<std::string>().find("trace"), std::string::npos);
-    EXPECT_EQ(run_wlbtune(fmt::format("simulate --hardware '{}' --model tiny --layout tp=1 "
-                                      "--context 4k --steps 1",
-                                      hw))
-                  .exit_code,
-              0);
+    const auto sim = run_wlbtune(fmt::format(
+        "simulate --hardware '{}' --model tiny --layout tp=1 --context 4k --steps 1", hw));
+    EXPECT_EQ(sim.exit_code, 0) << sim.err << "\n" << read_text(hw);
 
     const auto missing =
         run_wlbtune(fmt::format("calibrate --from-trace '{}'", (dir / "nonexistent").string()));

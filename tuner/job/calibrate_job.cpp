@@ -100,6 +100,19 @@ calibrate_outcome calibrate_job(const calibrate_request& r, runtime::communicato
         h.provenance[fmt::format("note {}", i + 1)] = out.samples.notes[i];
     out.hardware_file = to_json(h);
     out.hardware_file["schema"] = hardware_schema;
+    // Every command reads what calibrate writes: a fit the file's own checks refuse (samples so
+    // noisy that a rate comes out 0, say) fails here, naming the field, and nothing is written.
+    try {
+        (void)hardware_from_json(out.hardware_file, "the fitted hardware");
+    } catch (const input_error& e) {
+        const std::string why = fmt::format(
+            "the fit gave hardware the cost model cannot use ({}); measure again on a quieter "
+            "machine{}",
+            e.what(), r.from_trace.empty() ? " or with more --repeats" : ", or from a longer run");
+        if (r.from_trace.empty())
+            throw runtime_failure(why);
+        throw input_error(r.from_trace, why);
+    }
     return out;
 }
 
