@@ -369,7 +369,8 @@ void report_simulate_batch(const command_output& out, const tuner::job_spec& job
                            const simulate_files& files) {
     write_simulated_traces(outcome.result.trace, files.perfetto, files.trace_dir, outcome.inputs,
                            &job.model);
-    out.json(simulate_batch_json(job, outcome));
+    if (out.wants_json()) // built only when it is written, as the --data report is
+        out.json(simulate_batch_json(job, outcome));
     out.text(simulate_batch_text(job, outcome, files.perfetto, files.trace_dir));
 }
 
